@@ -1,0 +1,142 @@
+//! `retentionos-api` command line: `serve`, `migrate`, `tenant ...`.
+
+use clap::{Parser, Subcommand};
+use shared::{
+    db,
+    tenants::{self, KeyKind, Mode},
+    Config,
+};
+use uuid::Uuid;
+
+#[derive(Parser, Debug)]
+#[command(name = "retentionos-api", version, about = "RetentionOS HTTP API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API on API_ADDR.
+    Serve,
+    /// Create the database if missing and apply pending migrations.
+    Migrate,
+    /// Manage tenants and their keys.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant; prints its secret and publishable keys for test and live mode (once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List tenants (JSON).
+    List,
+    /// List a tenant's keys (never the plaintext).
+    Keys {
+        #[arg(long)]
+        tenant: Uuid,
+    },
+    /// Issue a new key and retire the current ones of that kind and mode.
+    RotateKey {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long, value_parser = ["secret", "publishable"])]
+        kind: String,
+        #[arg(long, value_parser = ["test", "live"])]
+        mode: String,
+        /// Seconds the old key keeps working.
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: i64,
+    },
+    /// Revoke one key.
+    RevokeKey {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        key: Uuid,
+    },
+}
+
+/// Runs a non-serving command against the configured database.
+pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
+    let url = config.database_url.expose().to_string();
+    if matches!(cmd, Command::Migrate) {
+        db::ensure_database(&url).await?;
+    }
+    let pool = db::lazy_pool(&url, &config.pool, "retentionos-cli")?;
+    match cmd {
+        Command::Serve => unreachable!("handled by main"),
+        Command::Migrate => {
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+        }
+        Command::Tenant { action } => {
+            let out = match action {
+                TenantCmd::Create { name } => {
+                    let t = tenants::create_tenant(&pool, &name).await?;
+                    serde_json::json!({ "tenant": t.tenant, "keys": t.keys,
+                        "note": "Keys are shown once; store them now." })
+                }
+                TenantCmd::List => serde_json::to_value(tenants::list_tenants(&pool).await?)?,
+                TenantCmd::Keys { tenant } => {
+                    serde_json::to_value(tenants::list_keys(&pool, tenant).await?)?
+                }
+                TenantCmd::RotateKey {
+                    tenant,
+                    kind,
+                    mode,
+                    grace_seconds,
+                } => {
+                    let kind = KeyKind::parse(&kind).expect("validated by clap");
+                    let mode = Mode::parse(&mode).expect("validated by clap");
+                    serde_json::to_value(
+                        tenants::rotate_key(&pool, tenant, kind, mode, grace_seconds).await?,
+                    )?
+                }
+                TenantCmd::RevokeKey { tenant, key } => {
+                    if !tenants::revoke_key(&pool, tenant, key).await? {
+                        anyhow::bail!("tenant {tenant} has no key {key}");
+                    }
+                    serde_json::json!({ "id": key, "revoked": true })
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+    }
+    Ok(())
+}
+
+/// The binary's entry point (shared with the test harness's wrapper binary).
+pub fn entrypoint() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve => {
+                shared::telemetry::init_tracing(config.log_format);
+                crate::run(config).await
+            }
+            cmd => run_admin(config, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

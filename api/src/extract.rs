@@ -1,0 +1,162 @@
+//! Extractors: the JSON body extractor whose rejections use the error envelope, and the
+//! authentication extractors (`TenantAuth` for secret keys, `OpsAuth` for the ops token).
+
+use axum::{
+    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts, StatusCode},
+};
+use serde::de::DeserializeOwned;
+use shared::tenants::{KeyIdentity, KeyKind};
+
+use crate::{error::ApiError, AppState};
+
+/// `Json<T>` with envelope rejections: malformed JSON, wrong content type, unknown fields
+/// (request types use `deny_unknown_fields`) and oversized bodies (413).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    match rej {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "unsupported_media_type",
+            "Send the body as JSON with Content-Type: application/json.",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(
+            "malformed_json",
+            format!("The body is not valid JSON: {}", inner(&e.body_text())),
+        ),
+        JsonRejection::JsonDataError(e) => {
+            let text = inner(&e.body_text());
+            // serde reports "path.to.field: message"; expose the path as `param`.
+            let param = text
+                .split_once(": ")
+                .map(|(p, _)| p.to_string())
+                .filter(|p| !p.contains(' ') && p != ".");
+            let code = if text.contains("unknown field") {
+                "unknown_field"
+            } else if text.contains("missing field") {
+                "missing_field"
+            } else {
+                "invalid_field"
+            };
+            let mut err = ApiError::invalid(code, text.clone());
+            if let Some(p) = param {
+                err = err.with_param(p);
+            } else if let Some(f) = text.split('`').nth(1) {
+                err = err.with_param(f);
+            }
+            err
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        other => ApiError::invalid("invalid_body", other.body_text()),
+    }
+}
+
+fn inner(text: &str) -> String {
+    text.trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        .trim_start_matches("Failed to parse the request body as JSON: ")
+        .to_string()
+}
+
+/// Reads `Authorization: Bearer <token>`.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_api_key",
+            "Send your key as `Authorization: Bearer <key>`.",
+        )
+    })?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized(
+            "malformed_api_key",
+            "The Authorization header is not valid text.",
+        )
+    })?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "malformed_api_key",
+                "Use the Bearer scheme: `Authorization: Bearer <key>`.",
+            )
+        })?;
+    Ok(token)
+}
+
+/// A request authenticated with one of the tenant's secret keys (`sk_test_…`/`sk_live_…`).
+#[derive(Clone, Copy, Debug)]
+pub struct TenantAuth(pub KeyIdentity);
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let Some((kind, _)) = shared::tenants::parse_key_shape(token) else {
+            return Err(ApiError::unauthorized(
+                "malformed_api_key",
+                "That is not a RetentionOS API key (expected sk_test_… or sk_live_…).",
+            ));
+        };
+        if kind != KeyKind::Secret {
+            return Err(ApiError::unauthorized(
+                "secret_key_required",
+                "This endpoint needs a secret key (sk_…); publishable keys are for the widget.",
+            ));
+        }
+        let id = state
+            .auth_cache
+            .authenticate(&state.pools.primary, token)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid_api_key",
+                    "The API key is unknown, expired or revoked.",
+                )
+            })?;
+        tracing::Span::current().record("tenant_id", tracing::field::display(id.tenant_id));
+        Ok(TenantAuth(id))
+    }
+}
+
+/// A request authenticated with the deployment's `OPS_TOKEN`.
+#[derive(Clone, Copy, Debug)]
+pub struct OpsAuth;
+
+impl FromRequestParts<AppState> for OpsAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        if shared::crypto::ct_eq(token.as_bytes(), state.config.ops_token.expose().as_bytes()) {
+            Ok(OpsAuth)
+        } else {
+            Err(ApiError::unauthorized(
+                "invalid_ops_token",
+                "The ops token is wrong.",
+            ))
+        }
+    }
+}

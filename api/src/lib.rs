@@ -1,0 +1,128 @@
+//! The RetentionOS HTTP API (axum). Handlers parse → authorize → one short write or cache
+//! read → enqueue → respond; anything slow is a job for the workers.
+
+pub mod auth_cache;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{extract::DefaultBodyLimit, Router};
+use jobs::{JobClient, Queues};
+use shared::{db::Pools, redis_conn::Redis, Config};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pools: Pools,
+    pub redis: Redis,
+    pub jobs: JobClient,
+    pub auth_cache: Arc<auth_cache::AuthCache>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let pools = Pools::from_config(&config, "retentionos-api")?;
+        let redis = Redis::from_config(&config)?;
+        let jobs = JobClient::new(Queues::new(redis.clone()), config.jobs.idempotency_ttl);
+        Ok(Self {
+            config: Arc::new(config),
+            pools,
+            redis,
+            jobs,
+            auth_cache: Arc::default(),
+        })
+    }
+}
+
+/// The full application with every layer.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &axum::http::Request<_>| {
+            let rid = req
+                .headers()
+                .get(middleware::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "request",
+                request_id = %rid,
+                method = %req.method(),
+                path = %req.uri().path(),
+                tenant_id = tracing::field::Empty,
+            )
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    routes::router()
+        .fallback(middleware::fallback_404)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::timeout,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(middleware::envelope_fallback))
+        .layer(axum::middleware::from_fn(middleware::metrics))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(trace)
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The `serve` command: bind, serve, stop gracefully on SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(config = %config.describe(), "configuration");
+    let _ = shared::telemetry::prometheus();
+    let listener = tokio::net::TcpListener::bind(config.api_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let state = AppState::new(config)?;
+    serve(listener, state, async {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received: draining requests");
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,37 @@
+//! Every route of the API, merged in one place.
+
+pub mod health;
+pub mod keys;
+pub mod openapi;
+pub mod ops;
+pub mod tenants;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(tenants::router())
+        .merge(keys::router())
+        .merge(ops::router())
+}
+
+/// The endpoint class of a route (metrics label, SLOs and alert rules use it).
+pub fn endpoint_class(route: &str) -> &'static str {
+    if route.starts_with("/v1/widget") {
+        "widget"
+    } else if route.starts_with("/v1/webhooks") {
+        "webhook"
+    } else if route.starts_with("/v1/analytics") {
+        "analytics"
+    } else if route.starts_with("/v1/ops") || route == "/v1/tenants" {
+        "ops"
+    } else if route.starts_with("/v1/") {
+        "admin"
+    } else {
+        "system"
+    }
+}

@@ -1,0 +1,235 @@
+//! Ops: queue overview, dead-letter operations and canary probes (`OPS_TOKEN`).
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use jobs::{ops, EnqueueOpts, Probe};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::{ApiJson, OpsAuth},
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/ops/queues", get(list_queues))
+        .route(
+            "/v1/ops/queues/{queue}/dead",
+            get(list_dead).delete(purge_dead),
+        )
+        .route(
+            "/v1/ops/queues/{queue}/dead/retry-all",
+            post(retry_all_dead),
+        )
+        .route(
+            "/v1/ops/queues/{queue}/dead/{id}",
+            get(show_dead).delete(purge_one_dead),
+        )
+        .route("/v1/ops/queues/{queue}/dead/{id}/retry", post(retry_dead))
+        .route("/v1/ops/probes", post(create_probes))
+}
+
+async fn list_queues(_ops: OpsAuth, State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "data": ops::overview(&st.jobs.queues).await? }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_dead(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    Path(queue): Path<String>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_param(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    if let Some(c) = &p.cursor {
+        if c.parse::<usize>().is_err() {
+            return Err(ApiError::invalid_param(
+                "cursor",
+                "cursor is not one this API returned",
+            ));
+        }
+    }
+    let page = ops::list_dead(&st.jobs.queues, &queue, limit, p.cursor.as_deref()).await?;
+    Ok(Json(
+        serde_json::to_value(page).map_err(ApiError::internal)?,
+    ))
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("dead_task"))
+}
+
+async fn show_dead(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let q = ops::check_queue(&queue)?;
+    let task = st
+        .jobs
+        .queues
+        .dead_show(q, parse_id(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("dead_task"))?;
+    Ok(Json(
+        serde_json::to_value(task).map_err(ApiError::internal)?,
+    ))
+}
+
+async fn retry_dead(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    if !ops::retry_dead(&st.pools.primary, &st.jobs.queues, &queue, id).await? {
+        return Err(ApiError::not_found("dead_task"));
+    }
+    tracing::info!(queue, job_id = %id, "dead task retried by ops");
+    Ok(Json(json!({ "retried": [id], "count": 1 })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KindFilter {
+    kind: Option<String>,
+}
+
+async fn retry_all_dead(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    Path(queue): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // The body is optional: empty means every kind.
+    let kind = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<KindFilter>(&body)
+            .map_err(|e| {
+                ApiError::invalid(
+                    "invalid_body",
+                    format!("Expected {{\"kind\": \"...\"}}: {e}"),
+                )
+            })?
+            .kind
+    };
+    let ids =
+        ops::retry_all_dead(&st.pools.primary, &st.jobs.queues, &queue, kind.as_deref()).await?;
+    tracing::info!(queue, count = ids.len(), "dead tasks retried by ops");
+    Ok(Json(json!({ "retried": ids, "count": ids.len() })))
+}
+
+async fn purge_dead(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    Path(queue): Path<String>,
+    Query(f): Query<KindFilter>,
+) -> ApiResult<Json<Value>> {
+    let ids = ops::purge_dead(
+        &st.pools.primary,
+        &st.jobs.queues,
+        &queue,
+        f.kind.as_deref(),
+        None,
+    )
+    .await?;
+    tracing::info!(queue, count = ids.len(), "dead tasks purged by ops");
+    Ok(Json(json!({ "purged": ids, "count": ids.len() })))
+}
+
+async fn purge_one_dead(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let ids = ops::purge_dead(
+        &st.pools.primary,
+        &st.jobs.queues,
+        &queue,
+        None,
+        Some(vec![id]),
+    )
+    .await?;
+    if ids.is_empty() {
+        return Err(ApiError::not_found("dead_task"));
+    }
+    Ok(Json(json!({ "purged": ids, "count": 1 })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateProbes {
+    #[serde(default = "one")]
+    count: u32,
+    /// Record each probe in `job_outbox` (survives a Redis restarted empty).
+    #[serde(default = "yes")]
+    durable: bool,
+    #[serde(default)]
+    probe: Probe,
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Enqueues canary jobs; each records its effect once in `probe_effects`.
+async fn create_probes(
+    _ops: OpsAuth,
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<CreateProbes>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !(1..=10_000).contains(&body.count) {
+        return Err(ApiError::invalid_param(
+            "count",
+            "count must be between 1 and 10000",
+        ));
+    }
+    let mut ids = Vec::with_capacity(body.count as usize);
+    for _ in 0..body.count {
+        if body.durable {
+            ids.push(
+                st.jobs
+                    .enqueue_durable(&st.pools.primary, None, &body.probe)
+                    .await
+                    .map_err(ApiError::internal)?,
+            );
+        } else {
+            ids.push(
+                st.jobs
+                    .enqueue(&body.probe, EnqueueOpts::default())
+                    .await?
+                    .1,
+            );
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "ids": ids, "count": ids.len() })),
+    ))
+}

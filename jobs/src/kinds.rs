@@ -1,0 +1,77 @@
+//! One payload type per kind of job.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{queues, Job};
+
+/// Every kind with its queue (the registry in `workers` must handle each of them).
+pub const ALL_KINDS: &[(&str, &str)] = &[
+    (Probe::KIND, Probe::QUEUE),
+    (Rollup::KIND, Rollup::QUEUE),
+    (Reconcile::KIND, Reconcile::QUEUE),
+    (InvalidateCache::KIND, InvalidateCache::QUEUE),
+];
+
+/// Ops canary: proves the pipeline end to end (`POST /v1/ops/probes`). Each execution is
+/// recorded in `probe_runs`, its effect once in `probe_effects`. The fault-injection fields
+/// are honoured only by workers started with `ALLOW_FAULT_INJECTION=1` (tests, drills).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// Sleep this long before applying the effect.
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Fail transiently on the first N attempts.
+    #[serde(default)]
+    pub fail_times: u32,
+    /// Fail permanently.
+    #[serde(default)]
+    pub permanent_error: bool,
+    /// Abort the worker process (simulates a task that crashes its process).
+    #[serde(default)]
+    pub crash: bool,
+    /// Skip recording (pure throughput measurements).
+    #[serde(default)]
+    pub noop: bool,
+}
+
+impl Job for Probe {
+    const KIND: &'static str = "probe";
+    const QUEUE: &'static str = queues::OPS;
+}
+
+/// The hourly analytics rollup for one tick period (`period` = unix time / interval).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Rollup {
+    pub period: i64,
+}
+
+impl Job for Rollup {
+    const KIND: &'static str = "rollup";
+    const QUEUE: &'static str = queues::ANALYTICS;
+}
+
+/// The reconciler tick: re-enqueues outbox work PostgreSQL records as unfinished.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reconcile {
+    pub period: i64,
+}
+
+impl Job for Reconcile {
+    const KIND: &'static str = "reconcile";
+    const QUEUE: &'static str = queues::OPS;
+}
+
+/// Drops cached figures of a tenant after the data under them changed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InvalidateCache {
+    pub tenant_id: Uuid,
+    /// Cache namespace, e.g. `analytics` or `flows`.
+    pub scope: String,
+}
+
+impl Job for InvalidateCache {
+    const KIND: &'static str = "invalidate_cache";
+    const QUEUE: &'static str = queues::CACHE;
+}

@@ -1,0 +1,297 @@
+//! Configuration from environment variables. Every variable is documented in README.md and
+//! has a default that works on a developer's localhost.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use crate::secret::{redact_url, Secret};
+
+/// Development defaults for secrets. They work on localhost only: with `APP_ENV=production`
+/// the process refuses to start while either is still in use.
+pub const DEV_MASTER_KEY: &str = "ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcyEhISE=";
+pub const DEV_OPS_TOKEN: &str = "dev-ops-token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Compact,
+}
+
+/// PostgreSQL pool settings (defaults from the specification: 10-20 connections, 5 s connect
+/// timeout, 30 s idle timeout, 1 h maximum lifetime).
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub app_env: String,
+    pub database_url: Secret,
+    pub database_read_url: Option<Secret>,
+    pub pool: PoolConfig,
+    pub redis_url: Secret,
+    /// Prefix of every Redis key this deployment uses (queues, caches, locks).
+    pub redis_prefix: String,
+    pub redis_timeout: Duration,
+    pub api_addr: SocketAddr,
+    pub worker_metrics_addr: SocketAddr,
+    pub public_base_url: String,
+    pub log_format: LogFormat,
+    pub master_key: Secret,
+    pub ops_token: Secret,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout: Duration,
+    pub jobs: JobsConfig,
+    pub stripe_api_base: String,
+}
+
+/// Worker-side settings for the job platform.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// How long a fetched task is leased; a worker renews its leases every third of this.
+    /// A killed worker's tasks return to the queue when the lease runs out.
+    pub lease: Duration,
+    pub idempotency_ttl: Duration,
+    /// Finished-task records older than this are pruned.
+    pub done_retention: Duration,
+    /// Period of the scheduler's rollup tick (an hour in production).
+    pub rollup_interval: Duration,
+    /// Period of the reconciler tick.
+    pub reconcile_interval: Duration,
+    /// Optional override of every queue's backoff base delay (tests use milliseconds).
+    pub retry_base_override: Option<Duration>,
+    /// Optional multiplier of every queue's concurrency.
+    pub concurrency_override: Option<usize>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let cfg = Config {
+            app_env: get("APP_ENV").unwrap_or_else(|| "development".into()),
+            database_url: Secret::new(
+                get("DATABASE_URL")
+                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/retentionos".into()),
+            ),
+            database_read_url: get("DATABASE_READ_URL").map(Secret::new),
+            pool: PoolConfig {
+                max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 20)?,
+                min_connections: parse(&get, "DATABASE_MIN_CONNECTIONS", 2)?,
+                connect_timeout: secs(&get, "DATABASE_CONNECT_TIMEOUT_SECS", 5)?,
+                idle_timeout: secs(&get, "DATABASE_IDLE_TIMEOUT_SECS", 30)?,
+                max_lifetime: secs(&get, "DATABASE_MAX_LIFETIME_SECS", 3600)?,
+            },
+            redis_url: Secret::new(
+                get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            ),
+            redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "rtos:".into()),
+            redis_timeout: millis(&get, "REDIS_TIMEOUT_MS", 5000)?,
+            api_addr: parse(&get, "API_ADDR", "127.0.0.1:8080".parse().expect("addr"))?,
+            worker_metrics_addr: parse(
+                &get,
+                "WORKER_METRICS_ADDR",
+                "127.0.0.1:9091".parse().expect("addr"),
+            )?,
+            public_base_url: get("PUBLIC_BASE_URL").unwrap_or_default(),
+            log_format: match get("LOG_FORMAT").as_deref() {
+                None | Some("compact") | Some("text") => LogFormat::Compact,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "LOG_FORMAT",
+                        reason: format!("expected json or compact, got {other:?}"),
+                    })
+                }
+            },
+            master_key: Secret::new(get("MASTER_KEY").unwrap_or_else(|| DEV_MASTER_KEY.into())),
+            ops_token: Secret::new(get("OPS_TOKEN").unwrap_or_else(|| DEV_OPS_TOKEN.into())),
+            request_timeout: millis(&get, "REQUEST_TIMEOUT_MS", 10_000)?,
+            body_limit_bytes: parse(&get, "BODY_LIMIT_BYTES", 256 * 1024)?,
+            shutdown_timeout: secs(&get, "SHUTDOWN_TIMEOUT_SECS", 30)?,
+            jobs: JobsConfig {
+                lease: secs(&get, "JOB_LEASE_SECS", 30)?,
+                idempotency_ttl: secs(&get, "JOB_IDEMPOTENCY_TTL_SECS", 86_400)?,
+                done_retention: secs(&get, "JOB_DONE_RETENTION_SECS", 3600)?,
+                rollup_interval: secs(&get, "ROLLUP_INTERVAL_SECS", 3600)?,
+                reconcile_interval: secs(&get, "RECONCILE_INTERVAL_SECS", 60)?,
+                retry_base_override: match get("JOB_RETRY_BASE_MS") {
+                    Some(_) => Some(millis(&get, "JOB_RETRY_BASE_MS", 0)?),
+                    None => None,
+                },
+                concurrency_override: match get("WORKER_CONCURRENCY") {
+                    Some(_) => Some(parse(&get, "WORKER_CONCURRENCY", 1)?),
+                    None => None,
+                },
+            },
+            stripe_api_base: get("STRIPE_API_BASE")
+                .unwrap_or_else(|| "https://api.stripe.com".into()),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.pool.max_connections == 0 || self.pool.min_connections > self.pool.max_connections {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_MAX_CONNECTIONS",
+                reason: "must be at least 1 and at least DATABASE_MIN_CONNECTIONS".into(),
+            });
+        }
+        if crate::crypto::MasterKey::parse(self.master_key.expose()).is_err() {
+            return Err(ConfigError::Invalid {
+                name: "MASTER_KEY",
+                reason: "must be 32 bytes, base64-encoded (openssl rand -base64 32)".into(),
+            });
+        }
+        if self.ops_token.expose().len() < 8 {
+            return Err(ConfigError::Invalid {
+                name: "OPS_TOKEN",
+                reason: "must be at least 8 characters".into(),
+            });
+        }
+        if self.is_production() {
+            if self.master_key.expose() == DEV_MASTER_KEY {
+                return Err(ConfigError::Invalid {
+                    name: "MASTER_KEY",
+                    reason: "the development default cannot be used with APP_ENV=production".into(),
+                });
+            }
+            if self.ops_token.expose() == DEV_OPS_TOKEN {
+                return Err(ConfigError::Invalid {
+                    name: "OPS_TOKEN",
+                    reason: "the development default cannot be used with APP_ENV=production".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == "production"
+    }
+
+    /// Secret-free summary for the startup log line.
+    pub fn describe(&self) -> String {
+        format!(
+            "env={} database={} read_replica={} redis={} prefix={} api_addr={} worker_metrics_addr={}",
+            self.app_env,
+            redact_url(self.database_url.expose()),
+            self.database_read_url
+                .as_ref()
+                .map(|u| redact_url(u.expose()))
+                .unwrap_or_else(|| "none".into()),
+            redact_url(self.redis_url.expose()),
+            self.redis_prefix,
+            self.api_addr,
+            self.worker_metrics_addr,
+        )
+    }
+
+    /// Warnings about development defaults still in use.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut w = Vec::new();
+        if self.master_key.expose() == DEV_MASTER_KEY {
+            w.push("MASTER_KEY is the development default; set your own outside localhost");
+        }
+        if self.ops_token.expose() == DEV_OPS_TOKEN {
+            w.push("OPS_TOKEN is the development default; set your own outside localhost");
+        }
+        w
+    }
+}
+
+fn parse<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn secs(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    parse(get, name, default).map(Duration::from_secs)
+}
+
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    parse(get, name, default).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_on_localhost() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.pool.max_connections, 20);
+        assert_eq!(c.pool.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.pool.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.pool.max_lifetime, Duration::from_secs(3600));
+        assert_eq!(c.log_format, LogFormat::Compact);
+        assert_eq!(c.redis_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = cfg(&[
+            ("DATABASE_URL", "postgres://u:pgpass123@h/db"),
+            ("OPS_TOKEN", "opsopsops-secret"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?} {}", c.describe());
+        assert!(!dbg.contains("pgpass123"), "{dbg}");
+        assert!(!dbg.contains("opsopsops-secret"), "{dbg}");
+        assert!(!dbg.contains(DEV_MASTER_KEY), "{dbg}");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(cfg(&[("LOG_FORMAT", "xml")]).is_err());
+        assert!(cfg(&[("DATABASE_MAX_CONNECTIONS", "abc")]).is_err());
+        assert!(cfg(&[("MASTER_KEY", "short")]).is_err());
+        assert!(cfg(&[("APP_ENV", "production")]).is_err());
+    }
+}

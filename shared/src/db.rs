@@ -1,0 +1,117 @@
+//! PostgreSQL pools (primary and optional read replica) and the embedded migrations.
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    ConnectOptions, PgPool,
+};
+use std::str::FromStr;
+
+use crate::config::{Config, PoolConfig};
+
+/// The schema, embedded at compile time from `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// The primary pool and the pool analytics reads use (the replica when
+/// `DATABASE_READ_URL` is set, otherwise the primary).
+#[derive(Clone, Debug)]
+pub struct Pools {
+    pub primary: PgPool,
+    pub read: PgPool,
+}
+
+/// Builds a lazily-connecting pool: the process starts even while PostgreSQL is down, and
+/// `/readyz` reports it. Queries fail after the connect timeout instead of hanging.
+pub fn lazy_pool(url: &str, cfg: &PoolConfig, app: &str) -> Result<PgPool, sqlx::Error> {
+    let opts = PgConnectOptions::from_str(url)?
+        .application_name(app)
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(
+            tracing::log::LevelFilter::Warn,
+            std::time::Duration::from_millis(500),
+        );
+    Ok(PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
+        .acquire_timeout(cfg.connect_timeout)
+        .idle_timeout(cfg.idle_timeout)
+        .max_lifetime(cfg.max_lifetime)
+        .connect_lazy_with(opts))
+}
+
+impl Pools {
+    pub fn from_config(cfg: &Config, app: &str) -> Result<Self, sqlx::Error> {
+        let primary = lazy_pool(cfg.database_url.expose(), &cfg.pool, app)?;
+        let read = match &cfg.database_read_url {
+            Some(url) => lazy_pool(url.expose(), &cfg.pool, app)?,
+            None => primary.clone(),
+        };
+        Ok(Self { primary, read })
+    }
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// True when every embedded migration is recorded as applied.
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_optional(pool)
+            .await
+            .or_else(|e| match &e {
+                // The bookkeeping table does not exist before the first migration.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
+                _ => Err(e),
+            })?;
+    Ok(row.map(|(v,)| v >= latest).unwrap_or(false))
+}
+
+/// Creates the database named in `url` if it does not exist (used by `migrate` and the
+/// run script on a fresh machine).
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    let opts = PgConnectOptions::from_str(url)?;
+    let name = opts
+        .get_database()
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL names no database"))?
+        .to_string();
+    let mut conn = match opts.clone().database("postgres").connect().await {
+        Ok(c) => c,
+        Err(_) => opts.clone().database("template1").connect().await?,
+    };
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut conn)
+        .await?;
+    if exists.is_none() {
+        let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
+            // Another process may have created it concurrently.
+            if !e.to_string().contains("already exists") {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps database errors deliberately (unique violation, foreign key violation).
+pub trait DbErrorExt {
+    fn is_unique_violation(&self) -> bool;
+    fn is_foreign_key_violation(&self) -> bool;
+}
+
+impl DbErrorExt for sqlx::Error {
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"))
+    }
+    fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, sqlx::Error::Database(e) if e.code().as_deref() == Some("23503"))
+    }
+}

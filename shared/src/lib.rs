@@ -1,0 +1,16 @@
+//! Code shared by the `api` and `workers` processes: configuration from the environment,
+//! the PostgreSQL pools and migrations, the Redis connection manager, telemetry (logs and
+//! Prometheus metrics), secret handling and the tenant/key model.
+//!
+//! Nothing here knows about HTTP or about job execution; those live in `api` and `workers`.
+
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod redis_conn;
+pub mod secret;
+pub mod telemetry;
+pub mod tenants;
+
+pub use config::Config;
+pub use secret::Secret;

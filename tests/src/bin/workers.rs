@@ -1,0 +1,5 @@
+//! The workers binary, built inside the test package so tests can run it as a process.
+
+fn main() -> std::process::ExitCode {
+    workers::cli::entrypoint()
+}

@@ -1,0 +1,55 @@
+//! Cache invalidation: deletes a tenant's cached entries of one scope and tells every api
+//! process (Redis pub/sub) to drop its in-process copies.
+
+use std::sync::Arc;
+
+use jobs::InvalidateCache;
+
+use crate::{
+    runtime::{JobError, JobMeta},
+    WorkerState,
+};
+
+pub async fn run(
+    st: Arc<WorkerState>,
+    _meta: JobMeta,
+    job: InvalidateCache,
+) -> Result<(), JobError> {
+    let r = st.queues.redis();
+    let pattern = r.key(&format!("cache:{}:{}:*", job.tenant_id, job.scope));
+    let mut conn = r.conn.clone();
+    let mut cursor: u64 = 0;
+    let mut deleted = 0usize;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut conn)
+            .await
+            .map_err(JobError::transient)?;
+        if !keys.is_empty() {
+            deleted += keys.len();
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(JobError::transient)?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let msg = serde_json::json!({ "tenant_id": job.tenant_id, "scope": job.scope }).to_string();
+    redis::cmd("PUBLISH")
+        .arg(r.key("invalidate"))
+        .arg(msg)
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(JobError::transient)?;
+    tracing::debug!(tenant_id = %job.tenant_id, scope = %job.scope, deleted, "cache invalidated");
+    Ok(())
+}

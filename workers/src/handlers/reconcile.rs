@@ -1,0 +1,94 @@
+//! The reconciler tick: PostgreSQL is the system of record, so every `job_outbox` row that
+//! is not finished and that Redis no longer knows (restarted empty, or an api process died
+//! between its commit and its enqueue) is pushed again. Pushing is idempotent on the
+//! outbox id, so a task Redis still holds is left alone.
+
+use std::sync::Arc;
+
+use jobs::{JobClient, OutboxEntry, Reconcile};
+use uuid::Uuid;
+
+use crate::{
+    runtime::{JobError, JobMeta},
+    WorkerState,
+};
+
+/// Rows younger than this are left to the api that is pushing them.
+const GRACE_SECS: f64 = 2.0;
+const PAGE: i64 = 2000;
+
+pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Reconcile) -> Result<(), JobError> {
+    let run_id = super::start_run(&st, "reconcile", job.period).await?;
+    let restored = reconcile_outbox(&st).await?;
+    super::finish_run(&st, run_id, serde_json::json!({ "restored": restored })).await?;
+    if restored > 0 {
+        tracing::warn!(
+            restored,
+            "reconciler re-enqueued unfinished work Redis had lost"
+        );
+    }
+    metrics::counter!("reconciler_restored_total").increment(restored as u64);
+    Ok(())
+}
+
+/// Pushes every unfinished outbox row Redis does not hold; returns how many were pushed.
+pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
+    let mut restored = 0usize;
+    let mut after: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;
+    loop {
+        let rows: Vec<(
+            Uuid,
+            String,
+            String,
+            serde_json::Value,
+            chrono::DateTime<chrono::Utc>,
+        )> = sqlx::query_as(
+            "SELECT id, queue, kind, payload, created_at FROM job_outbox
+                 WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+                   AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+                 ORDER BY created_at, id LIMIT $4",
+        )
+        .bind(GRACE_SECS)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(PAGE)
+        .fetch_all(&st.pools.primary)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.4, last.0));
+        let n = rows.len();
+        for (id, queue, kind, payload, _) in rows {
+            let Some((kind, queue_static)) = jobs::kind_info(&kind) else {
+                tracing::error!(job_id = %id, kind, queue, "outbox row of an unknown kind");
+                continue;
+            };
+            if st.queues.task_exists(queue_static, id).await? {
+                // A worker that died right after dead-lettering may not have recorded it.
+                if let Some(dead) = st.queues.dead_show(queue_static, id).await? {
+                    sqlx::query(
+                        "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
+                         WHERE id = $1 AND status = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(&dead.last_error)
+                    .execute(&st.pools.primary)
+                    .await?;
+                }
+                continue;
+            }
+            let entry = OutboxEntry {
+                id,
+                queue: queue_static,
+                kind,
+                payload: payload.to_string(),
+            };
+            if JobClient::push_outbox(&st.jobs, &entry).await? {
+                restored += 1;
+            }
+        }
+        if (n as i64) < PAGE {
+            break;
+        }
+    }
+    Ok(restored)
+}

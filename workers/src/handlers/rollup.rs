@@ -1,0 +1,135 @@
+//! The hourly rollup: aggregates offer events and churn reasons into per-tenant hourly
+//! buckets. Incremental (only the hours that received events since the last run, late
+//! arrivals included, found by ingestion time) and idempotent (each touched hour is
+//! recomputed in full from the source rows, so re-running gives the same rows).
+
+use std::{sync::Arc, time::Instant};
+
+use jobs::{EnqueueOpts, InvalidateCache, Rollup};
+use uuid::Uuid;
+
+use crate::{
+    runtime::{JobError, JobMeta},
+    WorkerState,
+};
+
+/// Re-scan this much before the watermark, so rows whose transaction committed late (with
+/// an `ingested_at` just under the watermark) are still counted.
+const OVERLAP_SECS: f64 = 60.0;
+
+pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Rollup) -> Result<(), JobError> {
+    let started = Instant::now();
+    let run_id = super::start_run(&st, "rollup", job.period).await?;
+    let outcome = rollup_new_events(&st).await?;
+    let tenants = outcome.tenants.len();
+    for tenant_id in &outcome.tenants {
+        let _ = st
+            .jobs
+            .enqueue(
+                &InvalidateCache {
+                    tenant_id: *tenant_id,
+                    scope: "analytics".into(),
+                },
+                EnqueueOpts::default(),
+            )
+            .await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!("rollup_duration_seconds").record(elapsed);
+    super::finish_run(
+        &st,
+        run_id,
+        serde_json::json!({ "hours": outcome.hours, "tenants": tenants, "seconds": elapsed }),
+    )
+    .await?;
+    tracing::info!(
+        period = job.period,
+        hours = outcome.hours,
+        tenants,
+        elapsed,
+        "rollup done"
+    );
+    Ok(())
+}
+
+pub struct RollupOutcome {
+    pub hours: i64,
+    pub tenants: Vec<Uuid>,
+}
+
+pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobError> {
+    let mut tx = st.pools.primary.begin().await?;
+    sqlx::query("INSERT INTO rollup_state (name, watermark) VALUES ('hourly', 'epoch') ON CONFLICT DO NOTHING")
+        .execute(&mut *tx)
+        .await?;
+    // Serialises concurrent rollups (one per tick is the rule, but a redelivery may overlap).
+    let (watermark, upper): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as(
+            "SELECT watermark, now() FROM rollup_state WHERE name = 'hourly' FOR UPDATE",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "CREATE TEMP TABLE touched ON COMMIT DROP AS
+         SELECT DISTINCT tenant_id, date_trunc('hour', created_at) AS hour FROM offer_events
+          WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2
+         UNION
+         SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM churn_reasons
+          WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2",
+    )
+    .bind(watermark)
+    .bind(upper)
+    .bind(OVERLAP_SECS)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM rollup_hourly r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO rollup_hourly (tenant_id, hour, offer_type, shown, accepted, saved_mrr_cents)
+         SELECT e.tenant_id, t.hour, e.offer_type,
+                count(*) FILTER (WHERE NOT e.accepted),
+                count(*) FILTER (WHERE e.accepted),
+                coalesce(sum(e.mrr_cents) FILTER (WHERE e.accepted), 0)
+           FROM touched t
+           JOIN offer_events e ON e.tenant_id = t.tenant_id
+                              AND e.created_at >= t.hour AND e.created_at < t.hour + interval '1 hour'
+          GROUP BY e.tenant_id, t.hour, e.offer_type",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM rollup_reasons_hourly r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO rollup_reasons_hourly (tenant_id, hour, reason_code, count)
+         SELECT c.tenant_id, t.hour, c.reason_code, count(*)
+           FROM touched t
+           JOIN churn_reasons c ON c.tenant_id = t.tenant_id
+                               AND c.created_at >= t.hour AND c.created_at < t.hour + interval '1 hour'
+          GROUP BY c.tenant_id, t.hour, c.reason_code",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let (hours,): (i64,) = sqlx::query_as("SELECT count(*) FROM touched")
+        .fetch_one(&mut *tx)
+        .await?;
+    let tenants: Vec<(Uuid,)> = sqlx::query_as("SELECT DISTINCT tenant_id FROM touched")
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE rollup_state SET watermark = $1 WHERE name = 'hourly'")
+        .bind(upper)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let lag = (chrono::Utc::now() - upper).num_milliseconds().max(0) as f64 / 1000.0;
+    metrics::gauge!("rollup_lag_seconds").set(lag);
+    Ok(RollupOutcome {
+        hours,
+        tenants: tenants.into_iter().map(|t| t.0).collect(),
+    })
+}

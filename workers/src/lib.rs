@@ -1,0 +1,173 @@
+//! The worker process: runs every queue of `registry::register_all` with bounded
+//! concurrency, the scheduler duty (hourly rollup and reconciler ticks, once per period
+//! cluster-wide), lease heartbeats, queue metrics on its own port, and graceful shutdown.
+//! Any number of worker processes on any number of machines share the queues.
+
+pub mod cli;
+pub mod handlers;
+pub mod registry;
+pub mod runtime;
+pub mod scheduler;
+pub mod server;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use jobs::{JobClient, Queues};
+use shared::{db::Pools, redis_conn::Redis, Config};
+
+/// Everything a handler may use.
+pub struct WorkerState {
+    pub config: Config,
+    pub pools: Pools,
+    pub queues: Queues,
+    pub jobs: JobClient,
+    /// Unique per process (host, pid, random suffix): two processes never share a name,
+    /// and a restarted process never collides with its predecessor's leases.
+    pub worker_name: String,
+    /// Honour the probe job's fault-injection fields (`ALLOW_FAULT_INJECTION=1`).
+    pub allow_fault_injection: bool,
+}
+
+impl WorkerState {
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let pools = Pools::from_config(&config, "retentionos-workers")?;
+        let redis = Redis::from_config(&config)?;
+        let queues = Queues::new(redis);
+        let jobs = JobClient::new(queues.clone(), config.jobs.idempotency_ttl);
+        Ok(Self {
+            allow_fault_injection: std::env::var("ALLOW_FAULT_INJECTION").as_deref() == Ok("1"),
+            worker_name: unique_worker_name(),
+            config,
+            pools,
+            queues,
+            jobs,
+        })
+    }
+}
+
+pub fn unique_worker_name() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        shared::crypto::random_token(6)
+    )
+}
+
+/// A running worker: its metrics address and a way to stop it.
+pub struct Running {
+    pub metrics_addr: SocketAddr,
+    pub name: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops fetching, waits for running jobs (up to `SHUTDOWN_TIMEOUT_SECS`), hands back the
+    /// rest.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+/// Starts the worker; returns once it is running.
+pub async fn start(
+    state: WorkerState,
+    metrics_listener: tokio::net::TcpListener,
+) -> anyhow::Result<Running> {
+    let st = Arc::new(state);
+    let registry = Arc::new(registry::register_all(st.config.jobs.retry_base_override));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let metrics_addr = metrics_listener.local_addr()?;
+    let inflight = Arc::new(runtime::InFlight::default());
+    let _ = runtime::register_heartbeat(&st.queues, &st.worker_name).await;
+    tracing::info!(worker = %st.worker_name, %metrics_addr, "worker starting");
+
+    let mut queue_loops = tokio::task::JoinSet::new();
+    for spec in registry.specs.clone() {
+        queue_loops.spawn(runtime::run_queue(
+            st.clone(),
+            registry.clone(),
+            spec,
+            inflight.clone(),
+            rx.clone(),
+        ));
+    }
+    let mut aux = tokio::task::JoinSet::new();
+    aux.spawn(runtime::heartbeat_loop(st.clone(), inflight.clone()));
+    aux.spawn(scheduler::run(st.clone(), rx.clone()));
+    aux.spawn(server::stats_loop(st.clone(), rx.clone()));
+    aux.spawn(server::serve(metrics_listener, rx.clone()));
+    let name = st.worker_name.clone();
+    let handle = tokio::spawn(async move {
+        // Queue loops end after draining (or handing back) their jobs; the heartbeat keeps
+        // renewing leases until then, and stops with the rest afterwards.
+        while queue_loops.join_next().await.is_some() {}
+        aux.abort_all();
+        while aux.join_next().await.is_some() {}
+        tracing::info!("worker stopped");
+    });
+    Ok(Running {
+        metrics_addr,
+        name,
+        shutdown: tx,
+        handle,
+    })
+}
+
+/// The process entry point: run until SIGTERM or Ctrl-C, then shut down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(config = %config.describe(), "configuration");
+    let listener = tokio::net::TcpListener::bind(config.worker_metrics_addr).await?;
+    let running = start(WorkerState::new(config)?, listener).await?;
+    shutdown_signal().await;
+    tracing::info!("shutdown signal received: finishing running jobs");
+    running.shutdown().await;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes (used by the CLI and tests).
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
