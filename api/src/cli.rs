@@ -70,6 +70,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         db::ensure_database(&url).await?;
     }
     let pool = db::lazy_pool(&url, &config.pool, "retentionos-cli")?;
+    let master = shared::crypto::MasterKey::parse(config.master_key.expose())?;
     match cmd {
         Command::Serve => unreachable!("handled by main"),
         Command::Migrate => {
@@ -79,7 +80,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         Command::Tenant { action } => {
             let out = match action {
                 TenantCmd::Create { name } => {
-                    let t = tenants::create_tenant(&pool, &name).await?;
+                    let t = tenants::create_tenant(&pool, &master, &name).await?;
                     serde_json::json!({ "tenant": t.tenant, "keys": t.keys,
                         "note": "Keys are shown once; store them now." })
                 }
@@ -96,7 +97,8 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
                     let kind = KeyKind::parse(&kind).expect("validated by clap");
                     let mode = Mode::parse(&mode).expect("validated by clap");
                     serde_json::to_value(
-                        tenants::rotate_key(&pool, tenant, kind, mode, grace_seconds).await?,
+                        tenants::rotate_key(&pool, &master, tenant, kind, mode, grace_seconds)
+                            .await?,
                     )?
                 }
                 TenantCmd::RevokeKey { tenant, key } => {

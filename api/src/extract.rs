@@ -160,3 +160,107 @@ impl FromRequestParts<AppState> for OpsAuth {
         }
     }
 }
+
+/// A widget request: a publishable key (`pk_…`) and a customer token signed by the tenant
+/// (`X-Customer-Token`), from an allowed origin.
+#[derive(Clone, Debug)]
+pub struct WidgetAuth {
+    pub key: KeyIdentity,
+    pub claims: shared::widget_token::Claims,
+}
+
+impl FromRequestParts<AppState> for WidgetAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let Some((kind, mode)) = shared::tenants::parse_key_shape(token) else {
+            return Err(ApiError::unauthorized(
+                "malformed_api_key",
+                "That is not a RetentionOS publishable key (pk_test_… or pk_live_…).",
+            ));
+        };
+        if kind != KeyKind::Publishable {
+            return Err(ApiError::unauthorized(
+                "publishable_key_required",
+                "The widget uses a publishable key (pk_…); never put a secret key in a browser.",
+            ));
+        }
+        let key = state
+            .auth_cache
+            .authenticate(&state.pools.primary, token)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid_api_key",
+                    "The API key is unknown, expired or revoked.",
+                )
+            })?;
+        let settings = state
+            .settings_cache
+            .get(&state.pools.primary, key.tenant_id)
+            .await?;
+        check_origin(parts, &settings.allowed_origins)?;
+        let customer_token = parts
+            .headers
+            .get("x-customer-token")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_customer_token",
+                    "Send the customer token your backend signed as X-Customer-Token.",
+                )
+            })?;
+        let secrets = state
+            .settings_cache
+            .secret_keys(&state.pools.primary, &state.master, key.tenant_id, mode)
+            .await?;
+        let claims = shared::widget_token::verify(
+            customer_token,
+            key.tenant_id,
+            &secrets,
+            chrono::Utc::now().timestamp(),
+        )
+        .map_err(|e| {
+            let code = match e {
+                shared::widget_token::TokenError::Expired => "customer_token_expired",
+                _ => "invalid_customer_token",
+            };
+            ApiError::unauthorized(code, e.to_string())
+        })?;
+        tracing::Span::current().record("tenant_id", tracing::field::display(key.tenant_id));
+        Ok(WidgetAuth { key, claims })
+    }
+}
+
+/// Browsers send `Origin`; it must be the API's own origin or one the tenant allowed.
+fn check_origin(parts: &Parts, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(()); // not a browser (server-to-server or a test client)
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host);
+    if same_origin || allowed.iter().any(|a| a == origin || a == "*") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request",
+            "origin_not_allowed",
+            format!("Origin {origin} is not in this tenant's allowed_origins."),
+        ))
+    }
+}

@@ -5,8 +5,11 @@ pub mod auth_cache;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod flow_cache;
 pub mod middleware;
 pub mod routes;
+pub mod settings_cache;
+pub mod strings;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -27,6 +30,9 @@ pub struct AppState {
     pub redis: Redis,
     pub jobs: JobClient,
     pub auth_cache: Arc<auth_cache::AuthCache>,
+    pub master: shared::crypto::MasterKey,
+    pub flow_cache: Arc<flow_cache::FlowCache>,
+    pub settings_cache: Arc<settings_cache::SettingsCache>,
 }
 
 impl AppState {
@@ -34,7 +40,17 @@ impl AppState {
         let pools = Pools::from_config(&config, "retentionos-api")?;
         let redis = Redis::from_config(&config)?;
         let jobs = JobClient::new(Queues::new(redis.clone()), config.jobs.idempotency_ttl);
+        let master = shared::crypto::MasterKey::parse(config.master_key.expose())?;
+        let flow_cache = Arc::new(flow_cache::FlowCache::default());
+        flow_cache::spawn_listener(
+            flow_cache.clone(),
+            config.redis_url.expose().to_string(),
+            redis.key("invalidate"),
+        );
         Ok(Self {
+            master,
+            flow_cache,
+            settings_cache: Arc::default(),
             config: Arc::new(config),
             pools,
             redis,

@@ -11,6 +11,9 @@ pub const ALL_KINDS: &[(&str, &str)] = &[
     (Rollup::KIND, Rollup::QUEUE),
     (Reconcile::KIND, Reconcile::QUEUE),
     (InvalidateCache::KIND, InvalidateCache::QUEUE),
+    (ApplyOffer::KIND, ApplyOffer::QUEUE),
+    (CancelSubscription::KIND, CancelSubscription::QUEUE),
+    (ProcessStripeEvent::KIND, ProcessStripeEvent::QUEUE),
 ];
 
 /// Ops canary: proves the pipeline end to end (`POST /v1/ops/probes`). Each execution is
@@ -74,4 +77,38 @@ pub struct InvalidateCache {
 impl Job for InvalidateCache {
     const KIND: &'static str = "invalidate_cache";
     const QUEUE: &'static str = queues::CACHE;
+}
+
+/// Applies the offer a customer accepted in a cancel session to their Stripe subscription.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApplyOffer {
+    pub session_id: Uuid,
+}
+
+impl Job for ApplyOffer {
+    const KIND: &'static str = "apply_offer";
+    const QUEUE: &'static str = queues::STRIPE;
+}
+
+/// Sets `cancel_at_period_end` after a confirmed cancel (tenants with
+/// `cancel_mode = cancel_at_period_end`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CancelSubscription {
+    pub session_id: Uuid,
+}
+
+impl Job for CancelSubscription {
+    const KIND: &'static str = "cancel_subscription";
+    const QUEUE: &'static str = queues::STRIPE;
+}
+
+/// Processes one stored Stripe webhook delivery (`stripe_events` row).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProcessStripeEvent {
+    pub stripe_event_row: Uuid,
+}
+
+impl Job for ProcessStripeEvent {
+    const KIND: &'static str = "process_stripe_event";
+    const QUEUE: &'static str = queues::WEBHOOKS;
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub jobs: JobsConfig,
     pub stripe_api_base: String,
+    /// Serve the `/demo` page (signs customer tokens for test-mode publishable keys).
+    pub demo_enabled: bool,
 }
 
 /// Worker-side settings for the job platform.
@@ -142,6 +144,11 @@ impl Config {
             },
             stripe_api_base: get("STRIPE_API_BASE")
                 .unwrap_or_else(|| "https://api.stripe.com".into()),
+            demo_enabled: parse(
+                &get,
+                "DEMO_ENABLED",
+                get("APP_ENV").as_deref() != Some("production"),
+            )?,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -7,10 +7,13 @@
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod flows;
 pub mod redis_conn;
 pub mod secret;
+pub mod stripe;
 pub mod telemetry;
 pub mod tenants;
+pub mod widget_token;
 
 pub use config::Config;
 pub use secret::Secret;

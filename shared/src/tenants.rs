@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::crypto::{hash_key, random_token, KEY_RANDOM_LEN};
+use crate::crypto::{hash_key, random_token, MasterKey, KEY_RANDOM_LEN};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +146,7 @@ pub struct KeyIdentity {
 
 async fn issue_key<'e>(
     db: impl PgExecutor<'e>,
+    master: &MasterKey,
     tenant_id: Uuid,
     kind: KeyKind,
     mode: Mode,
@@ -158,8 +159,10 @@ async fn issue_key<'e>(
     );
     let id = Uuid::now_v7();
     let display = format!("{}…", &key[..12]);
+    // Secret keys sign customer tokens, so an encrypted copy is kept to verify them.
+    let secret_enc = (kind == KeyKind::Secret).then(|| master.encrypt(&key, &id.to_string()));
     sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display, secret_enc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -167,6 +170,7 @@ async fn issue_key<'e>(
     .bind(mode.as_str())
     .bind(hash_key(&key))
     .bind(display)
+    .bind(secret_enc)
     .execute(db)
     .await?;
     Ok(IssuedKey {
@@ -178,7 +182,11 @@ async fn issue_key<'e>(
 }
 
 /// Creates a tenant with a secret and a publishable key for test and for live mode.
-pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<TenantWithKeys, sqlx::Error> {
+pub async fn create_tenant(
+    pool: &PgPool,
+    master: &MasterKey,
+    name: &str,
+) -> Result<TenantWithKeys, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let tenant: Tenant = sqlx::query_as(
         "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, timezone, created_at",
@@ -190,7 +198,7 @@ pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<TenantWithKeys, 
     let mut keys = Vec::with_capacity(4);
     for mode in [Mode::Test, Mode::Live] {
         for kind in [KeyKind::Secret, KeyKind::Publishable] {
-            keys.push(issue_key(&mut *tx, tenant.id, kind, mode).await?);
+            keys.push(issue_key(&mut *tx, master, tenant.id, kind, mode).await?);
         }
     }
     tx.commit().await?;
@@ -224,6 +232,7 @@ pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<ApiKeyInfo>
 /// and mode: at once when `grace_seconds` is 0, otherwise when the grace period ends.
 pub async fn rotate_key(
     pool: &PgPool,
+    master: &MasterKey,
     tenant_id: Uuid,
     kind: KeyKind,
     mode: Mode,
@@ -252,7 +261,7 @@ pub async fn rotate_key(
         .execute(&mut *tx)
         .await?;
     }
-    let key = issue_key(&mut *tx, tenant_id, kind, mode).await?;
+    let key = issue_key(&mut *tx, master, tenant_id, kind, mode).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -289,6 +298,85 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<KeyIdentity
             mode: Mode::parse(&mode)?,
         })
     }))
+}
+
+/// The tenant's usable secret keys of `mode`, decrypted (customer tokens are signed with
+/// one of them; several are valid during a rotation's grace period).
+pub async fn secret_keys(
+    pool: &PgPool,
+    master: &MasterKey,
+    tenant_id: Uuid,
+    mode: Mode,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, secret_enc FROM api_keys
+         WHERE tenant_id = $1 AND mode = $2 AND kind = 'secret' AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(tenant_id)
+    .bind(mode.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, enc)| master.decrypt(enc.as_deref()?, &id.to_string()).ok())
+        .collect())
+}
+
+/// Per-tenant settings (stored in `tenants.settings`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Origins allowed to call the widget API from a browser (e.g. `https://app.acme.com`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// No second discount offer within this many days of an accepted one.
+    #[serde(default = "default_cooldown")]
+    pub discount_cooldown_days: u32,
+    /// No second pause offer within this many days of an accepted one.
+    #[serde(default = "default_cooldown")]
+    pub pause_cooldown_days: u32,
+    /// Who performs a confirmed cancel: `record_only` (the tenant's own cancel path, via
+    /// the widget's onCancel) or `cancel_at_period_end` (we set it on the Stripe subscription).
+    #[serde(default = "default_cancel_mode")]
+    pub cancel_mode: String,
+    /// IANA time zone for analytics buckets.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Requests per second allowed for this tenant (0 = the deployment default).
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
+}
+
+fn default_cooldown() -> u32 {
+    90
+}
+fn default_cancel_mode() -> String {
+    "record_only".into()
+}
+fn default_tz() -> String {
+    "UTC".into()
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("defaults")
+    }
+}
+
+pub async fn settings(pool: &PgPool, tenant_id: Uuid) -> Result<TenantSettings, sqlx::Error> {
+    let row: Option<(serde_json::Value, String)> =
+        sqlx::query_as("SELECT settings, timezone FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row
+        .and_then(|(v, tz)| {
+            let mut s: TenantSettings = serde_json::from_value(v).ok()?;
+            s.timezone = tz;
+            Some(s)
+        })
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! a Redis key prefix per test, the real api served on `127.0.0.1:0`, in-process or
 //! process-level workers, and helpers to make tenants.
 
+pub mod fake_stripe;
+
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -278,12 +280,16 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    pub fn master(&self) -> shared::crypto::MasterKey {
+        shared::crypto::MasterKey::parse(self.env.config().master_key.expose()).unwrap()
+    }
+
     pub fn ops_token(&self) -> &str {
         &self.env.vars["OPS_TOKEN"]
     }
 
     pub async fn create_tenant(&self, name: &str) -> TenantWithKeys {
-        shared::tenants::create_tenant(&self.pool, name)
+        shared::tenants::create_tenant(&self.pool, &self.master(), name)
             .await
             .unwrap()
     }

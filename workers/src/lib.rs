@@ -9,6 +9,7 @@ pub mod registry;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
+pub mod stripe_ctx;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -26,6 +27,7 @@ pub struct WorkerState {
     pub worker_name: String,
     /// Honour the probe job's fault-injection fields (`ALLOW_FAULT_INJECTION=1`).
     pub allow_fault_injection: bool,
+    pub stripe: stripe_ctx::StripeCtx,
 }
 
 impl WorkerState {
@@ -34,7 +36,10 @@ impl WorkerState {
         let redis = Redis::from_config(&config)?;
         let queues = Queues::new(redis);
         let jobs = JobClient::new(queues.clone(), config.jobs.idempotency_ttl);
+        let master = shared::crypto::MasterKey::parse(config.master_key.expose())?;
+        let stripe = stripe_ctx::StripeCtx::new(&config.stripe_api_base, queues.redis(), master);
         Ok(Self {
+            stripe,
             allow_fault_injection: std::env::var("ALLOW_FAULT_INJECTION").as_deref() == Ok("1"),
             worker_name: unique_worker_name(),
             config,

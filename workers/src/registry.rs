@@ -88,6 +88,9 @@ pub fn register_all(retry_base_override: Option<Duration>) -> Registry {
         .handle(handlers::rollup::run)
         .handle(handlers::reconcile::run)
         .handle(handlers::cache::run)
+        .handle(handlers::offers::apply_offer)
+        .handle(handlers::offers::cancel_subscription)
+        .handle(handlers::stripe_events::run)
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ async fn rotate_key(
     }
     let key = shared::tenants::rotate_key(
         &st.pools.primary,
+        &st.master,
         id.tenant_id,
         body.kind,
         id.mode,
@@ -65,6 +66,7 @@ async fn rotate_key(
     )
     .await?;
     st.auth_cache.forget_tenant(id.tenant_id);
+    st.settings_cache.forget(id.tenant_id);
     Ok((StatusCode::CREATED, Json(json!({ "key": key }))))
 }
 
@@ -82,5 +84,6 @@ async fn revoke_key(
         return Err(ApiError::not_found("key"));
     }
     st.auth_cache.forget_tenant(id.tenant_id);
+    st.settings_cache.forget(id.tenant_id);
     Ok(Json(json!({ "id": key_id, "revoked": true })))
 }

@@ -1,10 +1,16 @@
 //! Every route of the API, merged in one place.
 
+pub mod assets;
+pub mod flows;
 pub mod health;
 pub mod keys;
 pub mod openapi;
 pub mod ops;
+pub mod sessions;
+pub mod settings;
 pub mod tenants;
+pub mod webhooks;
+pub mod widget;
 
 use axum::Router;
 
@@ -17,6 +23,12 @@ pub fn router() -> Router<AppState> {
         .merge(tenants::router())
         .merge(keys::router())
         .merge(ops::router())
+        .merge(flows::router())
+        .merge(widget::router())
+        .merge(settings::router())
+        .merge(assets::router())
+        .merge(webhooks::router())
+        .merge(sessions::router())
 }
 
 /// The endpoint class of a route (metrics label, SLOs and alert rules use it).

@@ -35,7 +35,7 @@ async fn create_tenant(
             "name must be 1 to 200 characters",
         ));
     }
-    let created = shared::tenants::create_tenant(&st.pools.primary, name).await?;
+    let created = shared::tenants::create_tenant(&st.pools.primary, &st.master, name).await?;
     tracing::info!(tenant_id = %created.tenant.id, "tenant created");
     Ok((
         StatusCode::CREATED,

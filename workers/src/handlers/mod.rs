@@ -2,9 +2,11 @@
 //! least once.
 
 pub mod cache;
+pub mod offers;
 pub mod probe;
 pub mod reconcile;
 pub mod rollup;
+pub mod stripe_events;
 
 /// Records the start of a scheduler duty run; returns the run id.
 pub(crate) async fn start_run(

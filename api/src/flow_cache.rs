@@ -1,0 +1,181 @@
+//! Published flows, cached per tenant in process and in Redis (5 minutes, as the
+//! specification says for flow data). Publishing deletes the Redis copy and announces the
+//! change on the `{prefix}invalidate` channel; every api process listens and drops its own
+//! copy, so a publish is visible everywhere within a second.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use shared::{flows::PublishedFlow, redis_conn::Redis};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const TTL: Duration = Duration::from_secs(300);
+
+type Entry = (Arc<Vec<PublishedFlow>>, Instant);
+
+#[derive(Default)]
+pub struct FlowCache {
+    local: Mutex<HashMap<Uuid, Entry>>,
+    versions: Mutex<HashMap<(Uuid, i32), Arc<shared::flows::FlowDefinition>>>,
+}
+
+fn redis_key(redis: &Redis, tenant: Uuid) -> String {
+    redis.key(&format!("cache:{tenant}:flows:published"))
+}
+
+impl FlowCache {
+    pub async fn published(
+        &self,
+        pool: &PgPool,
+        redis: &Redis,
+        tenant: Uuid,
+    ) -> Result<Arc<Vec<PublishedFlow>>, sqlx::Error> {
+        if let Some((flows, at)) = self.local.lock().expect("lock").get(&tenant) {
+            if at.elapsed() < TTL {
+                return Ok(flows.clone());
+            }
+        }
+        let mut conn = redis.conn.clone();
+        let cached: Option<String> = redis::cmd("GET")
+            .arg(redis_key(redis, tenant))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(None);
+        let flows = match cached.and_then(|c| serde_json::from_str::<Vec<PublishedFlow>>(&c).ok()) {
+            Some(f) => f,
+            None => {
+                let f = load(pool, tenant).await?;
+                if let Ok(json) = serde_json::to_string(&f) {
+                    let _: Result<(), _> = redis::cmd("SET")
+                        .arg(redis_key(redis, tenant))
+                        .arg(json)
+                        .arg("EX")
+                        .arg(TTL.as_secs())
+                        .query_async(&mut conn)
+                        .await;
+                }
+                f
+            }
+        };
+        let flows = Arc::new(flows);
+        self.local
+            .lock()
+            .expect("lock")
+            .insert(tenant, (flows.clone(), Instant::now()));
+        Ok(flows)
+    }
+
+    /// One published version (immutable, so cached without expiry).
+    pub async fn version(
+        &self,
+        pool: &PgPool,
+        tenant: Uuid,
+        flow: Uuid,
+        version: i32,
+    ) -> Result<Option<Arc<shared::flows::FlowDefinition>>, sqlx::Error> {
+        if let Some(d) = self.versions.lock().expect("lock").get(&(flow, version)) {
+            return Ok(Some(d.clone()));
+        }
+        let row: Option<(serde_json::Value,)> = sqlx::query_as(
+            "SELECT definition FROM flow_versions WHERE tenant_id = $1 AND flow_id = $2 AND version = $3",
+        )
+        .bind(tenant)
+        .bind(flow)
+        .bind(version)
+        .fetch_optional(pool)
+        .await?;
+        let Some((def,)) = row else { return Ok(None) };
+        let def: shared::flows::FlowDefinition =
+            serde_json::from_value(def).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let def = Arc::new(def);
+        let mut map = self.versions.lock().expect("lock");
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert((flow, version), def.clone());
+        Ok(Some(def))
+    }
+
+    pub fn forget(&self, tenant: Uuid) {
+        self.local.lock().expect("lock").remove(&tenant);
+    }
+
+    /// Drops every copy of the tenant's published flows, here and in every api process.
+    pub async fn invalidate_everywhere(&self, redis: &Redis, tenant: Uuid) {
+        self.forget(tenant);
+        let mut conn = redis.conn.clone();
+        let msg = serde_json::json!({ "tenant_id": tenant, "scope": "flows" }).to_string();
+        let res: redis::RedisResult<()> = redis::pipe()
+            .del(redis_key(redis, tenant))
+            .publish(redis.key("invalidate"), msg)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            // Other processes fall back to the TTL.
+            tracing::warn!(error = %e, "could not broadcast a flow invalidation");
+        }
+    }
+}
+
+async fn load(pool: &PgPool, tenant: Uuid) -> Result<Vec<PublishedFlow>, sqlx::Error> {
+    // The default role lives on the flow row (publishing another default flow takes it).
+    let rows: Vec<(Uuid, i32, serde_json::Value, bool)> = sqlx::query_as(
+        "SELECT f.id, v.version, v.definition, f.is_default FROM flows f
+           JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.published_version
+          WHERE f.tenant_id = $1 AND f.deleted_at IS NULL AND f.published_version IS NOT NULL",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, version, def, is_default)| {
+            let mut definition: shared::flows::FlowDefinition = serde_json::from_value(def).ok()?;
+            definition.is_default = is_default;
+            Some(PublishedFlow {
+                id,
+                version,
+                definition,
+            })
+        })
+        .collect())
+}
+
+/// Listens for invalidations from other processes (reconnects forever).
+pub fn spawn_listener(cache: Arc<FlowCache>, redis_url: String, channel: String) {
+    tokio::spawn(async move {
+        loop {
+            match listen(&cache, &redis_url, &channel).await {
+                Ok(()) => tracing::warn!("invalidation stream ended; resubscribing"),
+                Err(e) => tracing::warn!(error = %e, "invalidation listener failed; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+
+async fn listen(cache: &FlowCache, url: &str, channel: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    // Anything published while we were not subscribed is unknown: start clean.
+    cache.local.lock().expect("lock").clear();
+    let mut stream = pubsub.on_message();
+    while let Some(msg) = stream.next().await {
+        let payload: String = msg.get_payload().unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) {
+            if let Some(t) = v["tenant_id"]
+                .as_str()
+                .and_then(|t| Uuid::parse_str(t).ok())
+            {
+                cache.forget(t);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The embeddable widget script (content-hashed, long-lived cache) and the demo page.
+
+use std::sync::OnceLock;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use shared::tenants::{KeyKind, Mode};
+
+use crate::{error::ApiError, AppState};
+
+pub const WIDGET_JS: &str = include_str!("../../../widget/widget.js");
+const DEMO_HTML: &str = include_str!("../../../widget/demo.html");
+
+/// First 16 hex characters of the script's SHA-256.
+pub fn widget_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hex::encode(Sha256::digest(WIDGET_JS.as_bytes()))[..16].to_string())
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/widget.js", get(get_widget))
+        .route("/widget/{file}", get(get_widget_versioned))
+        .route("/demo", get(get_demo))
+}
+
+fn script(immutable: bool, headers: &HeaderMap) -> Response {
+    let etag = format!("\"{}\"", widget_hash());
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        // The unversioned URL must pick up new releases; the versioned one never changes.
+        "public, max-age=300, stale-while-revalidate=86400"
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8".to_string(),
+            ),
+            (header::CACHE_CONTROL, cache.to_string()),
+            (header::ETAG, etag),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_string()),
+        ],
+        WIDGET_JS,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct WidgetQuery {
+    v: Option<String>,
+}
+
+/// `/widget.js` (short cache) or `/widget.js?v=<hash>` (immutable when the hash is current).
+async fn get_widget(Query(q): Query<WidgetQuery>, headers: HeaderMap) -> Response {
+    script(q.v.as_deref() == Some(widget_hash()), &headers)
+}
+
+/// `/widget/widget.<hash>.js`: immutable.
+async fn get_widget_versioned(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    if file == format!("widget.{}.js", widget_hash()) {
+        script(true, &headers)
+    } else {
+        ApiError::not_found("asset").into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct DemoQuery {
+    pk: String,
+    #[serde(default = "demo_customer")]
+    customer: String,
+    #[serde(default)]
+    subscription: Option<String>,
+}
+
+fn demo_customer() -> String {
+    "cus_demo".into()
+}
+
+/// A fake account page with a Cancel button, for a test-mode publishable key. It signs a
+/// customer token server-side, as a tenant's backend would. Off when `DEMO_ENABLED=0`.
+async fn get_demo(
+    State(st): State<AppState>,
+    Query(q): Query<DemoQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !st.config.demo_enabled {
+        return Err(ApiError::not_found("page"));
+    }
+    let id = st
+        .auth_cache
+        .authenticate(&st.pools.primary, &q.pk)
+        .await?
+        .filter(|k| k.kind == KeyKind::Publishable && k.mode == Mode::Test)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_api_key",
+                "The demo needs a valid test-mode publishable key (pk_test_…).",
+            )
+        })?;
+    if q.customer.is_empty() || q.customer.len() > 255 {
+        return Err(ApiError::invalid_param(
+            "customer",
+            "customer must be 1 to 255 characters",
+        ));
+    }
+    let secrets =
+        shared::tenants::secret_keys(&st.pools.primary, &st.master, id.tenant_id, Mode::Test)
+            .await?;
+    let secret = secrets.first().ok_or_else(|| {
+        ApiError::invalid("no_secret_key", "The tenant has no active test secret key.")
+    })?;
+    let claims = shared::widget_token::Claims {
+        tid: id.tenant_id,
+        cus: q.customer,
+        sub: q.subscription,
+        exp: chrono::Utc::now().timestamp() + 3600,
+        attrs: None,
+    };
+    let token = shared::widget_token::sign(&claims, secret);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1:8080");
+    let base = if st.config.public_base_url.is_empty() {
+        format!("http://{host}")
+    } else {
+        st.config.public_base_url.clone()
+    };
+    let html = DEMO_HTML
+        .replace("{{PUBLISHABLE_KEY}}", &q.pk)
+        .replace("{{CUSTOMER_TOKEN}}", &token)
+        .replace("{{API_BASE}}", &base)
+        .replace("{{WIDGET_HASH}}", widget_hash());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response())
+}

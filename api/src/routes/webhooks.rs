@@ -1,0 +1,149 @@
+//! Stripe webhooks: verify the signature over the raw body, store the delivery (event id
+//! unique per tenant, so duplicates are acknowledged and ignored), enqueue, answer 2xx.
+//! Processing (re-fetching from Stripe) happens in the workers.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    routing::post,
+    Json, Router,
+};
+use jobs::{JobClient, ProcessStripeEvent};
+use serde_json::{json, Value};
+use shared::{stripe::webhook, tenants::Mode};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/webhooks/stripe/{tenant_id}",
+        post(receive_stripe_event),
+    )
+}
+
+/// Event types we act on; every other type is acknowledged and ignored.
+pub const HANDLED: &[&str] = &[
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "customer.created",
+    "customer.updated",
+    "invoice.paid",
+    "invoice.payment_failed",
+];
+
+fn bad(code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(code, message)
+}
+
+async fn receive_stripe_event(
+    State(st): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant = Uuid::parse_str(&tenant_id).map_err(|_| ApiError::not_found("tenant"))?;
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if header.is_empty() {
+        return Err(bad(
+            "missing_signature",
+            "The Stripe-Signature header is missing.",
+        ));
+    }
+    let event: Value = serde_json::from_slice(&body)
+        .map_err(|_| bad("malformed_event", "The body is not a JSON Stripe event."))?;
+    let (Some(event_id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
+        return Err(bad("malformed_event", "The event has no id or type."));
+    };
+    let mode = if event["livemode"].as_bool() == Some(true) {
+        Mode::Live
+    } else {
+        Mode::Test
+    };
+    let row: Option<(Value,)> = sqlx::query_as(
+        "SELECT webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+    )
+    .bind(tenant)
+    .bind(mode.as_str())
+    .fetch_optional(&st.pools.primary)
+    .await?;
+    let ctx = format!("{tenant}:{}", mode.as_str());
+    let secrets: Vec<String> = row
+        .map(|(v,)| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| st.master.decrypt(c.as_str()?, &ctx).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    if let Err(e) = webhook::verify(
+        header,
+        &body,
+        &refs,
+        chrono::Utc::now().timestamp(),
+        webhook::DEFAULT_TOLERANCE_SECS,
+    ) {
+        metrics::counter!("stripe_webhooks_rejected_total", "reason" => format!("{e:?}"))
+            .increment(1);
+        let code = match e {
+            webhook::WebhookError::StaleTimestamp => "stale_signature",
+            webhook::WebhookError::SignatureMismatch => "signature_mismatch",
+            _ => "malformed_signature",
+        };
+        return Err(bad(code, e.to_string()));
+    }
+    if !HANDLED.contains(&kind) {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "received": true, "ignored": true })),
+        ));
+    }
+    let object_id = event["data"]["object"]["id"].as_str().map(str::to_string);
+    let mut tx = st.pools.primary.begin().await?;
+    let inserted: Option<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO stripe_events (id, tenant_id, mode, event_id, type, object_id, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(mode.as_str())
+    .bind(event_id)
+    .bind(kind)
+    .bind(&object_id)
+    .bind(&event)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((row_id,)) = inserted else {
+        tx.rollback().await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "received": true, "duplicate": true })),
+        ));
+    };
+    let entry = JobClient::record_durable(
+        &mut tx,
+        Some(tenant),
+        &ProcessStripeEvent {
+            stripe_event_row: row_id,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if let Err(e) = st.jobs.push_outbox(&entry).await {
+        tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
+    }
+    Ok((StatusCode::OK, Json(json!({ "received": true }))))
+}

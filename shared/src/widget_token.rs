@@ -1,0 +1,145 @@
+//! Customer tokens for the widget: short-lived, bound to a tenant and a customer.
+//!
+//! `token = base64url(payload) + "." + hex(HMAC-SHA256(key = tenant secret key, msg = base64url(payload)))`
+//! where `payload` is the JSON object
+//! `{"tid": tenant id, "cus": customer id, "sub": subscription id or null, "exp": unix seconds, "attrs": {...}?}`
+//! and base64url is unpadded. README.md has a worked example a tenant can reproduce in any
+//! language.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// Longest lifetime a token may have.
+pub const MAX_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    pub tid: uuid::Uuid,
+    pub cus: String,
+    #[serde(default)]
+    pub sub: Option<String>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenError {
+    #[error("the customer token is malformed")]
+    Malformed,
+    #[error("the customer token has expired")]
+    Expired,
+    #[error("the customer token expires too far in the future")]
+    TooLong,
+    #[error("the customer token's signature does not match")]
+    BadSignature,
+    #[error("the customer token belongs to another tenant")]
+    WrongTenant,
+}
+
+fn mac(secret: &str, msg: &[u8]) -> Hmac<Sha256> {
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    m.update(msg);
+    m
+}
+
+pub fn sign(claims: &Claims, secret_key: &str) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
+    let sig = hex::encode(mac(secret_key, payload.as_bytes()).finalize().into_bytes());
+    format!("{payload}.{sig}")
+}
+
+/// Reads the claims without checking the signature (to find the tenant's keys).
+pub fn peek(token: &str) -> Result<Claims, TokenError> {
+    let (payload, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)
+}
+
+/// Verifies against any of the tenant's current secret keys (several during a rotation).
+pub fn verify(
+    token: &str,
+    tenant_id: uuid::Uuid,
+    secret_keys: &[String],
+    now: i64,
+) -> Result<Claims, TokenError> {
+    if token.len() > 8192 {
+        return Err(TokenError::Malformed);
+    }
+    let (payload, sig_hex) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let sig = hex::decode(sig_hex).map_err(|_| TokenError::Malformed)?;
+    let claims = peek(token)?;
+    let ok = secret_keys
+        .iter()
+        .any(|k| mac(k, payload.as_bytes()).verify_slice(&sig).is_ok());
+    if !ok {
+        return Err(TokenError::BadSignature);
+    }
+    if claims.tid != tenant_id {
+        return Err(TokenError::WrongTenant);
+    }
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.exp > now + MAX_TTL_SECS {
+        return Err(TokenError::TooLong);
+    }
+    if claims.cus.is_empty() || claims.cus.len() > 255 {
+        return Err(TokenError::Malformed);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_failures() {
+        let t = uuid::Uuid::now_v7();
+        let c = Claims {
+            tid: t,
+            cus: "cus_1".into(),
+            sub: Some("sub_1".into()),
+            exp: 1_000,
+            attrs: None,
+        };
+        let tok = sign(&c, "sk_test_a");
+        assert_eq!(
+            verify(&tok, t, &["sk_test_b".into(), "sk_test_a".into()], 900),
+            Ok(c.clone())
+        );
+        assert_eq!(
+            verify(&tok, t, &["sk_test_b".into()], 900),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(&tok, t, &["sk_test_a".into()], 1_000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify(&tok, uuid::Uuid::nil(), &["sk_test_a".into()], 900),
+            Err(TokenError::WrongTenant)
+        );
+        let (p, s) = tok.split_once('.').unwrap();
+        let tampered = format!(
+            "{}.{s}",
+            URL_SAFE_NO_PAD
+                .encode(br#"{"tid":"00000000-0000-0000-0000-000000000000","cus":"x","exp":5000}"#)
+        );
+        assert_eq!(
+            verify(&tampered, t, &["sk_test_a".into()], 900),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(p, t, &["sk_test_a".into()], 900),
+            Err(TokenError::Malformed)
+        );
+    }
+}
