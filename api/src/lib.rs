@@ -8,6 +8,7 @@ pub mod extract;
 pub mod flow_cache;
 pub mod middleware;
 pub mod routes;
+pub mod seed;
 pub mod settings_cache;
 pub mod strings;
 

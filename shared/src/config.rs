@@ -144,7 +144,7 @@ impl Config {
             },
             stripe_api_base: get("STRIPE_API_BASE")
                 .unwrap_or_else(|| "https://api.stripe.com".into()),
-            demo_enabled: parse(
+            demo_enabled: flag(
                 &get,
                 "DEMO_ENABLED",
                 get("APP_ENV").as_deref() != Some("production"),
@@ -238,6 +238,25 @@ where
             name,
             reason: e.to_string(),
         }),
+    }
+}
+
+/// A boolean variable: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!("expected 1/0 or true/false, got {v:?}"),
+            }),
+        },
     }
 }
 

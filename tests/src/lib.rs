@@ -248,6 +248,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(env: Env) -> Self {
+        if std::env::var_os("RUST_LOG").is_none() {
+            // Quiet by default; `RUST_LOG=info cargo test ...` shows the services' logs.
+            std::env::set_var("RUST_LOG", "warn");
+        }
         shared::telemetry::init_tracing(shared::config::LogFormat::Compact);
         let _ = shared::telemetry::prometheus();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

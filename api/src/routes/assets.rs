@@ -134,9 +134,16 @@ async fn get_demo(
         attrs: None,
     };
     let token = shared::widget_token::sign(&claims, secret);
+    // The Host header ends up inside the page: only a plain host[:port] is used as is.
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() < 256
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
         .unwrap_or("127.0.0.1:8080");
     let base = if st.config.public_base_url.is_empty() {
         format!("http://{host}")

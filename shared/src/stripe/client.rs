@@ -351,9 +351,13 @@ impl StripeClient {
                 elapsed_ms = elapsed.as_millis() as u64,
                 "stripe call"
             ),
-            Err(e) => {
-                tracing::info!(op, outcome, error = %e, elapsed_ms = elapsed.as_millis() as u64, "stripe call failed")
-            }
+            Err(e) => tracing::info!(
+                op,
+                outcome,
+                error = %e,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "stripe call failed"
+            ),
         }
         result
     }

@@ -32,11 +32,14 @@ struct Session {
     offer_params: Option<Value>,
     ended_at: Option<DateTime<Utc>>,
     cancel_state: Option<String>,
+    offer_key_generation: i32,
+    cancel_key_generation: i32,
 }
 
 async fn load(st: &WorkerState, id: Uuid) -> Result<Session, JobError> {
     sqlx::query_as(
-        "SELECT tenant_id, mode, subscription_id, accepted_offer, offer_state, offer_params, ended_at, cancel_state
+        "SELECT tenant_id, mode, subscription_id, accepted_offer, offer_state, offer_params, ended_at, cancel_state,
+                offer_key_generation, cancel_key_generation
            FROM cancel_sessions WHERE id = $1",
     )
     .bind(id)
@@ -222,9 +225,24 @@ fn looks_applied(sub: &Value, kind: OfferType, params: &Value) -> bool {
     }
 }
 
+/// A 500 whose change did not land: the next attempt needs a new idempotency key, since
+/// Stripe replays the saved 500 for the old one.
+async fn next_key_generation(st: &WorkerState, session: Uuid, offer: bool) -> Result<(), JobError> {
+    let sql = if offer {
+        "UPDATE cancel_sessions SET offer_key_generation = offer_key_generation + 1 WHERE id = $1"
+    } else {
+        "UPDATE cancel_sessions SET cancel_key_generation = cancel_key_generation + 1 WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(session)
+        .execute(&st.pools.primary)
+        .await?;
+    Ok(())
+}
+
 pub async fn apply_offer(
     st: Arc<WorkerState>,
-    _meta: JobMeta,
+    meta: JobMeta,
     job: ApplyOffer,
 ) -> Result<(), JobError> {
     let s = load(&st, job.session_id).await?;
@@ -279,7 +297,10 @@ pub async fn apply_offer(
             stored
         }
     };
-    let idem = format!("rtos:{}:{}", job.session_id, offer.id);
+    let idem = format!(
+        "rtos:{}:{}:{}",
+        job.session_id, offer.id, s.offer_key_generation
+    );
     let result: Result<(), StripeError> = async {
         match offer.kind {
             OfferType::Discount => {
@@ -315,7 +336,9 @@ pub async fn apply_offer(
                             .create_coupon(
                                 &creds.api_key,
                                 &create,
-                                &format!("rtos:coupon:{coupon}"),
+                                // The coupon id itself de-duplicates (Stripe refuses a
+                                // second coupon with one id): the key may change per attempt.
+                                &format!("rtos:coupon:{coupon}:{}", meta.attempt),
                             )
                             .await
                         {
@@ -371,6 +394,7 @@ pub async fn apply_offer(
                 Err(e2) => return Err(st.stripe.classify(&creds, e2).await),
             };
             if !looks_applied(&sub, offer.kind, &params) {
+                next_key_generation(&st, job.session_id, true).await?;
                 return Err(JobError::transient(e));
             }
             tracing::info!(session_id = %job.session_id, "Stripe answered 500 but the offer is applied");
@@ -411,7 +435,7 @@ pub async fn cancel_subscription(
         .settings(&st.pools.primary, s.tenant_id, mode)
         .await?;
     st.stripe.throttle(&creds).await?;
-    let idem = format!("rtos:{}:cancel", job.session_id);
+    let idem = format!("rtos:{}:cancel:{}", job.session_id, s.cancel_key_generation);
     let res = st
         .stripe
         .client
@@ -436,6 +460,7 @@ pub async fn cancel_subscription(
                 Err(e2) => return Err(st.stripe.classify(&creds, e2).await),
             };
             if sub["cancel_at_period_end"].as_bool() != Some(true) {
+                next_key_generation(&st, job.session_id, false).await?;
                 return Err(JobError::transient(e));
             }
         }

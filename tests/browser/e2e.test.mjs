@@ -1,0 +1,208 @@
+// End-to-end: the demo page served by the real API, the real widget, real sessions in
+// PostgreSQL. run.sh starts the stack and passes it in the environment:
+//   API_URL        http://127.0.0.1:<port> of the running retentionos-api
+//   API_PID        its process id (scenario d kills it: run it last)
+//   DATABASE_URL   the stack's database (outcomes are checked with psql)
+//   OPS_TOKEN      the ops token the api runs with
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launchBrowser, screenshot, watchPage, poll, sleep, WIDGET_DIR } from './lib.mjs';
+
+const API = process.env.API_URL;
+const API_PID = Number(process.env.API_PID);
+const DATABASE_URL = process.env.DATABASE_URL;
+const OPS_TOKEN = process.env.OPS_TOKEN || 'browser-ops-token';
+if (!API || !DATABASE_URL) throw new Error('API_URL and DATABASE_URL must be set (run tests/browser/run.sh)');
+
+const RUN = randomBytes(4).toString('hex');
+const FLOW = {
+  name: 'Default',
+  language: 'en',
+  is_default: true,
+  ranking_score: 0,
+  steps: [
+    {
+      id: 'survey', type: 'survey', title: 'Why are you leaving?',
+      reasons: [
+        { code: 'too_expensive', label: 'Too expensive' },
+        { code: 'missing_features', label: 'Missing features' },
+      ],
+    },
+    {
+      id: 'offer', type: 'offer', title: 'Before you go',
+      offers: [{
+        id: 'disc20', type: 'discount', title: '20% off for 3 months', description: 'Stay and save',
+        discount: { percent_off: 20, duration: 'repeating', duration_in_months: 3 },
+      }],
+    },
+    { id: 'confirm', type: 'confirm', title: 'Confirm cancellation' },
+  ],
+};
+
+let browser;
+let publishableKey;
+
+async function api(method, path, key, body) {
+  const res = await fetch(API + path, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text };
+}
+
+function sql(query) {
+  return execFileSync('psql', ['-X', '-w', DATABASE_URL, '-Atc', query], { encoding: 'utf8' }).trim();
+}
+
+// Polls the customer's session row until its outcome is `outcome` (10 s at most).
+async function expectOutcome(customer, expected) {
+  const q = `select outcome, saved_offer_type from cancel_sessions where customer_id='${customer}' order by created_at desc limit 1`;
+  const row = await poll(() => {
+    const r = sql(q);
+    return r.split('|')[0] === expected.split('|')[0] ? r : null;
+  }, { timeoutMs: 10000, intervalMs: 250 });
+  const last = row ?? sql(q);
+  assert.equal(last, expected, `cancel_sessions row of ${customer}`);
+}
+
+// A fresh browser context on /demo for a new customer, with the widget loaded.
+async function openDemo(label) {
+  const customer = `cus_browser_${label}_${RUN}`;
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const page = await context.newPage();
+  const errors = watchPage(page, label);
+  const res = await page.goto(`${API}/demo?pk=${encodeURIComponent(publishableKey)}&customer=${encodeURIComponent(customer)}`);
+  assert.equal(res.status(), 200, `GET /demo answered ${res.status()}`);
+  await page.waitForFunction(() => window.RetentionOS && typeof window.RetentionOS.open === 'function', null, { timeout: 10000 });
+  return { customer, context, page, errors };
+}
+
+before(async () => {
+  const t = await api('POST', '/v1/tenants', OPS_TOKEN, { name: 'Browser Co' });
+  assert.equal(t.status, 201, `POST /v1/tenants: ${t.text}`);
+  const key = (kind) => t.json.keys.find((k) => k.kind === kind && k.mode === 'test').key;
+  const secret = key('secret');
+  publishableKey = key('publishable');
+  const f = await api('POST', '/v1/flows', secret, FLOW);
+  assert.equal(f.status, 201, `POST /v1/flows: ${f.text}`);
+  const p = await api('POST', `/v1/flows/${f.json.id}/publish`, secret);
+  assert.equal(p.status, 200, `POST /v1/flows/{id}/publish: ${p.text}`);
+  console.log(`tenant ${t.json.tenant.id}, flow ${f.json.id} published`);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('the API serves this widget.js, and the demo loads its content-hashed URL', async () => {
+  const res = await fetch(`${API}/widget.js`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') || '', /javascript/);
+  const body = await res.text();
+  assert.equal(body, fs.readFileSync(path.join(WIDGET_DIR, 'widget.js'), 'utf8'), 'the api embeds the current widget/widget.js (rebuild?)');
+  const demo = await fetch(`${API}/demo?pk=${encodeURIComponent(publishableKey)}&customer=cus_browser_probe_${RUN}`);
+  assert.equal(demo.status, 200);
+  const html = await demo.text();
+  assert.doesNotMatch(html, /\{\{[A-Z_]+\}\}/, 'every placeholder replaced');
+  const src = html.match(/<script src="([^"]+\/widget[^"]*\.js[^"]*)"/)[1];
+  const versioned = await fetch(src);
+  assert.equal(versioned.status, 200);
+  assert.match(versioned.headers.get('cache-control') || '', /immutable/, `${src}: ${versioned.headers.get('cache-control')}`);
+});
+
+test('(a) reason, offer, accept: saved with a discount', async () => {
+  const { customer, context, page, errors } = await openDemo('a');
+  try {
+    await page.click('#cancel-subscription');
+    const dialog = page.locator('[role=dialog]');
+    await dialog.getByRole('heading', { name: 'Why are you leaving?' }).waitFor();
+    await dialog.getByLabel('Too expensive').check();
+    await dialog.getByRole('button', { name: 'Continue' }).click();
+    const offer = dialog.locator('.rtos-offer', { hasText: '20% off for 3 months' });
+    await offer.waitFor();
+    await screenshot(page, 'e2e-a-offer');
+    await offer.getByRole('button').click();
+    await page.locator('#result').filter({ hasText: /staying|saved/ }).waitFor({ timeout: 5000 });
+    await screenshot(page, 'e2e-a-saved');
+    await expectOutcome(customer, 'saved|discount');
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('(b) reason, decline, confirm: canceled', async () => {
+  const { customer, context, page, errors } = await openDemo('b');
+  try {
+    await page.click('#cancel-subscription');
+    const dialog = page.locator('[role=dialog]');
+    await dialog.getByLabel('Missing features').check();
+    await dialog.getByRole('button', { name: 'Continue' }).click();
+    await dialog.locator('.rtos-offer', { hasText: '20% off for 3 months' }).waitFor();
+    await dialog.getByRole('button', { name: 'No thanks' }).click();
+    await dialog.getByRole('heading', { name: 'Confirm cancellation' }).waitFor();
+    await screenshot(page, 'e2e-b-confirm');
+    await dialog.getByRole('button', { name: 'Cancel subscription', exact: true }).click();
+    await page.locator('#result').filter({ hasText: 'canceled' }).waitFor({ timeout: 5000 });
+    await screenshot(page, 'e2e-b-canceled');
+    await expectOutcome(customer, 'canceled|');
+    // Sent concurrently (reason_selected and offer_shown may arrive in either order).
+    const types = sql(`select string_agg(e.type, ',' order by e.type) from session_events e join cancel_sessions s on s.id = e.session_id where s.customer_id='${customer}'`);
+    assert.equal(types, 'cancel_confirmed,offer_declined,offer_shown,reason_selected');
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('(c) Escape closes the modal: abandoned, focus back on the button', async () => {
+  const { customer, context, page, errors } = await openDemo('c');
+  try {
+    await page.focus('#cancel-subscription');
+    await page.keyboard.press('Enter');
+    const dialog = page.locator('[role=dialog]');
+    await dialog.getByRole('heading', { name: 'Why are you leaving?' }).waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'cancel-subscription');
+    await screenshot(page, 'e2e-c-abandoned');
+    await expectOutcome(customer, 'abandoned|');
+    assert.doesNotMatch(await page.locator('#result').textContent(), /canceled/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('(d) fail open: the API is down, Cancel still cancels within 3 s', async () => {
+  const { context, page } = await openDemo('d');
+  try {
+    assert.ok(API_PID > 0, 'API_PID must be set');
+    process.kill(API_PID, 'SIGKILL');
+    // Wait until the port refuses connections.
+    const down = await poll(async () => {
+      try { await fetch(`${API}/readyz`); return false; } catch { return true; }
+    }, { timeoutMs: 5000, intervalMs: 100 });
+    assert.ok(down, 'the api still answers after SIGKILL');
+    const t0 = Date.now();
+    await page.click('#cancel-subscription');
+    await page.locator('#result').filter({ hasText: 'canceled' }).waitFor({ timeout: 3000 });
+    const ms = Date.now() - t0;
+    console.log(`fail-open: canceled message after ${ms} ms`);
+    assert.ok(ms < 3000);
+    assert.equal(await page.locator('[role=dialog]').count(), 0);
+    await sleep(100);
+    await screenshot(page, 'e2e-d-fail-open');
+  } finally {
+    await context.close();
+  }
+});

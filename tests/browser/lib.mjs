@@ -1,0 +1,66 @@
+// Shared helpers of the browser suites: launching Debian's Chromium through playwright-core
+// (no browser download), the screenshot folder, polling.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(HERE, '..', '..');
+export const WIDGET_DIR = path.join(ROOT, 'widget');
+export const SCREENSHOTS = path.join(HERE, 'screenshots');
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+// Playwright's launch() always runs the browser with a fresh temporary --user-data-dir of its
+// own (and refuses one in args); every scenario then gets a fresh browser context.
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const file = path.join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  return file;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Calls fn until it returns a truthy value or the time is up; returns the last value.
+export async function poll(fn, { timeoutMs = 10000, intervalMs = 200 } = {}) {
+  const end = Date.now() + timeoutMs;
+  let v;
+  for (;;) {
+    v = await fn();
+    if (v || Date.now() >= end) return v;
+    await sleep(intervalMs);
+  }
+}
+
+// Forwards the page's console errors and uncaught exceptions to the test output, and keeps
+// them so a test can assert that the widget never threw to the host page.
+export function watchPage(page, label) {
+  const errors = [];
+  page.on('pageerror', (e) => {
+    errors.push(String(e));
+    console.log(`[${label}] pageerror: ${e}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') console.log(`[${label}] console.error: ${m.text()}`);
+  });
+  return errors;
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+#
+# tests/browser/run.sh: browser tests of the widget in Debian's headless Chromium, driven by
+# playwright-core (no browser download).
+#
+#   tests/browser/run.sh              mock suite, then the end-to-end suite
+#   tests/browser/run.sh --mock-only  only widget.mock.test.mjs (no Rust stack needed)
+#   tests/browser/run.sh --e2e-only   only e2e.test.mjs
+#
+# 1. installs chromium (apt) when /usr/bin/chromium is missing, and the npm deps (npm ci);
+# 2. widget.mock.test.mjs: the widget against a mock API (steps, retries, timeouts,
+#    fail-open, accessibility, style isolation, size budget);
+# 3. e2e.test.mjs against a stack of its own: builds retentionos-api and retentionos-workers,
+#    creates a fresh database rtos_browser_<random> (`retentionos-api migrate`), starts the
+#    api and the workers on free ports with REDIS_PREFIX=rtos_browser:<random>:, waits for
+#    /readyz, then runs the demo-page scenarios (save, cancel, abandon, fail-open).
+# On exit (success, failure or interrupt) it stops the processes it started, drops its
+# database and deletes its Redis keys. Screenshots go to tests/browser/screenshots/.
+#
+# Environment: CARGO_TARGET_DIR (default /var/tmp/retentionos-target), CHROMIUM_PATH
+# (default /usr/bin/chromium), RTOS_BROWSER_NO_BUILD=1 (use the binaries as built),
+# RTOS_BROWSER_KEEP_LOGS=1 (keep the api/worker logs; they are printed on failure anyway).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+MODE=all
+case "${1:-}" in
+    "") ;;
+    --mock-only) MODE=mock ;;
+    --e2e-only) MODE=e2e ;;
+    -h | --help)
+        sed -n '2,24p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "usage: $0 [--mock-only|--e2e-only]" >&2
+        exit 2
+        ;;
+esac
+
+# Service helpers (ensure_postgres, ensure_redis, apt_install, ensure_rust_tools, log, die)
+# come from the project's scripts/lib.sh; minimal stand-ins otherwise.
+if [[ -f "$ROOT/scripts/lib.sh" ]]; then
+    # shellcheck disable=SC1091 # the project's own helpers (scripts/lib.sh)
+    source "$ROOT/scripts/lib.sh"
+else
+    log() { printf '==> %s\n' "$*" >&2; }
+    die() {
+        printf '==> ERROR: %s\n' "$*" >&2
+        exit 1
+    }
+    apt_install() {
+        DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" </dev/null
+    }
+fi
+blog() { log "browser: $*"; }
+
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+export CHROMIUM_PATH
+
+# ---------------------------------------------------------------------------------------
+# Tools: Chromium, Node, npm deps
+# ---------------------------------------------------------------------------------------
+if [[ ! -x "$CHROMIUM_PATH" ]]; then
+    blog "installing chromium (Debian package)"
+    apt_install chromium
+fi
+[[ -x "$CHROMIUM_PATH" ]] || die "no Chromium at $CHROMIUM_PATH"
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    blog "installing nodejs and npm (Debian packages)"
+    apt_install nodejs npm
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+((node_major >= 18)) || die "Node $node_major is too old: the tests need Node 18 or newer (20 recommended)"
+
+blog "npm ci (playwright-core, pinned)"
+(cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+mkdir -p "$HERE/screenshots"
+
+run_suite() {
+    (cd "$HERE" && node --test --test-reporter=spec "$1")
+}
+
+if [[ "$MODE" != e2e ]]; then
+    blog "mock suite (widget against a mock API)"
+    run_suite widget.mock.test.mjs
+fi
+if [[ "$MODE" == mock ]]; then
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------
+# The stack: fresh database, own Redis prefix, api + workers on free ports
+# ---------------------------------------------------------------------------------------
+command -v psql >/dev/null 2>&1 || die "psql is required (apt-get install postgresql-client)"
+command -v curl >/dev/null 2>&1 || die "curl is required"
+
+RAND="$(od -An -N5 -tx1 /dev/urandom | tr -d ' \n')"
+DB_NAME="rtos_browser_${RAND}"
+ADMIN_URL="postgres://postgres@127.0.0.1:5432/postgres"
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB_NAME}"
+export REDIS_URL="redis://127.0.0.1:6379"
+export REDIS_PREFIX="rtos_browser:${RAND}:"
+export OPS_TOKEN="browser-ops-token"
+export DEMO_ENABLED=true # shared::Config parses a bool (true/false)
+export APP_ENV="${APP_ENV:-development}"
+# The configuration below is this stack's own, whatever the caller exported.
+unset DATABASE_READ_URL READ_DATABASE_URL 2>/dev/null || true
+
+free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+API_PORT="$(free_port)"
+METRICS_PORT="$(free_port)"
+while [[ "$METRICS_PORT" == "$API_PORT" ]]; do METRICS_PORT="$(free_port)"; done
+export API_ADDR="127.0.0.1:${API_PORT}"
+export WORKER_METRICS_ADDR="127.0.0.1:${METRICS_PORT}"
+API_URL="http://127.0.0.1:${API_PORT}"
+
+LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rtos-browser.XXXXXX")"
+API_PID=""
+WORKERS_PID=""
+DB_CREATED=0
+FAILED=1
+
+stop_pid() { # stop_pid PID NAME: TERM, then KILL after 10 s
+    local pid="$1" name="$2" i
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            blog "$name did not stop on SIGTERM: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    stop_pid "$WORKERS_PID" workers
+    stop_pid "$API_PID" api
+    if ((rc != 0 || FAILED)); then
+        for f in api workers migrate; do
+            if [[ -s "$LOG_DIR/$f.log" ]]; then
+                echo "----- last lines of $f.log -----" >&2
+                tail -n 40 "$LOG_DIR/$f.log" >&2
+            fi
+        done
+    fi
+    if ((DB_CREATED)); then
+        psql -X -w -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"${DB_NAME}\" WITH (FORCE)" >/dev/null ||
+            echo "==> WARNING: could not drop database ${DB_NAME}" >&2
+    fi
+    if command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" 2>/dev/null |
+            xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1
+    fi
+    if [[ "${RTOS_BROWSER_KEEP_LOGS:-0}" == 1 ]]; then
+        blog "logs kept in $LOG_DIR"
+    else
+        rm -rf "$LOG_DIR"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if declare -F ensure_postgres >/dev/null; then ensure_postgres; fi
+if declare -F ensure_redis >/dev/null; then ensure_redis; fi
+
+TARGET="${CARGO_TARGET_DIR:-${RTOS_TARGET_DIR:-/var/tmp/retentionos-target}}"
+API_BIN="$TARGET/debug/retentionos-api"
+WORKERS_BIN="$TARGET/debug/retentionos-workers"
+if [[ "${RTOS_BROWSER_NO_BUILD:-0}" != 1 ]]; then
+    # shellcheck disable=SC2119 # no components needed, just cargo on PATH
+    if declare -F ensure_rust_tools >/dev/null; then ensure_rust_tools; fi
+    blog "cargo build --bins -p retentionos-api -p retentionos-workers"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --bins -p retentionos-api -p retentionos-workers)
+fi
+[[ -x "$API_BIN" && -x "$WORKERS_BIN" ]] || die "missing $API_BIN or $WORKERS_BIN"
+
+blog "database $DB_NAME: retentionos-api migrate"
+DB_CREATED=1
+"$API_BIN" migrate >"$LOG_DIR/migrate.log" 2>&1 || die "retentionos-api migrate failed"
+
+blog "starting api on $API_ADDR and workers (metrics on $WORKER_METRICS_ADDR)"
+"$API_BIN" serve >"$LOG_DIR/api.log" 2>&1 &
+API_PID=$!
+"$WORKERS_BIN" >"$LOG_DIR/workers.log" 2>&1 &
+WORKERS_PID=$!
+
+for ((i = 0; i < 600; i++)); do
+    if curl -fsS -o /dev/null --max-time 2 "$API_URL/readyz"; then
+        break
+    fi
+    kill -0 "$API_PID" 2>/dev/null || die "the api exited during startup"
+    sleep 0.1
+done
+curl -fsS -o /dev/null --max-time 2 "$API_URL/readyz" || die "the api is not ready after 60 s"
+kill -0 "$WORKERS_PID" 2>/dev/null || die "the workers exited during startup"
+blog "stack ready at $API_URL"
+
+blog "end-to-end suite (demo page against the real API; scenario d kills the api on purpose)"
+export API_URL API_PID
+run_suite e2e.test.mjs
+FAILED=0
