@@ -21,6 +21,28 @@ pub enum Command {
     Serve,
     /// Create the database if missing and apply pending migrations.
     Migrate,
+    /// Generate realistic analytics data fast (COPY): tenants, users, subscriptions, a
+    /// published flow, sessions, offer events and churn reasons.
+    Seed {
+        /// New tenants to create (ignored with --tenant).
+        #[arg(long, default_value_t = 20)]
+        tenants: usize,
+        /// Total offer events to write (exact).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Spread sessions over this many past days.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// PRNG seed (same seed, same data).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Seed into these existing tenants instead of creating new ones.
+        #[arg(long = "tenant")]
+        tenant_ids: Vec<Uuid>,
+        /// Stamp ingested_at = now (new data for the next rollup) instead of created_at.
+        #[arg(long)]
+        ingested_now: bool,
+    },
     /// Manage tenants and their keys.
     Tenant {
         #[command(subcommand)]
@@ -76,6 +98,25 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         Command::Migrate => {
             db::migrate(&pool).await?;
             println!("migrations applied");
+        }
+        Command::Seed {
+            tenants,
+            events,
+            days,
+            seed,
+            tenant_ids,
+            ingested_now,
+        } => {
+            let opts = crate::seed::SeedOptions {
+                tenants,
+                events,
+                days,
+                seed,
+                tenant_ids,
+                ingested_now,
+            };
+            let report = crate::seed::run(&pool, &master, &opts).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Tenant { action } => {
             let out = match action {

@@ -777,11 +777,7 @@ struct ActivityCounts {
     churn_reasons: u64,
 }
 
-/// Sessions are generated in chronological blocks of this many and each block is written
-/// sorted by customer (see [`generate_activity`]).
-const BLOCK: usize = 1 << 18;
-
-/// One generated session with its timeline, waiting in a block.
+/// One generated session with its timeline.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     user: u32,
@@ -892,13 +888,86 @@ impl ActivityWriter<'_> {
     }
 }
 
-/// Sessions, offer events and churn reasons of every tenant.
-///
-/// Sessions are drawn in time order, but each block of [`BLOCK`] sessions is written
-/// sorted by customer: the indexes led by `(tenant_id, user_id)` or `(tenant_id,
-/// customer_id)`/`subscription_id` then fill in one sweep per block instead of at random,
-/// while the time-ordered indexes only see shuffling within the block's small tail. On a
-/// small `shared_buffers` this halves the load time.
+/// One tenant's session stream: sessions in time order, drawn from the tenant's own PRNG
+/// streams (so the merge order across tenants does not change any tenant's data).
+struct TenantSessions<'a> {
+    writer: ActivityWriter<'a>,
+    shapes: Rng,
+    rng: Rng,
+    i: u64,
+    n: u64,
+    remaining: u64,
+    start: i64,
+    span: f64,
+    now: i64,
+}
+
+impl<'a> TenantSessions<'a> {
+    fn new(writer: ActivityWriter<'a>, start: i64, span: f64, now: i64) -> Self {
+        let p = writer.plan;
+        let shapes = Rng::new(mix(p.seed, 1));
+        Self {
+            n: count_sessions(shapes.clone(), p.budget),
+            shapes,
+            rng: Rng::new(mix(p.seed, 2)),
+            i: 0,
+            remaining: p.budget,
+            writer,
+            start,
+            span,
+            now,
+        }
+    }
+
+    fn next(&mut self) -> Option<Pending> {
+        if self.i == self.n {
+            debug_assert_eq!(self.remaining, 0);
+            return None;
+        }
+        let rng = &mut self.rng;
+        let shape = draw_shape(&mut self.shapes, self.remaining);
+        self.remaining -= shape.events();
+        let user = rng.below(self.writer.users.len() as u64) as u32;
+        let created =
+            self.start + ((self.i as f64 + rng.unit()) / self.n as f64 * self.span) as i64;
+        self.i += 1;
+        let id = rng.uuid_v7(created);
+        let mut t = created;
+        let mut reason_at = t;
+        if shape.reason.is_some() {
+            t += rng.range(2, 20) * SEC;
+            reason_at = t;
+        }
+        let mut event_at = [0; 4];
+        for at in event_at.iter_mut().take(shape.events() as usize) {
+            t += rng.range(3, 40) * SEC;
+            *at = t;
+        }
+        let ended = shape.outcome.map(|_| t + rng.range(10, 300) * SEC);
+        let applied = ended
+            .filter(|_| shape.accepted.is_some())
+            .map(|e| e + rng.range(1, 30) * SEC);
+        let validated = applied
+            .filter(|_| rng.chance(0.7))
+            .map(|a| a + rng.range(1, 7) * DAY + rng.below(DAY as u64) as i64)
+            .filter(|v| *v < self.now);
+        Some(Pending {
+            user,
+            id,
+            shape,
+            created,
+            reason_at,
+            event_at,
+            ended,
+            applied,
+            validated,
+        })
+    }
+}
+
+/// Sessions, offer events and churn reasons of every tenant, merged across tenants in
+/// time order: the indexes on time alone (`ingested_at`, the sessions' UUIDv7 keys) and
+/// those led by `(tenant_id, created_at)` then only ever grow at their ends.
 fn generate_activity(
     plans: &[TenantPlan],
     users: &[Vec<SeedUser>],
@@ -925,83 +994,39 @@ fn generate_activity(
     let window = days.max(1) as i64 * DAY;
     let start = now - window;
     let span = (window - MARGIN) as f64;
-    let mut block: Vec<Pending> = Vec::new();
-    for (p, tenant_users) in plans.iter().zip(users) {
-        let writer = ActivityWriter {
-            plan: p,
-            users: tenant_users,
-            attributes: &attributes,
-            accepted_offers,
-            ingested_now,
-        };
-        // Users are in id (= user_id index) order; rank them by customer id as text for
-        // the customer and subscription indexes.
-        let mut by_text: Vec<u32> = (0..tenant_users.len() as u32).collect();
-        by_text.sort_by_cached_key(|&i| tenant_users[i as usize].n.to_string());
-        let mut text_rank = vec![0u32; tenant_users.len()];
-        for (rank, &i) in by_text.iter().enumerate() {
-            text_rank[i as usize] = rank as u32;
+    let mut tenants: Vec<TenantSessions<'_>> = plans
+        .iter()
+        .zip(users)
+        .map(|(plan, users)| {
+            let writer = ActivityWriter {
+                plan,
+                users,
+                attributes: &attributes,
+                accepted_offers,
+                ingested_now,
+            };
+            TenantSessions::new(writer, start, span, now)
+        })
+        .collect();
+    let mut heads: Vec<Option<Pending>> = tenants.iter_mut().map(TenantSessions::next).collect();
+    let mut queue: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(t, h)| h.as_ref().map(|s| std::cmp::Reverse((s.created, t))))
+        .collect();
+    while let Some(std::cmp::Reverse((_, t))) = queue.pop() {
+        let s = heads[t].take().expect("queued tenants have a session");
+        let writer = &tenants[t].writer;
+        writer.reason(&mut reasons_out, &s)?;
+        writer.offer_events(&mut events_out, &s)?;
+        writer.session(&mut sessions_out, &s)?;
+        counts.sessions += 1;
+        counts.churn_reasons += s.shape.reason.is_some() as u64;
+        counts.offer_events += s.shape.events();
+        heads[t] = tenants[t].next();
+        if let Some(next) = &heads[t] {
+            queue.push(std::cmp::Reverse((next.created, t)));
         }
-
-        let shapes = Rng::new(mix(p.seed, 1));
-        let n = count_sessions(shapes.clone(), p.budget);
-        let mut shapes = shapes;
-        let mut rng = Rng::new(mix(p.seed, 2));
-        let mut remaining = p.budget;
-        for i in 0..n {
-            let shape = draw_shape(&mut shapes, remaining);
-            remaining -= shape.events();
-            let user = rng.below(tenant_users.len() as u64) as u32;
-            let created = start + ((i as f64 + rng.unit()) / n as f64 * span) as i64;
-            let id = rng.uuid_v7(created);
-            let mut t = created;
-            let mut reason_at = t;
-            if shape.reason.is_some() {
-                t += rng.range(2, 20) * SEC;
-                reason_at = t;
-            }
-            let mut event_at = [0; 4];
-            for at in event_at.iter_mut().take(shape.events() as usize) {
-                t += rng.range(3, 40) * SEC;
-                *at = t;
-            }
-            let ended = shape.outcome.map(|_| t + rng.range(10, 300) * SEC);
-            let applied = ended
-                .filter(|_| shape.accepted.is_some())
-                .map(|e| e + rng.range(1, 30) * SEC);
-            let validated = applied
-                .filter(|_| rng.chance(0.7))
-                .map(|a| a + rng.range(1, 7) * DAY + rng.below(DAY as u64) as i64)
-                .filter(|v| *v < now);
-            block.push(Pending {
-                user,
-                id,
-                shape,
-                created,
-                reason_at,
-                event_at,
-                ended,
-                applied,
-                validated,
-            });
-            if block.len() == BLOCK || i + 1 == n {
-                // Stable sorts: a customer's sessions stay in time order.
-                block.sort_by_key(|s| s.user);
-                for s in &block {
-                    writer.reason(&mut reasons_out, s)?;
-                    writer.offer_events(&mut events_out, s)?;
-                    counts.churn_reasons += s.shape.reason.is_some() as u64;
-                    counts.offer_events += s.shape.events();
-                }
-                block.sort_by_key(|s| text_rank[s.user as usize]);
-                for s in &block {
-                    writer.session(&mut sessions_out, s)?;
-                }
-                counts.sessions += block.len() as u64;
-                block.clear();
-            }
-        }
-        debug_assert_eq!(remaining, 0);
     }
     sessions_out.finish()?;
     events_out.finish()?;

@@ -22,6 +22,8 @@ pub enum Command {
     Run,
     /// Per-queue counts (ready, scheduled, in flight, dead, oldest ready age) as JSON.
     Queues,
+    /// Run the analytics rollup now (it also runs on every hourly tick) and print what it did.
+    Rollup,
     /// Dead-letter operations.
     Dlq {
         #[command(subcommand)]
@@ -79,6 +81,15 @@ pub async fn run_ops(config: Config, cmd: Command) -> anyhow::Result<()> {
     let out = match cmd {
         Command::Run => unreachable!("handled by main"),
         Command::Queues => serde_json::to_value(ops::overview(&q).await?)?,
+        Command::Rollup => {
+            let st = crate::WorkerState::new(config.clone())?;
+            let started = std::time::Instant::now();
+            let out = crate::handlers::rollup::rollup_new_events(&st)
+                .await
+                .map_err(|e| anyhow::anyhow!("rollup failed: {e:?}"))?;
+            crate::handlers::rollup::bump_generations(&st, &out.tenants).await;
+            serde_json::json!({ "hours": out.hours, "tenants": out.tenants.len(), "seconds": started.elapsed().as_secs_f64() })
+        }
         Command::Dlq { action } => match action {
             Dlq::List {
                 queue,

@@ -1,9 +1,11 @@
 //! Every route of the API, merged in one place.
 
+pub mod analytics;
 pub mod assets;
 pub mod flows;
 pub mod health;
 pub mod keys;
+pub mod listings;
 pub mod openapi;
 pub mod ops;
 pub mod sessions;
@@ -29,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(webhooks::router())
         .merge(sessions::router())
+        .merge(analytics::router())
+        .merge(listings::router())
 }
 
 /// The endpoint class of a route (metrics label, SLOs and alert rules use it).

@@ -421,8 +421,8 @@ async fn create_event(
     let mut outbox: Option<OutboxEntry> = None;
     match ev.kind {
         EventType::ReasonSelected => {
-            sqlx::query("INSERT INTO churn_reasons (tenant_id, user_id, session_id, reason_code) VALUES ($1, $2, $3, $4)")
-                .bind(tenant).bind(session.user_id).bind(session_id).bind(&ev.reason_code)
+            sqlx::query("INSERT INTO churn_reasons (tenant_id, user_id, session_id, reason_code, mode) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant).bind(session.user_id).bind(session_id).bind(&ev.reason_code).bind(auth.key.mode.as_str())
                 .execute(&mut *tx).await?;
             sqlx::query(
                 "UPDATE cancel_sessions SET reason_code = $3 WHERE tenant_id = $1 AND id = $2",
@@ -443,11 +443,12 @@ async fn create_event(
                 ));
             }
             sqlx::query(
-                "INSERT INTO offer_events (tenant_id, user_id, flow_id, session_id, variant, offer_id, offer_type, accepted, mrr_cents)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO offer_events (tenant_id, user_id, flow_id, session_id, variant, offer_id, offer_type, accepted, mrr_cents, mode)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(tenant).bind(session.user_id).bind(session.flow_id).bind(session_id).bind(&session.variant)
             .bind(&o.id).bind(o.kind.as_str()).bind(accepted).bind(if accepted { session.mrr_cents } else { 0 })
+            .bind(auth.key.mode.as_str())
             .execute(&mut *tx).await?;
             if accepted {
                 let (outcome, state) = match o.kind {

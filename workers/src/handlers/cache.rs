@@ -30,6 +30,8 @@ pub async fn run(
             .query_async(&mut conn)
             .await
             .map_err(JobError::transient)?;
+        // The generation counter is bumped below, never deleted (old entries stay unreachable).
+        let keys: Vec<String> = keys.into_iter().filter(|k| !k.ends_with(":gen")).collect();
         if !keys.is_empty() {
             deleted += keys.len();
             redis::cmd("UNLINK")
@@ -43,6 +45,11 @@ pub async fn run(
         }
         cursor = next;
     }
+    redis::cmd("INCR")
+        .arg(r.key(&format!("cache:{}:{}:gen", job.tenant_id, job.scope)))
+        .query_async::<i64>(&mut conn)
+        .await
+        .map_err(JobError::transient)?;
     let msg = serde_json::json!({ "tenant_id": job.tenant_id, "scope": job.scope }).to_string();
     redis::cmd("PUBLISH")
         .arg(r.key("invalidate"))

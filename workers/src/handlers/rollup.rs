@@ -22,18 +22,7 @@ pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Rollup) -> Result<()
     let run_id = super::start_run(&st, "rollup", job.period).await?;
     let outcome = rollup_new_events(&st).await?;
     let tenants = outcome.tenants.len();
-    for tenant_id in &outcome.tenants {
-        let _ = st
-            .jobs
-            .enqueue(
-                &InvalidateCache {
-                    tenant_id: *tenant_id,
-                    scope: "analytics".into(),
-                },
-                EnqueueOpts::default(),
-            )
-            .await;
-    }
+    bump_generations(&st, &outcome.tenants).await;
     let elapsed = started.elapsed().as_secs_f64();
     metrics::histogram!("rollup_duration_seconds").record(elapsed);
     super::finish_run(
@@ -50,6 +39,37 @@ pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Rollup) -> Result<()
         "rollup done"
     );
     Ok(())
+}
+
+/// Cached figures are keyed by the tenant's analytics generation: bumping it after the
+/// commit means no figure computed from the old rollup is served again.
+pub async fn bump_generations(st: &WorkerState, tenants: &[Uuid]) {
+    for tenant_id in tenants {
+        if let Err(e) = bump_generation(st, *tenant_id).await {
+            // Fall back to the invalidation job (retried) so the cache cannot stay stale.
+            tracing::warn!(tenant_id = %tenant_id, error = %e, "generation bump failed; queueing invalidation");
+            let _ = st
+                .jobs
+                .enqueue(
+                    &InvalidateCache {
+                        tenant_id: *tenant_id,
+                        scope: "analytics".into(),
+                    },
+                    EnqueueOpts::default(),
+                )
+                .await;
+        }
+    }
+}
+
+async fn bump_generation(st: &WorkerState, tenant: Uuid) -> redis::RedisResult<()> {
+    let r = st.queues.redis();
+    let mut c = r.conn.clone();
+    redis::cmd("INCR")
+        .arg(r.key(&format!("cache:{tenant}:analytics:gen")))
+        .query_async::<i64>(&mut c)
+        .await
+        .map(|_| ())
 }
 
 pub struct RollupOutcome {
@@ -75,46 +95,62 @@ pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobErr
           WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2
          UNION
          SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM churn_reasons
-          WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2",
+          WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2
+         UNION
+         SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM cancel_sessions
+          WHERE updated_at > $1::timestamptz - make_interval(secs => $3) AND updated_at <= $2",
     )
     .bind(watermark)
     .bind(upper)
     .bind(OVERLAP_SECS)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "DELETE FROM rollup_hourly r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO rollup_hourly (tenant_id, hour, offer_type, shown, accepted, saved_mrr_cents)
-         SELECT e.tenant_id, t.hour, e.offer_type,
-                count(*) FILTER (WHERE NOT e.accepted),
-                count(*) FILTER (WHERE e.accepted),
-                coalesce(sum(e.mrr_cents) FILTER (WHERE e.accepted), 0)
-           FROM touched t
-           JOIN offer_events e ON e.tenant_id = t.tenant_id
-                              AND e.created_at >= t.hour AND e.created_at < t.hour + interval '1 hour'
-          GROUP BY e.tenant_id, t.hour, e.offer_type",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "DELETE FROM rollup_reasons_hourly r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO rollup_reasons_hourly (tenant_id, hour, reason_code, count)
-         SELECT c.tenant_id, t.hour, c.reason_code, count(*)
-           FROM touched t
-           JOIN churn_reasons c ON c.tenant_id = t.tenant_id
-                               AND c.created_at >= t.hour AND c.created_at < t.hour + interval '1 hour'
-          GROUP BY c.tenant_id, t.hour, c.reason_code",
-    )
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("ANALYZE touched").execute(&mut *tx).await?;
+    for (table, insert) in [
+        (
+            "rollup_offers_hourly",
+            "INSERT INTO rollup_offers_hourly (tenant_id, mode, hour, variant, offer_id, offer_type, shown, accepted, saved_mrr_cents)
+             SELECT e.tenant_id, e.mode, t.hour, coalesce(e.variant, ''), coalesce(e.offer_id, ''), e.offer_type,
+                    count(*) FILTER (WHERE NOT e.accepted),
+                    count(*) FILTER (WHERE e.accepted),
+                    coalesce(sum(e.mrr_cents) FILTER (WHERE e.accepted), 0)
+               FROM touched t
+               JOIN offer_events e ON e.tenant_id = t.tenant_id
+                                  AND e.created_at >= t.hour AND e.created_at < t.hour + interval '1 hour'
+              GROUP BY 1, 2, 3, 4, 5, 6",
+        ),
+        (
+            "rollup_reasons_hourly",
+            "INSERT INTO rollup_reasons_hourly (tenant_id, mode, hour, reason_code, count)
+             SELECT c.tenant_id, c.mode, t.hour, c.reason_code, count(*)
+               FROM touched t
+               JOIN churn_reasons c ON c.tenant_id = t.tenant_id
+                                   AND c.created_at >= t.hour AND c.created_at < t.hour + interval '1 hour'
+              GROUP BY 1, 2, 3, 4",
+        ),
+        (
+            "rollup_sessions_hourly",
+            "INSERT INTO rollup_sessions_hourly (tenant_id, mode, hour, variant, outcome, saved_offer_type, sessions, saved_mrr_cents, validated)
+             SELECT s.tenant_id, s.mode, t.hour,
+                    CASE WHEN s.holdout THEN 'holdout' ELSE coalesce(s.variant, '') END,
+                    coalesce(s.outcome, 'in_progress'),
+                    CASE WHEN s.outcome = 'saved' THEN coalesce(s.saved_offer_type, '') ELSE '' END,
+                    count(*),
+                    coalesce(sum(s.mrr_cents) FILTER (WHERE s.outcome = 'saved'), 0),
+                    count(*) FILTER (WHERE s.outcome = 'saved' AND s.validated_at IS NOT NULL)
+               FROM touched t
+               JOIN cancel_sessions s ON s.tenant_id = t.tenant_id
+                                     AND s.created_at >= t.hour AND s.created_at < t.hour + interval '1 hour'
+              GROUP BY 1, 2, 3, 4, 5, 6",
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(insert).execute(&mut *tx).await?;
+    }
     let (hours,): (i64,) = sqlx::query_as("SELECT count(*) FROM touched")
         .fetch_one(&mut *tx)
         .await?;
