@@ -134,6 +134,7 @@ impl FromRequestParts<AppState> for TenantAuth {
                 )
             })?;
         tracing::Span::current().record("tenant_id", tracing::field::display(id.tenant_id));
+        crate::overload::check_tenant(state, id.tenant_id).await?;
         Ok(TenantAuth(id))
     }
 }
@@ -232,6 +233,7 @@ impl FromRequestParts<AppState> for WidgetAuth {
             ApiError::unauthorized(code, e.to_string())
         })?;
         tracing::Span::current().record("tenant_id", tracing::field::display(key.tenant_id));
+        crate::overload::check_tenant(state, key.tenant_id).await?;
         Ok(WidgetAuth { key, claims })
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod flow_cache;
 pub mod middleware;
+pub mod overload;
 pub mod routes;
 pub mod seed;
 pub mod settings_cache;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub master: shared::crypto::MasterKey,
     pub flow_cache: Arc<flow_cache::FlowCache>,
     pub settings_cache: Arc<settings_cache::SettingsCache>,
+    pub overload: Arc<overload::Overload>,
 }
 
 impl AppState {
@@ -52,6 +54,9 @@ impl AppState {
             master,
             flow_cache,
             settings_cache: Arc::default(),
+            overload: Arc::new(overload::Overload::new(
+                config.limits.max_concurrent_requests,
+            )),
             config: Arc::new(config),
             pools,
             redis,
@@ -79,7 +84,10 @@ pub fn app(state: AppState) -> Router {
                 tenant_id = tracing::field::Empty,
             )
         })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+        // on_response already logs every status; a second line per 5xx would double the
+        // log volume exactly when the service sheds load.
+        .on_failure(());
     routes::router()
         .fallback(middleware::fallback_404)
         .layer(axum::middleware::from_fn_with_state(
@@ -87,6 +95,10 @@ pub fn app(state: AppState) -> Router {
             middleware::timeout,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            overload::protect,
+        ))
         .layer(axum::middleware::from_fn(middleware::envelope_fallback))
         .layer(axum::middleware::from_fn(middleware::metrics))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
@@ -102,6 +114,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    overload::spawn_db_watch(state.clone());
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -56,6 +56,21 @@ pub struct Config {
     pub stripe_api_base: String,
     /// Serve the `/demo` page (signs customer tokens for test-mode publishable keys).
     pub demo_enabled: bool,
+    pub limits: LimitsConfig,
+}
+
+/// Overload protection of the api process.
+#[derive(Clone, Debug)]
+pub struct LimitsConfig {
+    /// Requests per second per client IP (0 disables); bursts of twice that.
+    pub ip_per_second: u32,
+    /// Requests per second per tenant unless the tenant's settings say otherwise.
+    pub tenant_per_second: u32,
+    /// Requests served at once; more wait up to `shed_queue_timeout`, then get 503.
+    pub max_concurrent_requests: usize,
+    pub shed_queue_timeout: Duration,
+    /// Take the client IP from the first `X-Forwarded-For` hop (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// Worker-side settings for the job platform.
@@ -144,6 +159,13 @@ impl Config {
             },
             stripe_api_base: get("STRIPE_API_BASE")
                 .unwrap_or_else(|| "https://api.stripe.com".into()),
+            limits: LimitsConfig {
+                ip_per_second: parse(&get, "RATE_LIMIT_IP_PER_SECOND", 1000)?,
+                tenant_per_second: parse(&get, "RATE_LIMIT_TENANT_PER_SECOND", 1000)?,
+                max_concurrent_requests: parse(&get, "MAX_CONCURRENT_REQUESTS", 256)?,
+                shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 50)?,
+                trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
+            },
             demo_enabled: flag(
                 &get,
                 "DEMO_ENABLED",

@@ -416,3 +416,122 @@ pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     let (n,): (i64,) = sqlx::query_as(sql).fetch_one(pool).await.unwrap();
     n
 }
+
+/// A throwaway PostgreSQL server (initdb + pg_ctl from the installed packages) on a free
+/// port, for tests that stop the database. Runs as the `postgres` user when started as root.
+pub struct ThrowawayPostgres {
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl ThrowawayPostgres {
+    fn bin(name: &str) -> String {
+        let root = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server packages are installed")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .max()
+            .expect("a PostgreSQL version directory");
+        root.join("bin").join(name).to_string_lossy().into_owned()
+    }
+
+    fn run(args: &[&str]) -> std::process::Output {
+        let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+            || Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| o.stdout.starts_with(b"0"))
+                .unwrap_or(false);
+        let mut cmd = if is_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]);
+            c.args(args);
+            c
+        } else {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        };
+        cmd.stdin(Stdio::null())
+            .output()
+            .expect("run a PostgreSQL tool")
+    }
+
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("rtos-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Command::new("chown")
+            .args(["postgres:postgres", &dir.to_string_lossy()])
+            .status();
+        let data = dir.join("data").to_string_lossy().into_owned();
+        let out = Self::run(&[
+            &Self::bin("initdb"),
+            "-D",
+            &data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]);
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = Self { port, dir };
+        pg.start_again();
+        pg
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn start_again(&self) {
+        let data = self.dir.join("data").to_string_lossy().into_owned();
+        let log = self.dir.join("log").to_string_lossy().into_owned();
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.to_string_lossy()
+        );
+        let out = Self::run(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            &data,
+            "-l",
+            &log,
+            "-o",
+            &opts,
+            "-w",
+            "start",
+        ]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn stop(&self) {
+        let data = self.dir.join("data").to_string_lossy().into_owned();
+        let _ = Self::run(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            &data,
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]);
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

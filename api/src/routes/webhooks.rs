@@ -51,6 +51,7 @@ async fn receive_stripe_event(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let tenant = Uuid::parse_str(&tenant_id).map_err(|_| ApiError::not_found("tenant"))?;
+    crate::overload::check_tenant(&st, tenant).await?;
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,186 @@
+//! Overload protection: admission control that sheds load with 503 + `Retry-After` before
+//! latency collapses, per-IP and per-tenant rate limits (429 + `Retry-After`), and a
+//! database health flag so requests fail fast instead of waiting on a dead PostgreSQL.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tokio::sync::Semaphore;
+
+use crate::{error::ApiError, AppState};
+
+/// Routes that are never shed or limited (probes and scrapes must see the truth).
+fn exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// GCRA rate limiter (in process): `rate` per second with bursts of `2 * rate`.
+#[derive(Default)]
+pub struct RateLimiter {
+    tat: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimiter {
+    /// `Ok` when admitted, else the seconds to wait.
+    pub fn check(&self, key: &str, rate: u32) -> Result<(), u64> {
+        if rate == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let burst = interval * (2 * rate);
+        let mut map = self.tat.lock().expect("lock");
+        if map.len() > 100_000 {
+            map.retain(|_, t| *t > now);
+        }
+        let tat = map.get(key).copied().filter(|t| *t > now).unwrap_or(now);
+        if tat.duration_since(now) >= burst {
+            let wait = tat.duration_since(now) - burst + interval;
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        map.insert(key.to_string(), tat + interval);
+        Ok(())
+    }
+}
+
+pub fn rate_limited(scope: &'static str, retry_after: u64) -> ApiError {
+    metrics::counter!("http_rate_limited_total", "scope" => scope).increment(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        "rate_limited",
+        format!("Too many requests for this {scope}; retry after {retry_after} s."),
+    )
+    .with_retry_after(retry_after)
+}
+
+/// Shared overload state of one api process.
+pub struct Overload {
+    pub admission: Arc<Semaphore>,
+    pub limiter: RateLimiter,
+    pub db_up: AtomicBool,
+}
+
+impl Overload {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            limiter: RateLimiter::default(),
+            db_up: AtomicBool::new(true),
+        }
+    }
+}
+
+fn client_ip(req: &Request, trust_forwarded: bool) -> Option<IpAddr> {
+    if trust_forwarded {
+        if let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Admission (bounded concurrency with a short queue), per-IP limit and the database gate.
+pub async fn protect(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let limits = &st.config.limits;
+    if let Some(ip) = client_ip(&req, limits.trust_forwarded_for) {
+        if let Err(wait) = st
+            .overload
+            .limiter
+            .check(&format!("ip:{ip}"), limits.ip_per_second)
+        {
+            return rate_limited("client IP", wait).into_response();
+        }
+    }
+    if !st.overload.db_up.load(Ordering::Relaxed) {
+        metrics::counter!("http_requests_shed_total", "reason" => "database_down").increment(1);
+        return ApiError::unavailable(
+            "database_unavailable",
+            "The database is unavailable; retry shortly.",
+        )
+        .into_response();
+    }
+    let permit = match tokio::time::timeout(
+        limits.shed_queue_timeout,
+        st.overload.admission.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            metrics::counter!("http_requests_shed_total", "reason" => "overload").increment(1);
+            return ApiError::unavailable(
+                "overloaded",
+                "The service is at capacity; retry shortly.",
+            )
+            .into_response();
+        }
+    };
+    let res = next.run(req).await;
+    drop(permit);
+    res
+}
+
+/// Checks the per-tenant limit (from the tenant's settings, else the default).
+pub async fn check_tenant(st: &AppState, tenant: uuid::Uuid) -> Result<(), ApiError> {
+    let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
+    let rate = if settings.rate_limit_per_second > 0 {
+        settings.rate_limit_per_second
+    } else {
+        st.config.limits.tenant_per_second
+    };
+    st.overload
+        .limiter
+        .check(&format!("tenant:{tenant}"), rate)
+        .map_err(|wait| rate_limited("tenant", wait))
+}
+
+/// Pings PostgreSQL every second; while it fails, requests are refused at once.
+pub fn spawn_db_watch(st: AppState) {
+    tokio::spawn(async move {
+        loop {
+            let ok = matches!(
+                tokio::time::timeout(
+                    Duration::from_millis(1000),
+                    sqlx::query("SELECT 1").execute(&st.pools.primary)
+                )
+                .await,
+                Ok(Ok(_))
+            );
+            let was = st.overload.db_up.swap(ok, Ordering::Relaxed);
+            if was != ok {
+                if ok {
+                    tracing::info!("database reachable again");
+                } else {
+                    tracing::error!("database unreachable: failing requests fast");
+                }
+            }
+            metrics::gauge!("database_up").set(if ok { 1.0 } else { 0.0 });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
