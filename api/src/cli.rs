@@ -43,6 +43,9 @@ pub enum Command {
         #[arg(long)]
         ingested_now: bool,
     },
+    /// Make sure the demo tenant ("Demo") exists with a published flow, and issue a fresh
+    /// test-mode publishable key for the `/demo` page (prints JSON; a new tenant's keys too).
+    Demo,
     /// Manage tenants and their keys.
     Tenant {
         #[command(subcommand)]
@@ -99,6 +102,10 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
             db::migrate(&pool).await?;
             println!("migrations applied");
         }
+        Command::Demo => {
+            let out = demo(&pool, &master).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
         Command::Seed {
             tenants,
             events,
@@ -153,6 +160,67 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+const DEMO_FLOW: &str = r#"{
+  "name": "Demo cancel flow", "language": "en", "is_default": true,
+  "steps": [
+    {"id": "survey", "type": "survey", "title": "Why are you leaving?", "reasons": [
+      {"code": "too_expensive", "label": "It's too expensive", "follow_up": "What price would work for you?"},
+      {"code": "missing_features", "label": "It's missing features I need"},
+      {"code": "not_using", "label": "I'm not using it enough"},
+      {"code": "other", "label": "Something else"}]},
+    {"id": "feedback", "type": "feedback", "title": "Anything we could do better?"},
+    {"id": "offers", "type": "offer", "title": "Before you go", "offers": [
+      {"id": "disc20", "type": "discount", "title": "20% off for 3 months", "description": "Stay and save on your next three invoices.",
+       "reason_codes": ["too_expensive"], "discount": {"percent_off": 20, "duration": "repeating", "duration_in_months": 3}},
+      {"id": "pause2", "type": "pause", "title": "Pause for 2 months", "description": "Keep your data; billing resumes later.", "pause": {"months": 2}}]},
+    {"id": "confirm", "type": "confirm", "title": "Cancel your subscription?", "body": "You keep access until the end of the billing period."}
+  ]
+}"#;
+
+async fn demo(
+    pool: &sqlx::PgPool,
+    master: &shared::crypto::MasterKey,
+) -> anyhow::Result<serde_json::Value> {
+    let existing: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM tenants WHERE name = 'Demo' ORDER BY created_at LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    let (tenant, created) = match existing {
+        Some((id,)) => (id, None),
+        None => {
+            let t = tenants::create_tenant(pool, master, "Demo").await?;
+            (t.tenant.id, Some(t.keys))
+        }
+    };
+    let flows: (i64,) = sqlx::query_as("SELECT count(*) FROM flows WHERE tenant_id = $1 AND deleted_at IS NULL AND published_version IS NOT NULL")
+        .bind(tenant)
+        .fetch_one(pool)
+        .await?;
+    if flows.0 == 0 {
+        let def = shared::flows::parse_flow(serde_json::from_str(DEMO_FLOW)?)
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.param, e.message))?;
+        def.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.param, e.message))?;
+        let value = serde_json::to_value(&def)?;
+        let id = Uuid::now_v7();
+        let mut tx = pool.begin().await?;
+        sqlx::query("INSERT INTO flows (id, tenant_id, name, language, ranking_score, is_default, draft, published_version) VALUES ($1, $2, $3, $4, 0, true, $5, 1)")
+            .bind(id).bind(tenant).bind(&def.name).bind(&def.language).bind(&value)
+            .execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO flow_versions (tenant_id, flow_id, version, definition) VALUES ($1, $2, 1, $3)")
+            .bind(tenant).bind(id).bind(&value)
+            .execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    // Publishable keys are public; the demo page needs one, so a fresh one is issued.
+    let pk = tenants::rotate_key(pool, master, tenant, KeyKind::Publishable, Mode::Test, 0).await?;
+    Ok(serde_json::json!({
+        "tenant_id": tenant,
+        "publishable_key": pk.key,
+        "new_tenant_keys": created,
+    }))
 }
 
 /// The binary's entry point (shared with the test harness's wrapper binary).

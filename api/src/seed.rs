@@ -550,7 +550,9 @@ async fn consume(
     {
         tracing::debug!(error = %e, "seed: foreign-key checks stay on");
     }
-    let (__pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut conn).await?;
+    let (__pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await?;
     let mut copy = conn
         .copy_in_raw(&statement)
         .await
@@ -576,9 +578,18 @@ async fn consume(
         }
     };
     let __st = std::fs::read_to_string(format!("/proc/{__pid}/stat")).unwrap_or_default();
-    let __f: Vec<&str> = __st.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let __f: Vec<&str> = __st
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     if __f.len() > 13 {
-        eprintln!("CPU {:>6.2}s {}", (__f[11].parse::<f64>().unwrap() + __f[12].parse::<f64>().unwrap()) / 100.0, &statement[..24]);
+        eprintln!(
+            "CPU {:>6.2}s {}",
+            (__f[11].parse::<f64>().unwrap() + __f[12].parse::<f64>().unwrap()) / 100.0,
+            &statement[..24]
+        );
     }
     let _ = conn.close().await;
     Ok(rows)
@@ -1042,7 +1053,18 @@ fn generate_activity(
     let mut queue: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = heads
         .iter()
         .enumerate()
-        .filter_map(|(t, h)| h.as_ref().map(|s| std::cmp::Reverse((if std::env::var("SEED_PER_TENANT").is_ok() { t as i64 } else { s.created }, t))))
+        .filter_map(|(t, h)| {
+            h.as_ref().map(|s| {
+                std::cmp::Reverse((
+                    if std::env::var("SEED_PER_TENANT").is_ok() {
+                        t as i64
+                    } else {
+                        s.created
+                    },
+                    t,
+                ))
+            })
+        })
         .collect();
     let mut block: Vec<(usize, Pending)> = Vec::with_capacity(BLOCK);
     loop {
@@ -1051,10 +1073,23 @@ fn generate_activity(
             block.push((t, heads[t].take().expect("queued tenants have a session")));
             heads[t] = tenants[t].next();
             if let Some(next) = &heads[t] {
-                queue.push(std::cmp::Reverse((if std::env::var("SEED_PER_TENANT").is_ok() { t as i64 } else { next.created }, t)));
+                queue.push(std::cmp::Reverse((
+                    if std::env::var("SEED_PER_TENANT").is_ok() {
+                        t as i64
+                    } else {
+                        next.created
+                    },
+                    t,
+                )));
             }
         }
-        if block.len() >= std::env::var("SEED_BLOCK").ok().and_then(|v| v.parse().ok()).unwrap_or(BLOCK) || (popped.is_none() && !block.is_empty()) {
+        if block.len()
+            >= std::env::var("SEED_BLOCK")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(BLOCK)
+            || (popped.is_none() && !block.is_empty())
+        {
             // Stable sorts: a customer's sessions stay in time order.
             block.sort_by_key(|(t, s)| (*t, s.user));
             for (t, s) in &block {
