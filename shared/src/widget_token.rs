@@ -106,7 +106,7 @@ mod tests {
         let token = "eyJ0aWQiOiIwMTkzYTViMi03YzFlLTdkM2EtOWYwMC0xMjM0NTY3ODlhYmMiLCJjdXMiOiJjdXNfUDV4NyIsInN1YiI6InN1Yl8xUTJ3IiwiZXhwIjoxODkzNDU2MDAwfQ.762cc147c4fdb78fc846301d88ba336d7e0af8e90209caa8f873786d8e24c00a";
         let tenant = uuid::Uuid::parse_str("0193a5b2-7c1e-7d3a-9f00-123456789abc").unwrap();
         let key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc00000000".to_string();
-        let c = verify(token, tenant, &[key.clone()], 1_893_455_000).unwrap();
+        let c = verify(token, tenant, std::slice::from_ref(&key), 1_893_455_000).unwrap();
         assert_eq!(
             (c.cus.as_str(), c.sub.as_deref(), c.exp),
             ("cus_P5x7", Some("sub_1Q2w"), 1_893_456_000)
