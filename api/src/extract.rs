@@ -99,6 +99,47 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
+/// Resolves the bearer key, which must be of `want` kind.
+async fn authenticate_key(
+    parts: &Parts,
+    state: &AppState,
+    want: KeyKind,
+) -> Result<KeyIdentity, ApiError> {
+    let token = bearer(parts)?;
+    let (shape, wrong_kind) = match want {
+        KeyKind::Secret => (
+            "That is not a RetentionOS API key (expected sk_test_… or sk_live_…).",
+            ApiError::unauthorized(
+                "secret_key_required",
+                "This endpoint needs a secret key (sk_…); publishable keys are for the widget.",
+            ),
+        ),
+        KeyKind::Publishable => (
+            "That is not a RetentionOS publishable key (pk_test_… or pk_live_…).",
+            ApiError::unauthorized(
+                "publishable_key_required",
+                "The widget uses a publishable key (pk_…); never put a secret key in a browser.",
+            ),
+        ),
+    };
+    let Some((kind, _)) = shared::tenants::parse_key_shape(token) else {
+        return Err(ApiError::unauthorized("malformed_api_key", shape));
+    };
+    if kind != want {
+        return Err(wrong_kind);
+    }
+    state
+        .auth_cache
+        .authenticate(&state.pools.primary, token)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_api_key",
+                "The API key is unknown, expired or revoked.",
+            )
+        })
+}
+
 /// A request authenticated with one of the tenant's secret keys (`sk_test_…`/`sk_live_…`).
 #[derive(Clone, Copy, Debug)]
 pub struct TenantAuth(pub KeyIdentity);
@@ -110,29 +151,7 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
-        let Some((kind, _)) = shared::tenants::parse_key_shape(token) else {
-            return Err(ApiError::unauthorized(
-                "malformed_api_key",
-                "That is not a RetentionOS API key (expected sk_test_… or sk_live_…).",
-            ));
-        };
-        if kind != KeyKind::Secret {
-            return Err(ApiError::unauthorized(
-                "secret_key_required",
-                "This endpoint needs a secret key (sk_…); publishable keys are for the widget.",
-            ));
-        }
-        let id = state
-            .auth_cache
-            .authenticate(&state.pools.primary, token)
-            .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid_api_key",
-                    "The API key is unknown, expired or revoked.",
-                )
-            })?;
+        let id = authenticate_key(parts, state, KeyKind::Secret).await?;
         tracing::Span::current().record("tenant_id", tracing::field::display(id.tenant_id));
         crate::overload::check_tenant(state, id.tenant_id).await?;
         Ok(TenantAuth(id))
@@ -177,29 +196,8 @@ impl FromRequestParts<AppState> for WidgetAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
-        let Some((kind, mode)) = shared::tenants::parse_key_shape(token) else {
-            return Err(ApiError::unauthorized(
-                "malformed_api_key",
-                "That is not a RetentionOS publishable key (pk_test_… or pk_live_…).",
-            ));
-        };
-        if kind != KeyKind::Publishable {
-            return Err(ApiError::unauthorized(
-                "publishable_key_required",
-                "The widget uses a publishable key (pk_…); never put a secret key in a browser.",
-            ));
-        }
-        let key = state
-            .auth_cache
-            .authenticate(&state.pools.primary, token)
-            .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid_api_key",
-                    "The API key is unknown, expired or revoked.",
-                )
-            })?;
+        let key = authenticate_key(parts, state, KeyKind::Publishable).await?;
+        let mode = key.mode;
         let settings = state
             .settings_cache
             .get(&state.pools.primary, key.tenant_id)

@@ -79,6 +79,19 @@ impl StripeCtx {
             .map_err(JobError::transient)
     }
 
+    /// Re-fetches a subscription (rate-limited), with errors mapped for the job runtime.
+    pub async fn fetch_subscription(
+        &self,
+        t: &TenantStripe,
+        id: &str,
+    ) -> Result<serde_json::Value, JobError> {
+        self.throttle(t).await?;
+        match self.client.get_subscription(&t.api_key, id).await {
+            Ok(s) => Ok(s),
+            Err(e) => Err(self.classify(t, e).await),
+        }
+    }
+
     /// Maps a Stripe error: retryable ones are transient (a 429 also holds every process
     /// back for Retry-After), the rest permanent.
     pub async fn classify(&self, t: &TenantStripe, e: StripeError) -> JobError {

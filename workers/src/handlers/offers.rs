@@ -130,16 +130,7 @@ async fn compute_params(
                 .plan_change
                 .as_ref()
                 .ok_or_else(|| JobError::permanent(anyhow::anyhow!("plan change without terms")))?;
-            st.stripe.throttle(creds).await?;
-            let sub = match st
-                .stripe
-                .client
-                .get_subscription(&creds.api_key, sub_id)
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => return Err(st.stripe.classify(creds, e).await),
-            };
+            let sub = st.stripe.fetch_subscription(creds, sub_id).await?;
             let item = sub["items"]["data"][0]["id"].as_str().ok_or_else(|| {
                 JobError::permanent(anyhow::anyhow!("subscription has no item to change"))
             })?;
@@ -153,16 +144,7 @@ async fn compute_params(
             let t = offer.trial_extension.as_ref().ok_or_else(|| {
                 JobError::permanent(anyhow::anyhow!("trial extension without terms"))
             })?;
-            st.stripe.throttle(creds).await?;
-            let sub = match st
-                .stripe
-                .client
-                .get_subscription(&creds.api_key, sub_id)
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => return Err(st.stripe.classify(creds, e).await),
-            };
+            let sub = st.stripe.fetch_subscription(creds, sub_id).await?;
             let from = sub["trial_end"]
                 .as_i64()
                 .unwrap_or(0)
@@ -383,16 +365,7 @@ pub async fn apply_offer(
         Ok(()) => {}
         Err(e) if e.outcome_unknown() => {
             // Settle by re-fetching: if the change is there, it was applied.
-            st.stripe.throttle(&creds).await?;
-            let sub = match st
-                .stripe
-                .client
-                .get_subscription(&creds.api_key, &sub_id)
-                .await
-            {
-                Ok(s) => s,
-                Err(e2) => return Err(st.stripe.classify(&creds, e2).await),
-            };
+            let sub = st.stripe.fetch_subscription(&creds, &sub_id).await?;
             if !looks_applied(&sub, offer.kind, &params) {
                 next_key_generation(&st, job.session_id, true).await?;
                 return Err(JobError::transient(e));
@@ -449,16 +422,7 @@ pub async fn cancel_subscription(
     match res {
         Ok(_) => {}
         Err(e) if e.outcome_unknown() => {
-            st.stripe.throttle(&creds).await?;
-            let sub = match st
-                .stripe
-                .client
-                .get_subscription(&creds.api_key, &sub_id)
-                .await
-            {
-                Ok(s) => s,
-                Err(e2) => return Err(st.stripe.classify(&creds, e2).await),
-            };
+            let sub = st.stripe.fetch_subscription(&creds, &sub_id).await?;
             if sub["cancel_at_period_end"].as_bool() != Some(true) {
                 next_key_generation(&st, job.session_id, false).await?;
                 return Err(JobError::transient(e));

@@ -193,16 +193,7 @@ pub async fn sync_subscription(
         .bind(sub_id)
         .execute(&mut *tx)
         .await?;
-    st.stripe.throttle(creds).await?;
-    let sub = match st
-        .stripe
-        .client
-        .get_subscription(&creds.api_key, sub_id)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return Err(st.stripe.classify(creds, e).await),
-    };
+    let sub = st.stripe.fetch_subscription(creds, sub_id).await?;
     let customer = sub["customer"]
         .as_str()
         .or_else(|| sub["customer"]["id"].as_str())
