@@ -177,9 +177,10 @@ pub async fn sync_customer(
     Ok(())
 }
 
-/// Re-fetches a subscription and upserts it (and its customer as a user), serialised per
-/// subscription with a transaction-scoped advisory lock so concurrent deliveries cannot
-/// write an older state over a newer one.
+/// Re-fetches a subscription and upserts it (and its customer as a user), one subscription
+/// at a time: a per-subscription lock in Redis is held from the fetch to the commit, so
+/// concurrent deliveries cannot write an older state over a newer one. (A Redis lock rather
+/// than a PostgreSQL advisory lock: no database connection is held during the Stripe call.)
 pub async fn sync_subscription(
     st: &WorkerState,
     creds: &TenantStripe,
@@ -188,12 +189,72 @@ pub async fn sync_subscription(
     sub_id: &str,
     churn: Option<&str>,
 ) -> Result<Value, JobError> {
-    let mut tx = st.pools.primary.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-        .bind(sub_id)
-        .execute(&mut *tx)
-        .await?;
+    let lock = SubscriptionLock::acquire(st, tenant, sub_id).await?;
+    let result = fetch_and_upsert(st, creds, tenant, mode, sub_id, churn).await;
+    lock.release(st).await;
+    result
+}
+
+/// Longer than any Stripe call (20 s client timeout) plus the upsert.
+const LOCK_TTL_MS: u64 = 30_000;
+
+struct SubscriptionLock {
+    key: String,
+    token: String,
+}
+
+impl SubscriptionLock {
+    async fn acquire(st: &WorkerState, tenant: Uuid, sub_id: &str) -> Result<Self, JobError> {
+        let r = st.queues.redis();
+        let key = r.key(&format!("lock:subscription:{tenant}:{sub_id}"));
+        let token = shared::crypto::random_token(16);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut conn = r.conn.clone();
+        loop {
+            let ok: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(LOCK_TTL_MS)
+                .query_async(&mut conn)
+                .await
+                .map_err(JobError::transient)?;
+            if ok.is_some() {
+                return Ok(Self { key, token });
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(JobError::transient(anyhow::anyhow!(
+                    "subscription {sub_id} is being synced by another worker"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn release(self, st: &WorkerState) {
+        let script = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        );
+        let mut conn = st.queues.redis().conn.clone();
+        let _: Result<i64, _> = script
+            .key(&self.key)
+            .arg(&self.token)
+            .invoke_async(&mut conn)
+            .await;
+    }
+}
+
+async fn fetch_and_upsert(
+    st: &WorkerState,
+    creds: &TenantStripe,
+    tenant: Uuid,
+    mode: Mode,
+    sub_id: &str,
+    churn: Option<&str>,
+) -> Result<Value, JobError> {
     let sub = st.stripe.fetch_subscription(creds, sub_id).await?;
+    let mut tx = st.pools.primary.begin().await?;
     let customer = sub["customer"]
         .as_str()
         .or_else(|| sub["customer"]["id"].as_str())
