@@ -79,6 +79,9 @@ pub struct RollupOutcome {
 
 pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobError> {
     let mut tx = st.pools.primary.begin().await?;
+    // The recompute groups a million rows or more in one go: let the hash aggregates and
+    // sorts stay in memory instead of spilling to disk (this transaction only).
+    sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     sqlx::query("INSERT INTO rollup_state (name, watermark) VALUES ('hourly', 'epoch') ON CONFLICT DO NOTHING")
         .execute(&mut *tx)
         .await?;
