@@ -162,8 +162,8 @@ impl Config {
             limits: LimitsConfig {
                 ip_per_second: parse(&get, "RATE_LIMIT_IP_PER_SECOND", 1000)?,
                 tenant_per_second: parse(&get, "RATE_LIMIT_TENANT_PER_SECOND", 1000)?,
-                max_concurrent_requests: parse(&get, "MAX_CONCURRENT_REQUESTS", 64)?,
-                shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 30)?,
+                max_concurrent_requests: parse(&get, "MAX_CONCURRENT_REQUESTS", 32)?,
+                shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 20)?,
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
             },
             demo_enabled: flag(

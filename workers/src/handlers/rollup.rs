@@ -77,24 +77,92 @@ pub struct RollupOutcome {
     pub tenants: Vec<Uuid>,
 }
 
+/// The three recomputations, each a DELETE + INSERT over the touched hours.
+const RECOMPUTE: [(&str, &str); 3] = [
+    (
+        "rollup_offers_hourly",
+        "INSERT INTO rollup_offers_hourly (tenant_id, mode, hour, variant, offer_id, offer_type, shown, accepted, saved_mrr_cents)
+         SELECT e.tenant_id, e.mode, t.hour, coalesce(e.variant, ''), coalesce(e.offer_id, ''), e.offer_type,
+                count(*) FILTER (WHERE NOT e.accepted),
+                count(*) FILTER (WHERE e.accepted),
+                coalesce(sum(e.mrr_cents) FILTER (WHERE e.accepted), 0)
+           FROM touched t
+           JOIN offer_events e ON e.tenant_id = t.tenant_id
+                              AND e.created_at >= t.hour AND e.created_at < t.hour + interval '1 hour'
+          GROUP BY 1, 2, 3, 4, 5, 6",
+    ),
+    (
+        "rollup_reasons_hourly",
+        "INSERT INTO rollup_reasons_hourly (tenant_id, mode, hour, reason_code, count)
+         SELECT c.tenant_id, c.mode, t.hour, c.reason_code, count(*)
+           FROM touched t
+           JOIN churn_reasons c ON c.tenant_id = t.tenant_id
+                               AND c.created_at >= t.hour AND c.created_at < t.hour + interval '1 hour'
+          GROUP BY 1, 2, 3, 4",
+    ),
+    (
+        "rollup_sessions_hourly",
+        "INSERT INTO rollup_sessions_hourly (tenant_id, mode, hour, variant, outcome, saved_offer_type, sessions, saved_mrr_cents, validated)
+         SELECT s.tenant_id, s.mode, t.hour,
+                CASE WHEN s.holdout THEN 'holdout' ELSE coalesce(s.variant, '') END,
+                coalesce(s.outcome, 'in_progress'),
+                CASE WHEN s.outcome = 'saved' THEN coalesce(s.saved_offer_type, '') ELSE '' END,
+                count(*),
+                coalesce(sum(s.mrr_cents) FILTER (WHERE s.outcome = 'saved'), 0),
+                count(*) FILTER (WHERE s.outcome = 'saved' AND s.validated_at IS NOT NULL)
+           FROM touched t
+           JOIN cancel_sessions s ON s.tenant_id = t.tenant_id
+                                 AND s.created_at >= t.hour AND s.created_at < t.hour + interval '1 hour'
+          GROUP BY 1, 2, 3, 4, 5, 6",
+    ),
+];
+
+/// Recomputes one rollup table for the touched hours in its own transaction.
+async fn recompute(
+    st: &WorkerState,
+    table: &'static str,
+    insert: &'static str,
+    tenants: &[Uuid],
+    hours: &[chrono::DateTime<chrono::Utc>],
+) -> Result<(), JobError> {
+    let mut tx = st.pools.primary.begin().await?;
+    // The recompute groups a million rows or more: keep aggregates in memory.
+    sqlx::query("SET LOCAL work_mem = '128MB'")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE TEMP TABLE touched ON COMMIT DROP AS SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS t(tenant_id, hour)")
+        .bind(tenants)
+        .bind(hours)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("ANALYZE touched").execute(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(insert).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Rolls up everything ingested since the watermark. The three tables are recomputed
+/// concurrently (separate connections, one transaction each); the watermark moves only
+/// after all three committed, so a failure just means the next run recomputes the same
+/// hours (recomputing is idempotent). The row lock on the watermark serialises rollups.
 pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobError> {
     let mut tx = st.pools.primary.begin().await?;
-    // The recompute groups a million rows or more in one go: let the hash aggregates and
-    // sorts stay in memory instead of spilling to disk (this transaction only).
-    sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     sqlx::query("INSERT INTO rollup_state (name, watermark) VALUES ('hourly', 'epoch') ON CONFLICT DO NOTHING")
         .execute(&mut *tx)
         .await?;
-    // Serialises concurrent rollups (one per tick is the rule, but a redelivery may overlap).
     let (watermark, upper): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
         sqlx::query_as(
             "SELECT watermark, now() FROM rollup_state WHERE name = 'hourly' FOR UPDATE",
         )
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query(
-        "CREATE TEMP TABLE touched ON COMMIT DROP AS
-         SELECT DISTINCT tenant_id, date_trunc('hour', created_at) AS hour FROM offer_events
+    let touched: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT DISTINCT tenant_id, date_trunc('hour', created_at) AS hour FROM offer_events
           WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2
          UNION
          SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM churn_reasons
@@ -106,60 +174,25 @@ pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobErr
     .bind(watermark)
     .bind(upper)
     .bind(OVERLAP_SECS)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("ANALYZE touched").execute(&mut *tx).await?;
-    for (table, insert) in [
-        (
-            "rollup_offers_hourly",
-            "INSERT INTO rollup_offers_hourly (tenant_id, mode, hour, variant, offer_id, offer_type, shown, accepted, saved_mrr_cents)
-             SELECT e.tenant_id, e.mode, t.hour, coalesce(e.variant, ''), coalesce(e.offer_id, ''), e.offer_type,
-                    count(*) FILTER (WHERE NOT e.accepted),
-                    count(*) FILTER (WHERE e.accepted),
-                    coalesce(sum(e.mrr_cents) FILTER (WHERE e.accepted), 0)
-               FROM touched t
-               JOIN offer_events e ON e.tenant_id = t.tenant_id
-                                  AND e.created_at >= t.hour AND e.created_at < t.hour + interval '1 hour'
-              GROUP BY 1, 2, 3, 4, 5, 6",
-        ),
-        (
-            "rollup_reasons_hourly",
-            "INSERT INTO rollup_reasons_hourly (tenant_id, mode, hour, reason_code, count)
-             SELECT c.tenant_id, c.mode, t.hour, c.reason_code, count(*)
-               FROM touched t
-               JOIN churn_reasons c ON c.tenant_id = t.tenant_id
-                                   AND c.created_at >= t.hour AND c.created_at < t.hour + interval '1 hour'
-              GROUP BY 1, 2, 3, 4",
-        ),
-        (
-            "rollup_sessions_hourly",
-            "INSERT INTO rollup_sessions_hourly (tenant_id, mode, hour, variant, outcome, saved_offer_type, sessions, saved_mrr_cents, validated)
-             SELECT s.tenant_id, s.mode, t.hour,
-                    CASE WHEN s.holdout THEN 'holdout' ELSE coalesce(s.variant, '') END,
-                    coalesce(s.outcome, 'in_progress'),
-                    CASE WHEN s.outcome = 'saved' THEN coalesce(s.saved_offer_type, '') ELSE '' END,
-                    count(*),
-                    coalesce(sum(s.mrr_cents) FILTER (WHERE s.outcome = 'saved'), 0),
-                    count(*) FILTER (WHERE s.outcome = 'saved' AND s.validated_at IS NOT NULL)
-               FROM touched t
-               JOIN cancel_sessions s ON s.tenant_id = t.tenant_id
-                                     AND s.created_at >= t.hour AND s.created_at < t.hour + interval '1 hour'
-              GROUP BY 1, 2, 3, 4, 5, 6",
-        ),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} r USING touched t WHERE r.tenant_id = t.tenant_id AND r.hour = t.hour"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(insert).execute(&mut *tx).await?;
+    let tenant_col: Vec<Uuid> = touched.iter().map(|t| t.0).collect();
+    let hour_col: Vec<chrono::DateTime<chrono::Utc>> = touched.iter().map(|t| t.1).collect();
+    if !touched.is_empty() {
+        let results = futures::future::join_all(
+            RECOMPUTE
+                .iter()
+                .map(|(table, insert)| recompute(st, table, insert, &tenant_col, &hour_col)),
+        )
+        .await;
+        for r in results {
+            r?;
+        }
     }
-    let (hours,): (i64,) = sqlx::query_as("SELECT count(*) FROM touched")
-        .fetch_one(&mut *tx)
-        .await?;
-    let tenants: Vec<(Uuid,)> = sqlx::query_as("SELECT DISTINCT tenant_id FROM touched")
-        .fetch_all(&mut *tx)
-        .await?;
+    let hours = touched.len() as i64;
+    let mut tenants = tenant_col.clone();
+    tenants.sort();
+    tenants.dedup();
     sqlx::query("UPDATE rollup_state SET watermark = $1 WHERE name = 'hourly'")
         .bind(upper)
         .execute(&mut *tx)
@@ -167,8 +200,5 @@ pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobErr
     tx.commit().await?;
     let lag = (chrono::Utc::now() - upper).num_milliseconds().max(0) as f64 / 1000.0;
     metrics::gauge!("rollup_lag_seconds").set(lag);
-    Ok(RollupOutcome {
-        hours,
-        tenants: tenants.into_iter().map(|t| t.0).collect(),
-    })
+    Ok(RollupOutcome { hours, tenants })
 }
