@@ -324,6 +324,19 @@ async fn cache_is_used_and_invalidated_by_rollups() {
         .await
         .unwrap();
     assert!(ttl > 3500 && ttl <= 3600, "summary TTL {ttl}");
+    // The default range (last 30 days) is stable for the hour, so it is cached too.
+    c.get("/v1/analytics/summary").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.get("/v1/analytics/summary").await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!(
+            "{}cache:{}:analytics:summary:*",
+            c.app.env.vars["REDIS_PREFIX"], c.tenant
+        ))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
     c.rollup().await;
     let (_, after) = c.get(&path).await;
     assert_eq!(after["canceled"], 0);

@@ -45,6 +45,13 @@ struct Range {
     tz: String,
 }
 
+impl Range {
+    /// The range's part of a cache key.
+    fn key(&self) -> String {
+        format!("{}:{}", self.from.timestamp(), self.to.timestamp())
+    }
+}
+
 /// A bound as given: an exact instant, or a local date (a whole day in the tenant's zone).
 enum Bound {
     Exact(DateTime<Utc>),
@@ -88,7 +95,12 @@ async fn range(st: &AppState, tenant: Uuid, q: &RangeQuery) -> ApiResult<Range> 
         .await?
         .timezone
         .clone();
-    let now = Utc::now();
+    // Rollups are hourly: the default range ends at the next hour boundary, so it stays the
+    // same (and cacheable) for a whole hour.
+    let now = {
+        let t = Utc::now().timestamp();
+        DateTime::from_timestamp(t - t.rem_euclid(3600) + 3600, 0).unwrap_or_else(Utc::now)
+    };
     let from = match &q.from {
         Some(v) => resolve(st, parse_bound("from", v, false)?, &tz).await?,
         None => now - chrono::Duration::days(30),
@@ -109,10 +121,11 @@ async fn range(st: &AppState, tenant: Uuid, q: &RangeQuery) -> ApiResult<Range> 
     Ok(Range { from, to, tz })
 }
 
-/// Reads through the tenant's generation-keyed cache.
+/// Reads through the tenant's generation-keyed cache (per mode: test and live figures
+/// never share an entry).
 async fn cached<F, Fut>(
     st: &AppState,
-    tenant: Uuid,
+    auth: &shared::tenants::KeyIdentity,
     name: &str,
     params: &str,
     ttl: Duration,
@@ -122,6 +135,8 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ApiResult<Value>>,
 {
+    let tenant = auth.tenant_id;
+    let params = format!("{}:{params}", auth.mode.as_str());
     let mut conn = st.redis.conn.clone();
     let gen_key = st.redis.key(&format!("cache:{tenant}:analytics:gen"));
     let gen: Option<i64> = redis::cmd("GET")
@@ -168,16 +183,9 @@ async fn get_summary(
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let r = range(&st, auth.tenant_id, &q).await?;
-    let params = format!(
-        "{}:{}:{}",
-        auth.mode.as_str(),
-        r.from.timestamp(),
-        r.to.timestamp()
-    );
-    let pool = st.pools.read.clone();
-    let tenant = auth.tenant_id;
-    let mode = auth.mode.as_str();
-    cached(&st, tenant, "summary", &params, Duration::from_secs(3600), || async move {
+    let params = r.key();
+    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
+    cached(&st, &auth, "summary", &params, Duration::from_secs(3600), || async move {
         let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT outcome, saved_offer_type, sum(sessions)::bigint, sum(saved_mrr_cents)::bigint, sum(validated)::bigint
                FROM rollup_sessions_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
@@ -232,16 +240,9 @@ async fn get_offers(
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let r = range(&st, auth.tenant_id, &q).await?;
-    let params = format!(
-        "{}:{}:{}",
-        auth.mode.as_str(),
-        r.from.timestamp(),
-        r.to.timestamp()
-    );
-    let pool = st.pools.read.clone();
-    let tenant = auth.tenant_id;
-    let mode = auth.mode.as_str();
-    cached(&st, tenant, "offers", &params, Duration::from_secs(1800), || async move {
+    let params = r.key();
+    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
+    cached(&st, &auth, "offers", &params, Duration::from_secs(1800), || async move {
         let offers: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT offer_id, offer_type, variant, sum(shown)::bigint, sum(accepted)::bigint, sum(saved_mrr_cents)::bigint
                FROM rollup_offers_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
@@ -346,16 +347,9 @@ async fn get_timeseries(
             "hourly series cover at most 31 days",
         ));
     }
-    let params = format!(
-        "{}:{metric}:{interval}:{}:{}",
-        auth.mode.as_str(),
-        r.from.timestamp(),
-        r.to.timestamp()
-    );
-    let pool = st.pools.read.clone();
-    let tenant = auth.tenant_id;
-    let mode = auth.mode.as_str();
-    cached(&st, tenant, "timeseries", &params, Duration::from_secs(1800), || async move {
+    let params = format!("{metric}:{interval}:{}", r.key());
+    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
+    cached(&st, &auth, "timeseries", &params, Duration::from_secs(1800), || async move {
         let (source, num, den) = match metric.as_str() {
             "sessions" => ("rollup_sessions_hourly", "sum(sessions)", None),
             "saves" => ("rollup_sessions_hourly", "sum(sessions) FILTER (WHERE outcome = 'saved')", None),
@@ -415,16 +409,9 @@ async fn get_churn_reasons(
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let r = range(&st, auth.tenant_id, &q).await?;
-    let params = format!(
-        "{}:{}:{}",
-        auth.mode.as_str(),
-        r.from.timestamp(),
-        r.to.timestamp()
-    );
-    let pool = st.pools.read.clone();
-    let tenant = auth.tenant_id;
-    let mode = auth.mode.as_str();
-    cached(&st, tenant, "churn_reasons", &params, Duration::from_secs(3600), || async move {
+    let params = r.key();
+    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
+    cached(&st, &auth, "churn_reasons", &params, Duration::from_secs(3600), || async move {
         // The trend compares with the previous period of the same length.
         let prev_from = r.from - (r.to - r.from);
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
