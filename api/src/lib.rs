@@ -2,6 +2,7 @@
 //! read → enqueue → respond; anything slow is a job for the workers.
 
 pub mod auth_cache;
+pub mod batch;
 pub mod cli;
 pub mod error;
 pub mod extract;
@@ -10,6 +11,7 @@ pub mod middleware;
 pub mod overload;
 pub mod routes;
 pub mod seed;
+pub mod session_cache;
 pub mod settings_cache;
 pub mod strings;
 
@@ -36,7 +38,16 @@ pub struct AppState {
     pub flow_cache: Arc<flow_cache::FlowCache>,
     pub settings_cache: Arc<settings_cache::SettingsCache>,
     pub overload: Arc<overload::Overload>,
+    pub session_cache: Arc<session_cache::SessionCache>,
+    /// Group commit of new cancel sessions and of widget events (see [`batch`]).
+    pub session_writes: Arc<batch::Batcher<String, ()>>,
+    pub event_writes: Arc<batch::Batcher<String, String>>,
 }
+
+/// Concurrent flushes per batched write path (each holds one pooled connection while it
+/// writes) and the most writes one statement carries.
+const WRITE_FLUSHERS: usize = 3;
+const WRITE_MAX_BATCH: usize = 128;
 
 impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
@@ -50,7 +61,24 @@ impl AppState {
             config.redis_url.expose().to_string(),
             redis.key("invalidate"),
         );
+        let pool = pools.primary.clone();
+        let session_writes = Arc::new(batch::Batcher::start(
+            "sessions",
+            WRITE_FLUSHERS,
+            WRITE_MAX_BATCH,
+            Arc::new(move |b| Box::pin(routes::widget::flush_sessions(pool.clone(), b))),
+        ));
+        let pool = pools.primary.clone();
+        let event_writes = Arc::new(batch::Batcher::start(
+            "events",
+            WRITE_FLUSHERS,
+            WRITE_MAX_BATCH,
+            Arc::new(move |b| Box::pin(routes::widget::flush_events(pool.clone(), b))),
+        ));
         Ok(Self {
+            session_cache: Arc::default(),
+            session_writes,
+            event_writes,
             master,
             flow_cache,
             settings_cache: Arc::default(),

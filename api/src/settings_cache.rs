@@ -1,5 +1,5 @@
-//! Short-lived per-process cache of tenant settings and decrypted secret keys for the widget
-//! hot path. Writes through the settings API and key rotation clear it at once on that
+//! Short-lived per-process cache of tenant settings, decrypted secret keys and webhook
+//! signing secrets for the hot paths (widget, webhooks). Writes through the settings API and key rotation clear it at once on that
 //! process; other processes pick changes up within `TTL`.
 
 use std::{
@@ -19,10 +19,16 @@ pub const TTL: Duration = Duration::from_secs(5);
 
 type Keys = Arc<Vec<String>>;
 
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Secrets {
+    ApiKeys,
+    Webhook,
+}
+
 #[derive(Default)]
 pub struct SettingsCache {
     settings: Mutex<HashMap<Uuid, (Arc<TenantSettings>, Instant)>>,
-    keys: Mutex<HashMap<(Uuid, Mode), (Keys, Instant)>>,
+    keys: Mutex<HashMap<(Uuid, Mode, Secrets), (Keys, Instant)>>,
 }
 
 impl SettingsCache {
@@ -45,6 +51,7 @@ impl SettingsCache {
         Ok(s)
     }
 
+    /// The tenant's secret API keys of `mode`, decrypted (customer tokens are HMACs with them).
     pub async fn secret_keys(
         &self,
         pool: &PgPool,
@@ -52,17 +59,58 @@ impl SettingsCache {
         tenant: Uuid,
         mode: Mode,
     ) -> Result<Keys, sqlx::Error> {
-        if let Some((k, at)) = self.keys.lock().expect("lock").get(&(tenant, mode)) {
+        self.keys_of((tenant, mode, Secrets::ApiKeys), async {
+            shared::tenants::secret_keys(pool, master, tenant, mode).await
+        })
+        .await
+    }
+
+    /// The tenant's Stripe webhook signing secrets of `mode`, decrypted (none when unset).
+    pub async fn webhook_secrets(
+        &self,
+        pool: &PgPool,
+        master: &MasterKey,
+        tenant: Uuid,
+        mode: Mode,
+    ) -> Result<Keys, sqlx::Error> {
+        self.keys_of((tenant, mode, Secrets::Webhook), async {
+            let row: Option<(serde_json::Value,)> = sqlx::query_as(
+                "SELECT webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+            )
+            .bind(tenant)
+            .bind(mode.as_str())
+            .fetch_optional(pool)
+            .await?;
+            let ctx = format!("{tenant}:{}", mode.as_str());
+            Ok(row
+                .map(|(v,)| {
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| master.decrypt(c.as_str()?, &ctx).ok())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn keys_of(
+        &self,
+        key: (Uuid, Mode, Secrets),
+        load: impl std::future::Future<Output = Result<Vec<String>, sqlx::Error>>,
+    ) -> Result<Keys, sqlx::Error> {
+        if let Some((k, at)) = self.keys.lock().expect("lock").get(&key) {
             if at.elapsed() < TTL {
                 return Ok(k.clone());
             }
         }
-        let k = Arc::new(shared::tenants::secret_keys(pool, master, tenant, mode).await?);
+        let k = Arc::new(load.await?);
         let mut map = self.keys.lock().expect("lock");
         if map.len() > 50_000 {
             map.clear();
         }
-        map.insert((tenant, mode), (k.clone(), Instant::now()));
+        map.insert(key, (k.clone(), Instant::now()));
         Ok(k)
     }
 
@@ -71,6 +119,6 @@ impl SettingsCache {
         self.keys
             .lock()
             .expect("lock")
-            .retain(|(t, _), _| *t != tenant);
+            .retain(|(t, _, _), _| *t != tenant);
     }
 }

@@ -111,23 +111,28 @@ impl JobClient {
         tenant_id: Option<Uuid>,
         job: &J,
     ) -> Result<OutboxEntry, sqlx::Error> {
-        let id = Uuid::now_v7();
-        let payload = serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let entry = Self::outbox_entry(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
-            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload) VALUES ($1, $2, $3, $4, $5::jsonb)",
         )
-        .bind(id)
+        .bind(entry.id)
         .bind(tenant_id)
         .bind(J::QUEUE)
         .bind(J::KIND)
-        .bind(&payload)
+        .bind(&entry.payload)
         .execute(conn)
         .await?;
+        Ok(entry)
+    }
+
+    /// The outbox row of a job, for writers that insert it themselves (in one statement with
+    /// the change that needs it, as the batched widget writes do).
+    pub fn outbox_entry<J: Job>(job: &J) -> Result<OutboxEntry, serde_json::Error> {
         Ok(OutboxEntry {
-            id,
+            id: Uuid::now_v7(),
             queue: J::QUEUE,
             kind: J::KIND,
-            payload: payload.to_string(),
+            payload: serde_json::to_string(job)?,
         })
     }
 

@@ -906,3 +906,164 @@ async fn publishing_invalidates_a_second_api_process_within_a_second() {
         t0.elapsed()
     );
 }
+
+/// Sessions and events are written in batches (group commit). Many customers at once, each
+/// racing an acceptance, a cancellation and a duplicate of both, some through a second api
+/// process that never saw the session: every session ends with exactly one outcome and the
+/// writes that go with it, nothing is recorded twice, and every acknowledged event is stored.
+#[tokio::test]
+async fn concurrent_events_are_batched_and_each_session_gets_one_outcome() {
+    let mut env = Env::new().await;
+    // This test is about consistency under concurrency, not shedding (tests/overload.rs).
+    env.set("SHED_QUEUE_TIMEOUT_MS", "5000");
+    let a = TestApp::spawn_with(env.clone()).await;
+    let b = TestApp::spawn_with(env.clone()).await;
+    let t = a.create_tenant("Race Co").await;
+    let c = Ctx { app: a, t };
+    c.create_published(flow_body()).await;
+    const N: usize = 60;
+    let c = &c;
+    let starts = futures::future::join_all(
+        (0..N).map(|i| async move { c.start(&format!("cus_race_{i}")).await }),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &c.app.pool,
+            "SELECT count(DISTINCT id) FROM cancel_sessions"
+        )
+        .await,
+        N as i64
+    );
+    let send = |app: &TestApp, cus: String, sid: String, body: Value| {
+        let req = app
+            .client
+            .post(app.url(&format!("/v1/widget/sessions/{sid}/events")))
+            .bearer_auth(c.pk())
+            .header("x-customer-token", c.token(&cus))
+            .json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let mut calls = Vec::new();
+    for (i, s) in starts.iter().enumerate() {
+        let sid = s["session_id"].as_str().unwrap().to_string();
+        let cus = format!("cus_race_{i}");
+        // Odd sessions get their events through process b (a cache miss there).
+        let app = if i % 2 == 1 { &b } else { &c.app };
+        for id in ["acc", "acc"] {
+            calls.push(send(
+                app,
+                cus.clone(),
+                sid.clone(),
+                json!({"client_event_id": id, "type": "offer_accepted", "offer_id": "disc20"}),
+            ));
+        }
+        for id in ["cxl", "cxl"] {
+            calls.push(send(
+                app,
+                cus.clone(),
+                sid.clone(),
+                json!({"client_event_id": id, "type": "cancel_confirmed"}),
+            ));
+        }
+        calls.push(send(
+            app,
+            cus.clone(),
+            sid.clone(),
+            json!({"client_event_id": "why", "type": "reason_selected", "reason_code": "too_expensive"}),
+        ));
+    }
+    let batches = || async {
+        let m = c
+            .app
+            .client
+            .get(c.app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> f64 {
+            m.lines()
+                .filter(|l| l.starts_with(name) && l.contains("batch=\"events\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        (
+            value("write_batch_size_sum"),
+            value("write_batch_size_count"),
+        )
+    };
+    let before = batches().await;
+    let statuses = futures::future::join_all(calls).await;
+    let after = batches().await;
+    for (i, chunk) in statuses.chunks(5).enumerate() {
+        // The acceptance is 202 (twice: the second is its duplicate) unless the cancellation
+        // got there first (then 409); the cancellation and the reason are always 202.
+        assert!(
+            chunk[..2].iter().all(|s| *s == 202 || *s == 409),
+            "session {i}: {chunk:?}"
+        );
+        assert_eq!(&chunk[2..], &[202, 202, 202], "session {i}");
+    }
+    let rows: Vec<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+    )> = sqlx::query_as(
+        "SELECT s.outcome, s.offer_state, s.cancel_state,
+                (SELECT count(*) FROM session_events e WHERE e.session_id = s.id),
+                (SELECT count(*) FROM offer_events o WHERE o.session_id = s.id AND o.accepted),
+                (SELECT count(*) FROM churn_reasons r WHERE r.session_id = s.id)
+           FROM cancel_sessions s",
+    )
+    .fetch_all(&c.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), N);
+    let mut saved = 0;
+    for (outcome, offer_state, cancel_state, events, accepted, reasons) in &rows {
+        assert_eq!(*reasons, 1);
+        match outcome.as_deref() {
+            Some("saved") => {
+                saved += 1;
+                assert_eq!(offer_state.as_deref(), Some("pending"));
+                assert_eq!(*cancel_state, None, "a saved session was also canceled");
+                assert_eq!((*events, *accepted), (3, 1));
+            }
+            Some("canceled") => {
+                // The acceptance lost the race: refused, not stored.
+                assert_eq!(*offer_state, None);
+                assert_eq!((*events, *accepted), (2, 0));
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    // One offer job per saved session, one sessions row per start, no duplicate events.
+    assert_eq!(
+        count(
+            &c.app.pool,
+            "SELECT count(*) FROM job_outbox WHERE kind = 'apply_offer'"
+        )
+        .await,
+        saved
+    );
+    assert_eq!(
+        count(
+            &c.app.pool,
+            "SELECT count(*) FROM (SELECT session_id, client_event_id FROM session_events GROUP BY 1, 2 HAVING count(*) > 1) d"
+        )
+        .await,
+        0
+    );
+    // The writes were grouped: fewer batches than writes.
+    let (writes, batches) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        writes >= (5 * N) as f64 && batches < writes,
+        "event writes were not batched: {writes} writes in {batches} batches"
+    );
+}

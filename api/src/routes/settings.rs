@@ -166,6 +166,7 @@ async fn put_stripe_settings(
     .bind(json!(secrets))
     .execute(&st.pools.primary)
     .await?;
+    st.settings_cache.forget(auth.tenant_id);
     Ok(Json(
         json!({ "mode": b.mode, "api_key_last4": last4, "webhook_secrets": b.webhook_secrets.len() }),
     ))

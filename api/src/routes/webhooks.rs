@@ -72,23 +72,10 @@ async fn receive_stripe_event(
     } else {
         Mode::Test
     };
-    let row: Option<(Value,)> = sqlx::query_as(
-        "SELECT webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
-    )
-    .bind(tenant)
-    .bind(mode.as_str())
-    .fetch_optional(&st.pools.primary)
-    .await?;
-    let ctx = format!("{tenant}:{}", mode.as_str());
-    let secrets: Vec<String> = row
-        .map(|(v,)| {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| st.master.decrypt(c.as_str()?, &ctx).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let secrets = st
+        .settings_cache
+        .webhook_secrets(&st.pools.primary, &st.master, tenant, mode)
+        .await?;
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     if let Err(e) = webhook::verify(
         header,
@@ -113,36 +100,42 @@ async fn receive_stripe_event(
         ));
     }
     let object_id = event["data"]["object"]["id"].as_str().map(str::to_string);
-    let mut tx = st.pools.primary.begin().await?;
-    let inserted: Option<(Uuid,)> = sqlx::query_as(
-        "INSERT INTO stripe_events (id, tenant_id, mode, event_id, type, object_id, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id",
+    // The delivery and its outbox job in one statement (atomic, one round trip): the job is
+    // written only when the event id is new.
+    let row_id = Uuid::now_v7();
+    let entry = JobClient::outbox_entry(&ProcessStripeEvent {
+        stripe_event_row: row_id,
+    })
+    .map_err(ApiError::internal)?;
+    let (stored,): (bool,) = sqlx::query_as(
+        "WITH ev AS (
+            INSERT INTO stripe_events (id, tenant_id, mode, event_id, type, object_id, payload)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id
+         ), job AS (
+            INSERT INTO job_outbox (id, tenant_id, queue, kind, payload)
+            SELECT $8, $2, $9, $10, $11::jsonb FROM ev RETURNING id
+         )
+         SELECT EXISTS (SELECT 1 FROM job)",
     )
-    .bind(Uuid::now_v7())
+    .bind(row_id)
     .bind(tenant)
     .bind(mode.as_str())
     .bind(event_id)
     .bind(kind)
     .bind(&object_id)
     .bind(&event)
-    .fetch_optional(&mut *tx)
+    .bind(entry.id)
+    .bind(entry.queue)
+    .bind(entry.kind)
+    .bind(&entry.payload)
+    .fetch_one(&st.pools.primary)
     .await?;
-    let Some((row_id,)) = inserted else {
-        tx.rollback().await?;
+    if !stored {
         return Ok((
             StatusCode::OK,
             Json(json!({ "received": true, "duplicate": true })),
         ));
-    };
-    let entry = JobClient::record_durable(
-        &mut tx,
-        Some(tenant),
-        &ProcessStripeEvent {
-            stripe_event_row: row_id,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    }
     if let Err(e) = st.jobs.push_outbox(&entry).await {
         tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
     }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     extract::{ApiJson, TenantAuth, WidgetAuth},
+    session_cache::SessionMeta,
     AppState,
 };
 
@@ -79,59 +80,98 @@ struct CreateSession {
     language: Option<String>,
 }
 
-/// Customer attributes: the token's (signed by the tenant) over synced Stripe data.
-async fn customer_attributes(
+/// What PostgreSQL knows of the customer, read in one query: the synced user and
+/// subscription, and whether a recent save blocks a discount or a pause (the cooldowns).
+#[derive(sqlx::FromRow)]
+struct CustomerRow {
+    user_id: Option<Uuid>,
+    user_plan: Option<String>,
+    user_region: Option<String>,
+    user_mrr: Option<i64>,
+    user_created: Option<chrono::DateTime<chrono::Utc>>,
+    user_attributes: Option<Value>,
+    sub_status: Option<String>,
+    sub_plan: Option<String>,
+    sub_interval: Option<String>,
+    sub_mrr: Option<i64>,
+    sub_discounts: Option<Value>,
+    recent_discount: bool,
+    recent_pause: bool,
+}
+
+/// The customer's attributes (the token's, signed by the tenant, over synced Stripe data),
+/// their user id, MRR and guardrails.
+struct Customer {
+    attrs: Map<String, Value>,
+    user_id: Option<Uuid>,
+    mrr: i64,
+    guard: Guardrails,
+}
+
+async fn customer(
     st: &AppState,
     auth: &WidgetAuth,
+    settings: &shared::tenants::TenantSettings,
     lang: Option<&str>,
-) -> ApiResult<(Map<String, Value>, Option<Uuid>, i64, bool)> {
-    let mut attrs = Map::new();
-    let user: Option<(Uuid, Option<String>, Option<String>, i64, chrono::DateTime<chrono::Utc>, Value)> = sqlx::query_as(
-        "SELECT id, plan, region, mrr_cents, created_at, attributes FROM users WHERE tenant_id = $1 AND mode = $2 AND external_id = $3",
+) -> ApiResult<Customer> {
+    let row: CustomerRow = sqlx::query_as(
+        "SELECT u.id AS user_id, u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS user_mrr,
+                u.created_at AS user_created, u.attributes AS user_attributes,
+                s.status AS sub_status, s.plan AS sub_plan, s.billing_interval AS sub_interval,
+                s.mrr_cents AS sub_mrr, s.discounts AS sub_discounts,
+                cd.recent_discount, cd.recent_pause
+           FROM (SELECT coalesce(bool_or(saved_offer_type = 'discount' AND created_at > now() - make_interval(days => $5)), false) AS recent_discount,
+                        coalesce(bool_or(saved_offer_type = 'pause' AND created_at > now() - make_interval(days => $6)), false) AS recent_pause
+                   FROM cancel_sessions
+                  WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3 AND outcome = 'saved') cd
+           LEFT JOIN users u ON u.tenant_id = $1 AND u.mode = $2 AND u.external_id = $3
+           LEFT JOIN subscriptions s ON s.tenant_id = $1 AND s.stripe_subscription_id = $4",
     )
     .bind(auth.key.tenant_id)
     .bind(auth.key.mode.as_str())
     .bind(&auth.claims.cus)
-    .fetch_optional(&st.pools.primary)
+    .bind(&auth.claims.sub)
+    .bind(settings.discount_cooldown_days as i32)
+    .bind(settings.pause_cooldown_days as i32)
+    .fetch_one(&st.pools.primary)
     .await?;
-    let mut user_id = None;
-    if let Some((id, plan, region, mrr, created, custom)) = user {
-        user_id = Some(id);
-        if let Some(p) = plan {
-            attrs.insert("plan".into(), p.into());
-        }
-        if let Some(r) = region {
-            attrs.insert("region".into(), r.into());
-        }
+    let mut attrs = Map::new();
+    if let Some(p) = row.user_plan {
+        attrs.insert("plan".into(), p.into());
+    }
+    if let Some(r) = row.user_region {
+        attrs.insert("region".into(), r.into());
+    }
+    if let Some(mrr) = row.user_mrr {
         attrs.insert("mrr_cents".into(), mrr.into());
+    }
+    if let Some(created) = row.user_created {
         attrs.insert(
             "tenure_days".into(),
             (chrono::Utc::now() - created).num_days().into(),
         );
-        if custom.as_object().is_some_and(|o| !o.is_empty()) {
-            attrs.insert("custom".into(), custom);
-        }
+    }
+    if let Some(custom) = row
+        .user_attributes
+        .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        attrs.insert("custom".into(), custom);
     }
     let mut active_coupon = false;
-    if let Some(sub) = &auth.claims.sub {
-        let row: Option<(String, Option<String>, Option<String>, i64, Value)> = sqlx::query_as(
-            "SELECT status, plan, billing_interval, mrr_cents, discounts FROM subscriptions WHERE tenant_id = $1 AND stripe_subscription_id = $2",
-        )
-        .bind(auth.key.tenant_id)
-        .bind(sub)
-        .fetch_optional(&st.pools.primary)
-        .await?;
-        if let Some((status, plan, interval, mrr, discounts)) = row {
-            attrs.insert("status".into(), status.into());
-            if let Some(p) = plan {
-                attrs.insert("plan".into(), p.into());
-            }
-            if let Some(i) = interval {
-                attrs.insert("billing_interval".into(), i.into());
-            }
-            attrs.insert("mrr_cents".into(), mrr.into());
-            active_coupon = discounts.as_array().is_some_and(|d| !d.is_empty());
+    if let Some(status) = row.sub_status {
+        attrs.insert("status".into(), status.into());
+        if let Some(p) = row.sub_plan {
+            attrs.insert("plan".into(), p.into());
         }
+        if let Some(i) = row.sub_interval {
+            attrs.insert("billing_interval".into(), i.into());
+        }
+        attrs.insert("mrr_cents".into(), row.sub_mrr.unwrap_or(0).into());
+        active_coupon = row
+            .sub_discounts
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty());
     }
     if let Some(token_attrs) = &auth.claims.attrs {
         for (k, v) in token_attrs {
@@ -150,9 +190,19 @@ async fn customer_attributes(
         active_coupon = true;
     }
     let mrr = attrs.get("mrr_cents").and_then(Value::as_i64).unwrap_or(0);
-    Ok((attrs, user_id, mrr, active_coupon))
+    Ok(Customer {
+        attrs,
+        user_id: row.user_id,
+        mrr,
+        guard: Guardrails {
+            discount_blocked: row.recent_discount || active_coupon,
+            pause_blocked: row.recent_pause,
+        },
+    })
 }
 
+/// Starts a session: one read (customer, subscription, cooldowns), the flow from cache, one
+/// batched insert; 201 once the session is committed.
 async fn create_session(
     auth: WidgetAuth,
     State(st): State<AppState>,
@@ -165,17 +215,18 @@ async fn create_session(
             .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
     };
     let tenant = auth.key.tenant_id;
-    let (attrs, user_id, mrr, active_coupon) =
-        customer_attributes(&st, &auth, body.language.as_deref()).await?;
+    let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
+    let customer = customer(&st, &auth, &settings, body.language.as_deref()).await?;
     let published = st
         .flow_cache
         .published(&st.pools.primary, &st.redis, tenant)
         .await?;
-    let chosen = flows::choose_flow(&published, &attrs);
+    let chosen = flows::choose_flow(&published, &customer.attrs);
     let session_id = Uuid::now_v7();
     let Some(flow) = chosen else {
-        insert_session(&st, &auth, session_id, user_id, None, mrr, &attrs).await?;
-        let lang = attrs
+        insert_session(&st, &auth, session_id, &customer, None).await?;
+        let lang = customer
+            .attrs
             .get("language")
             .and_then(Value::as_str)
             .unwrap_or("en")
@@ -193,33 +244,18 @@ async fn create_session(
         flow.id,
         &auth.claims.cus,
     );
-    let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
-    let (recent_discount, recent_pause): (bool, bool) = sqlx::query_as(
-        "SELECT coalesce(bool_or(saved_offer_type = 'discount' AND created_at > now() - make_interval(days => $4)), false),
-                coalesce(bool_or(saved_offer_type = 'pause' AND created_at > now() - make_interval(days => $5)), false)
-           FROM cancel_sessions
-          WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3 AND outcome = 'saved'",
-    )
-    .bind(tenant)
-    .bind(auth.key.mode.as_str())
-    .bind(&auth.claims.cus)
-    .bind(settings.discount_cooldown_days as i32)
-    .bind(settings.pause_cooldown_days as i32)
-    .fetch_one(&st.pools.primary)
-    .await?;
-    let guard = Guardrails {
-        discount_blocked: recent_discount || active_coupon,
-        pause_blocked: recent_pause,
-    };
-    let rendered = flows::render_for_customer(&flow.definition, variant.as_deref(), holdout, guard);
+    let rendered = flows::render_for_customer(
+        &flow.definition,
+        variant.as_deref(),
+        holdout,
+        customer.guard,
+    );
     insert_session(
         &st,
         &auth,
         session_id,
-        user_id,
+        &customer,
         Some((flow.id, flow.version, variant.as_deref(), holdout)),
-        mrr,
-        &attrs,
     )
     .await?;
     let strings = crate::strings::for_language(&rendered.language, &rendered.strings);
@@ -236,33 +272,63 @@ async fn create_session(
     ))
 }
 
+/// Writes batches of new sessions (see [`crate::batch`]): one element per session.
+pub async fn flush_sessions(
+    pool: sqlx::PgPool,
+    batch: Vec<String>,
+) -> Result<Vec<()>, sqlx::Error> {
+    let n = batch.len();
+    sqlx::query(
+        "INSERT INTO cancel_sessions (id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes)
+         SELECT id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes
+           FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, mode text, user_id uuid, customer_id text, subscription_id text,
+                flow_id uuid, flow_version integer, variant text, holdout boolean, mrr_cents bigint, attributes jsonb)",
+    )
+    .bind(format!("[{}]", batch.join(",")))
+    .execute(&pool)
+    .await?;
+    Ok(vec![(); n])
+}
+
+/// Writes batches of widget events with `record_widget_events` (one status per element).
+pub async fn flush_events(
+    pool: sqlx::PgPool,
+    batch: Vec<String>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let (statuses,): (sqlx::types::Json<Vec<String>>,) =
+        sqlx::query_as("SELECT record_widget_events($1::jsonb)")
+            .bind(format!("[{}]", batch.join(",")))
+            .fetch_one(&pool)
+            .await?;
+    Ok(statuses.0)
+}
+
 async fn insert_session(
     st: &AppState,
     auth: &WidgetAuth,
     id: Uuid,
-    user_id: Option<Uuid>,
+    customer: &Customer,
     flow: Option<(Uuid, i32, Option<&str>, bool)>,
-    mrr: i64,
-    attrs: &Map<String, Value>,
 ) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO cancel_sessions (id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(id)
-    .bind(auth.key.tenant_id)
-    .bind(auth.key.mode.as_str())
-    .bind(user_id)
-    .bind(&auth.claims.cus)
-    .bind(&auth.claims.sub)
-    .bind(flow.map(|f| f.0))
-    .bind(flow.map(|f| f.1))
-    .bind(flow.and_then(|f| f.2))
-    .bind(flow.map(|f| f.3).unwrap_or(false))
-    .bind(mrr)
-    .bind(Value::Object(attrs.clone()))
-    .execute(&st.pools.primary)
-    .await?;
+    let meta = SessionMeta {
+        tenant_id: auth.key.tenant_id,
+        mode: auth.key.mode.as_str().to_string(),
+        customer_id: auth.claims.cus.clone(),
+        user_id: customer.user_id,
+        flow_id: flow.map(|f| f.0),
+        flow_version: flow.map(|f| f.1),
+        variant: flow.and_then(|f| f.2).map(str::to_string),
+        mrr_cents: customer.mrr,
+    };
+    let row = json!({
+        "id": id, "tenant_id": meta.tenant_id, "mode": meta.mode, "user_id": meta.user_id,
+        "customer_id": meta.customer_id, "subscription_id": auth.claims.sub,
+        "flow_id": meta.flow_id, "flow_version": meta.flow_version, "variant": meta.variant,
+        "holdout": flow.is_some_and(|f| f.3), "mrr_cents": meta.mrr_cents,
+        "attributes": customer.attrs,
+    });
+    st.session_writes.submit(row.to_string()).await?;
+    st.session_cache.insert(id, meta);
     Ok(())
 }
 
@@ -306,19 +372,8 @@ impl EventType {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    user_id: Option<Uuid>,
-    customer_id: String,
-    flow_id: Option<Uuid>,
-    flow_version: Option<i32>,
-    variant: Option<String>,
-    outcome: Option<String>,
-    mrr_cents: i64,
-}
-
-/// Records one widget event; 202 once it is committed. A repeated `client_event_id` is
-/// acknowledged again and changes nothing.
+/// Records one widget event; 202 once it is committed (in a batch, see [`crate::batch`]).
+/// A repeated `client_event_id` is acknowledged again and changes nothing.
 async fn create_event(
     auth: WidgetAuth,
     State(st): State<AppState>,
@@ -339,17 +394,13 @@ async fn create_event(
         ));
     }
     let tenant = auth.key.tenant_id;
-    let session: SessionRow = sqlx::query_as(
-        "SELECT user_id, customer_id, flow_id, flow_version, variant, outcome, mrr_cents FROM cancel_sessions
-          WHERE tenant_id = $1 AND id = $2 AND mode = $3",
-    )
-    .bind(tenant)
-    .bind(session_id)
-    .bind(auth.key.mode.as_str())
-    .fetch_optional(&st.pools.primary)
-    .await?
-    .filter(|s: &SessionRow| s.customer_id == auth.claims.cus)
-    .ok_or_else(|| ApiError::not_found("session"))?;
+    let mode = auth.key.mode.as_str();
+    let session = st
+        .session_cache
+        .get(&st.pools.primary, tenant, mode, session_id)
+        .await?
+        .filter(|s| s.customer_id == auth.claims.cus)
+        .ok_or_else(|| ApiError::not_found("session"))?;
     let def = match (session.flow_id, session.flow_version) {
         (Some(f), Some(v)) => {
             st.flow_cache
@@ -397,122 +448,84 @@ async fn create_event(
     }
     let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
 
-    let mut tx = st.pools.primary.begin().await?;
-    let inserted: Option<(Uuid,)> = sqlx::query_as(
-        "INSERT INTO session_events (id, tenant_id, session_id, client_event_id, type, payload)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id, client_event_id) DO NOTHING RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(session_id)
-    .bind(&ev.client_event_id)
-    .bind(ev.kind.as_str())
-    .bind(json!({ "reason_code": ev.reason_code, "offer_id": ev.offer_id, "text": ev.text }))
-    .fetch_optional(&mut *tx)
-    .await?;
-    if inserted.is_none() {
-        tx.rollback().await?;
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "status": "accepted", "duplicate": true })),
-        ));
-    }
-    let ended = session.outcome.as_deref().is_some_and(|o| o != "abandoned");
-    let mut outbox: Option<OutboxEntry> = None;
+    // What an accepted offer or a confirmed cancellation changes, decided here; the batched
+    // write applies it only if the session has no outcome yet (checked under its row lock).
+    let mut outcome = Value::Null;
+    let mut offer_state = Value::Null;
+    let mut cancel_state = Value::Null;
+    let mut job: Option<OutboxEntry> = None;
+    let encode = |e: serde_json::Error| ApiError::internal(e);
     match ev.kind {
-        EventType::ReasonSelected => {
-            sqlx::query("INSERT INTO churn_reasons (tenant_id, user_id, session_id, reason_code, mode) VALUES ($1, $2, $3, $4, $5)")
-                .bind(tenant).bind(session.user_id).bind(session_id).bind(&ev.reason_code).bind(auth.key.mode.as_str())
-                .execute(&mut *tx).await?;
-            sqlx::query(
-                "UPDATE cancel_sessions SET reason_code = $3 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant)
-            .bind(session_id)
-            .bind(&ev.reason_code)
-            .execute(&mut *tx)
-            .await?;
-        }
-        EventType::OfferShown | EventType::OfferAccepted => {
+        EventType::OfferAccepted => {
             let o = offer.as_ref().expect("validated above");
-            let accepted = ev.kind == EventType::OfferAccepted;
-            if accepted && ended {
-                return Err(ApiError::conflict(
-                    "session_ended",
-                    "This session already has an outcome.",
-                ));
-            }
-            sqlx::query(
-                "INSERT INTO offer_events (tenant_id, user_id, flow_id, session_id, variant, offer_id, offer_type, accepted, mrr_cents, mode)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(tenant).bind(session.user_id).bind(session.flow_id).bind(session_id).bind(&session.variant)
-            .bind(&o.id).bind(o.kind.as_str()).bind(accepted).bind(if accepted { session.mrr_cents } else { 0 })
-            .bind(auth.key.mode.as_str())
-            .execute(&mut *tx).await?;
-            if accepted {
-                let (outcome, state) = match o.kind {
-                    OfferType::Redirect => ("deflected", None),
-                    OfferType::Custom => ("saved", None),
-                    _ => ("saved", Some("pending")),
-                };
-                sqlx::query(
-                    "UPDATE cancel_sessions SET outcome = $3, saved_offer_type = $4, accepted_offer = $5, offer_state = $6, ended_at = now()
-                     WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant).bind(session_id).bind(outcome).bind(o.kind.as_str())
-                .bind(serde_json::to_value(o).map_err(ApiError::internal)?).bind(state)
-                .execute(&mut *tx).await?;
-                if state.is_some() {
-                    outbox = Some(
-                        JobClient::record_durable(
-                            &mut tx,
-                            Some(tenant),
-                            &ApplyOffer { session_id },
-                        )
-                        .await?,
-                    );
-                }
+            let (o_outcome, state) = match o.kind {
+                OfferType::Redirect => ("deflected", None),
+                OfferType::Custom => ("saved", None),
+                _ => ("saved", Some("pending")),
+            };
+            outcome = o_outcome.into();
+            if let Some(state) = state {
+                offer_state = state.into();
+                job = Some(JobClient::outbox_entry(&ApplyOffer { session_id }).map_err(encode)?);
             }
         }
         EventType::CancelConfirmed => {
-            if !ended {
-                let performs = settings.cancel_mode == "cancel_at_period_end";
-                sqlx::query(
-                    "UPDATE cancel_sessions SET outcome = 'canceled', ended_at = now(), cancel_state = $3 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant).bind(session_id).bind(if performs { "pending" } else { "recorded" })
-                .execute(&mut *tx).await?;
-                if performs {
-                    outbox = Some(
-                        JobClient::record_durable(
-                            &mut tx,
-                            Some(tenant),
-                            &CancelSubscription { session_id },
-                        )
-                        .await?,
-                    );
-                }
+            let performs = settings.cancel_mode == "cancel_at_period_end";
+            cancel_state = if performs { "pending" } else { "recorded" }.into();
+            if performs {
+                job = Some(
+                    JobClient::outbox_entry(&CancelSubscription { session_id }).map_err(encode)?,
+                );
             }
         }
-        EventType::Abandoned => {
-            sqlx::query("UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now() WHERE tenant_id = $1 AND id = $2 AND outcome IS NULL")
-                .bind(tenant).bind(session_id)
-                .execute(&mut *tx).await?;
-        }
-        EventType::Feedback | EventType::OfferDeclined => {}
+        _ => {}
     }
-    tx.commit().await?;
-    if let Some(entry) = outbox {
-        if let Err(e) = st.jobs.push_outbox(&entry).await {
-            // Committed: the reconciler enqueues it if Redis is unavailable now.
-            tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
+    let job_json = match &job {
+        Some(j) => json!({
+            "id": j.id, "queue": j.queue, "kind": j.kind,
+            "payload": serde_json::from_str::<Value>(&j.payload).map_err(encode)?,
+        }),
+        None => Value::Null,
+    };
+    let item = json!({
+        "id": Uuid::now_v7(), "tenant_id": tenant, "mode": mode, "session_id": session_id,
+        "client_event_id": ev.client_event_id, "type": ev.kind.as_str(),
+        "payload": { "reason_code": ev.reason_code, "offer_id": ev.offer_id, "text": ev.text },
+        "reason_code": ev.reason_code, "user_id": session.user_id, "flow_id": session.flow_id,
+        "variant": session.variant, "mrr_cents": session.mrr_cents,
+        "offer": offer.as_ref().map(|o| json!({
+            "id": o.id, "type": o.kind.as_str(), "definition": o,
+        })),
+        "outcome": outcome, "offer_state": offer_state, "cancel_state": cancel_state,
+        "job": job_json,
+    });
+    let status = st.event_writes.submit(item.to_string()).await?;
+    match status.as_str() {
+        "duplicate" => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "accepted", "duplicate": true })),
+        )),
+        "session_ended" => Err(ApiError::conflict(
+            "session_ended",
+            "This session already has an outcome.",
+        )),
+        "no_session" => Err(ApiError::not_found("session")),
+        "ok" | "ok_job" => {
+            if let (Some(entry), "ok_job") = (job, status.as_str()) {
+                if let Err(e) = st.jobs.push_outbox(&entry).await {
+                    // Committed: the reconciler enqueues it if Redis is unavailable now.
+                    tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
+                }
+            }
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "status": "accepted", "duplicate": false })),
+            ))
         }
+        other => Err(ApiError::internal(anyhow::anyhow!(
+            "record_widget_events returned {other:?}"
+        ))),
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "status": "accepted", "duplicate": false })),
-    ))
 }
 
 #[derive(Debug, Deserialize)]

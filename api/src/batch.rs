@@ -1,0 +1,200 @@
+//! Group commit for the widget's hot writes. Handlers queue an already-validated write and
+//! wait for its own result; a few flusher tasks each take whatever is queued (up to
+//! `max_batch`) and write it with one statement, so a burst of N writes costs one round trip
+//! and one commit instead of N transactions. Nothing waits on a timer: an idle system
+//! flushes a lone write at once, a busy one batches naturally while a flush is in flight.
+//! A handler still answers only after its write is committed, so acknowledged means durable.
+//!
+//! When a batch fails with a database error (one bad element), its elements are retried one
+//! by one so only the bad one fails; connection errors fail the batch as they are (retrying
+//! would only multiply the wait while PostgreSQL is down).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+type Waiter<R> = oneshot::Sender<Result<R, sqlx::Error>>;
+
+/// Writes a batch; returns one result per element, in order.
+pub type FlushFn<T, R> =
+    Arc<dyn Fn(Vec<T>) -> BoxFuture<'static, Result<Vec<R>, sqlx::Error>> + Send + Sync>;
+
+pub struct Batcher<T, R> {
+    tx: mpsc::Sender<(T, Waiter<R>)>,
+}
+
+impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Spawns `flushers` tasks (each holds one pooled connection while it flushes).
+    pub fn start(
+        name: &'static str,
+        flushers: usize,
+        max_batch: usize,
+        flush: FlushFn<T, R>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<(T, Waiter<R>)>(max_batch * flushers.max(1) * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..flushers.max(1) {
+            let rx = rx.clone();
+            let flush = flush.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut items = Vec::new();
+                    {
+                        let mut rx = rx.lock().await;
+                        match rx.recv().await {
+                            Some(item) => items.push(item),
+                            None => return,
+                        }
+                        while items.len() < max_batch {
+                            match rx.try_recv() {
+                                Ok(item) => items.push(item),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    metrics::histogram!("write_batch_size", "batch" => name)
+                        .record(items.len() as f64);
+                    run_batch(&flush, items).await;
+                }
+            });
+        }
+        Self { tx }
+    }
+
+    /// Queues one write and waits until its batch is committed.
+    pub async fn submit(&self, item: T) -> Result<R, sqlx::Error> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send((item, done))
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        wait.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+async fn run_batch<T: Clone, R>(flush: &FlushFn<T, R>, items: Vec<(T, Waiter<R>)>) {
+    let (reqs, waiters): (Vec<T>, Vec<Waiter<R>>) = items.into_iter().unzip();
+    let single = reqs.len() == 1;
+    let retry = if single { Vec::new() } else { reqs.clone() };
+    match flush(reqs).await {
+        Ok(results) if results.len() == waiters.len() => {
+            for (w, r) in waiters.into_iter().zip(results) {
+                let _ = w.send(Ok(r));
+            }
+        }
+        Ok(results) => {
+            let msg = format!(
+                "batch returned {} results for {} writes",
+                results.len(),
+                waiters.len()
+            );
+            for w in waiters {
+                let _ = w.send(Err(sqlx::Error::Protocol(msg.clone())));
+            }
+        }
+        Err(e) if single || !matches!(e, sqlx::Error::Database(_)) => {
+            for w in waiters {
+                let _ = w.send(Err(same_kind(&e)));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, size = waiters.len(), "batch failed: retrying its writes one by one");
+            for (req, w) in retry.into_iter().zip(waiters) {
+                let r = flush(vec![req]).await.and_then(|mut v| {
+                    v.pop()
+                        .ok_or_else(|| sqlx::Error::Protocol("empty batch result".into()))
+                });
+                let _ = w.send(r);
+            }
+        }
+    }
+}
+
+/// A copy of `e` for each waiter of a failed batch, keeping what the caller maps to a status
+/// (connection trouble → 503, anything else → 500).
+fn same_kind(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Rejected;
+    impl std::fmt::Display for Rejected {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("check constraint violated")
+        }
+    }
+    impl std::error::Error for Rejected {}
+    impl sqlx::error::DatabaseError for Rejected {
+        fn message(&self) -> &str {
+            "check constraint violated"
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::CheckViolation
+        }
+    }
+
+    /// Writes that arrive together share a flush; one bad write fails alone.
+    #[tokio::test]
+    async fn writes_are_grouped_and_a_bad_one_fails_alone() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let seen = flushes.clone();
+        let flush: FlushFn<i32, i32> = Arc::new(move |batch: Vec<i32>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if batch.contains(&13) {
+                    return Err(sqlx::Error::Database(Box::new(Rejected)));
+                }
+                Ok(batch.iter().map(|x| x * 2).collect())
+            })
+        });
+        let b = Arc::new(Batcher::start("test", 1, 64, flush));
+        // A lone write is flushed at once.
+        assert_eq!(b.submit(1).await.unwrap(), 2);
+        assert_eq!(flushes.swap(0, Ordering::SeqCst), 1);
+        // 50 writes at once: far fewer flushes than writes.
+        let all = futures::future::join_all((100..150).map(|i| {
+            let b = b.clone();
+            async move { b.submit(i).await.unwrap() }
+        }))
+        .await;
+        assert_eq!(all, (100..150).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(flushes.swap(0, Ordering::SeqCst) <= 3);
+        // With a bad write in the batch, the others still succeed.
+        let results = futures::future::join_all((10..16).map(|i| {
+            let b = b.clone();
+            async move { (i, b.submit(i).await) }
+        }))
+        .await;
+        for (i, r) in results {
+            match r {
+                Ok(v) => assert_eq!(v, i * 2),
+                Err(e) => {
+                    assert_eq!(i, 13);
+                    assert!(matches!(e, sqlx::Error::Database(_)), "{e}");
+                }
+            }
+        }
+    }
+}
