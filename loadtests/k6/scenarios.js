@@ -1,11 +1,10 @@
 // RetentionOS k6 scenarios. Run through `loadtests/run`, which starts the stack, writes the
 // fixtures and sets the environment:
 //
-//   SCENARIO   normal | peak | sustained | connections | targets | overload
+//   SCENARIO   normal | peak | sustained | connections | targets
+//              (overload is sent by loadtests/openloop, which is far lighter than k6)
 //   DURATION   k6 duration string (each scenario has a default)
 //   FIXTURES   fixtures.json written by lib/fixtures.py (base URL, keys, flow ids)
-//   TOKENS     (overload) file of pre-signed customer tokens, one per line
-//   RATE       (overload) offered rate, requests per second
 //   SUMMARY    where handleSummary writes the JSON summary
 //   RUN_ID     makes customer and event ids unique across runs on one database
 //
@@ -71,10 +70,6 @@ const POOL = __ENV.POOL
     .map((l) => { const [id, token] = l.split(' '); return { id, token }; }))
   : [];
 
-const TOKENS = __ENV.TOKENS
-  ? new SharedArray('tokens', () => open(__ENV.TOKENS).split('\n').filter((l) => l.length > 0))
-  : [];
-
 // ---------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------
@@ -136,12 +131,6 @@ function scenarios() {
       };
     }
     // 3x the measured maximum of widget session creation, offered open-loop.
-    case 'overload':
-      return {
-        overload: { executor: 'constant-arrival-rate', exec: 'overload',
-          rate: Number(__ENV.RATE || 3000), timeUnit: '1s', duration: dur('1m'),
-          preAllocatedVUs: 1000, maxVUs: 3000 },
-      };
     default:
       throw new Error(`unknown scenario ${SCENARIO}`);
   }
@@ -343,14 +332,6 @@ export function only_event() { doEvent(); }
 export function only_webhook() { doWebhook(); }
 export function only_admin_read() { doAdminRead(); }
 export function only_analytics() { doAnalytics(); }
-
-export function overload() {
-  const token = TOKENS.length
-    ? TOKENS[exec.scenario.iterationInTest % TOKENS.length]
-    : customerToken(`cus_${uid()}`, null);
-  record('session', req('session', 'POST', '/v1/widget/sessions', '{}',
-    { Authorization: `Bearer ${FX.pk}`, 'X-Customer-Token': token }), 201);
-}
 
 export function handleSummary(data) {
   const lines = [`k6 ${SCENARIO}: summary written to ${SUMMARY}`];

@@ -2,7 +2,7 @@
 
 use sqlx::{
     migrate::Migrator,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
     ConnectOptions, PgPool,
 };
 use std::str::FromStr;
@@ -23,7 +23,11 @@ pub struct Pools {
 /// Builds a lazily-connecting pool: the process starts even while PostgreSQL is down, and
 /// `/readyz` reports it. Queries fail after the connect timeout instead of hanging.
 pub fn lazy_pool(url: &str, cfg: &PoolConfig, app: &str) -> Result<PgPool, sqlx::Error> {
-    let opts = PgConnectOptions::from_str(url)?
+    let mut opts = PgConnectOptions::from_str(url)?;
+    if plain_by_default(url, opts.get_host()) {
+        opts = opts.ssl_mode(PgSslMode::Disable);
+    }
+    let opts = opts
         .application_name(app)
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(
@@ -37,6 +41,19 @@ pub fn lazy_pool(url: &str, cfg: &PoolConfig, app: &str) -> Result<PgPool, sqlx:
         .idle_timeout(cfg.idle_timeout)
         .max_lifetime(cfg.max_lifetime)
         .connect_lazy_with(opts))
+}
+
+/// TLS to a server on this machine protects nothing and costs CPU on both ends of every
+/// query (Debian's PostgreSQL enables TLS, and `sslmode` defaults to `prefer`), so a loopback
+/// URL without an explicit `sslmode` connects in plain text. Any other host, or a URL that
+/// names `sslmode`, keeps libpq's behaviour.
+fn plain_by_default(url: &str, host: &str) -> bool {
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback && !url.contains("sslmode=")
 }
 
 impl Pools {
@@ -113,5 +130,26 @@ impl DbErrorExt for sqlx::Error {
     }
     fn is_foreign_key_violation(&self) -> bool {
         matches!(self, sqlx::Error::Database(e) if e.code().as_deref() == Some("23503"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_by_default;
+
+    #[test]
+    fn loopback_is_plain_unless_the_url_says_otherwise() {
+        assert!(plain_by_default("postgres://p@127.0.0.1/db", "127.0.0.1"));
+        assert!(plain_by_default("postgres://p@localhost/db", "localhost"));
+        assert!(plain_by_default("postgres://p@[::1]/db", "::1"));
+        assert!(!plain_by_default(
+            "postgres://p@127.0.0.1/db?sslmode=require",
+            "127.0.0.1"
+        ));
+        assert!(!plain_by_default(
+            "postgres://p@db.internal/db",
+            "db.internal"
+        ));
+        assert!(!plain_by_default("postgres://p@10.0.0.5/db", "10.0.0.5"));
     }
 }

@@ -1,0 +1,223 @@
+//! `rtos-openloop`: an open-loop HTTP load generator for the overload scenario.
+//!
+//! k6 needs most of a core for a few thousand requests per second, and on a 2-core box that
+//! shares its CPU with the api and PostgreSQL, its own scheduling delay ends up in the
+//! latencies it reports. This generator is a few microseconds of CPU per request: it sends
+//! request `i` at `start + i / rate` whatever happened to earlier ones (open loop), and
+//! measures each latency from that scheduled instant, so a stalled server is charged for the
+//! wait (no coordinated omission). Requests that cannot start because `--max-inflight` are
+//! already waiting are counted as dropped, as k6 counts dropped iterations.
+//!
+//! Usage: `rtos-openloop --url URL --rate N --secs S [--method POST] [--body JSON]
+//!   [--header 'name: value']... [--tokens FILE --token-header x-customer-token]
+//!   [--expect 201] [--max-inflight 4000] [--timeout-secs 10] --out FILE`
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use serde_json::{json, Value};
+
+struct Args {
+    url: String,
+    method: http::Method,
+    rate: f64,
+    secs: f64,
+    body: Bytes,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    tokens: Vec<http::HeaderValue>,
+    token_header: http::HeaderName,
+    expect: u16,
+    max_inflight: usize,
+    timeout: Duration,
+    out: String,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        url: String::new(),
+        method: http::Method::POST,
+        rate: 0.0,
+        secs: 0.0,
+        body: Bytes::from_static(b"{}"),
+        headers: Vec::new(),
+        tokens: Vec::new(),
+        token_header: http::HeaderName::from_static("x-customer-token"),
+        expect: 201,
+        max_inflight: 4000,
+        timeout: Duration::from_secs(10),
+        out: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => a.url = val()?,
+            "--method" => a.method = val()?.parse()?,
+            "--rate" => a.rate = val()?.parse()?,
+            "--secs" => a.secs = val()?.parse()?,
+            "--body" => a.body = Bytes::from(val()?),
+            "--header" => {
+                let h = val()?;
+                let (k, v) = h.split_once(':').context("--header takes 'name: value'")?;
+                a.headers.push((k.trim().parse()?, v.trim().parse()?));
+            }
+            "--tokens" => {
+                let path = val()?;
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+                a.tokens = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.trim().parse())
+                    .collect::<Result<_, _>>()?;
+            }
+            "--token-header" => a.token_header = val()?.parse()?,
+            "--expect" => a.expect = val()?.parse()?,
+            "--max-inflight" => a.max_inflight = val()?.parse()?,
+            "--timeout-secs" => a.timeout = Duration::from_secs_f64(val()?.parse()?),
+            "--out" => a.out = val()?,
+            "-h" | "--help" => {
+                println!("see the doc comment of loadtests/openloop/src/main.rs");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if a.url.is_empty() || a.out.is_empty() || a.rate <= 0.0 || a.secs <= 0.0 {
+        bail!("--url, --rate, --secs and --out are required");
+    }
+    Ok(a)
+}
+
+/// One finished request: status (0 = no response), Retry-After present, latency from the
+/// scheduled instant and from the actual send (microseconds).
+type Sample = (u16, bool, u64, u64);
+
+fn quantiles(mut v: Vec<u64>) -> Value {
+    if v.is_empty() {
+        return Value::Null;
+    }
+    v.sort_unstable();
+    let q = |p: f64| {
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i] as f64 / 1000.0
+    };
+    json!({ "n": v.len(), "p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": q(1.0) })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let a = Arc::new(parse_args()?);
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(usize::MAX)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(conn);
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let inflight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let total = (a.rate * a.secs).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / a.rate);
+    let mut dropped = 0u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        if inflight.load(std::sync::atomic::Ordering::Relaxed) >= a.max_inflight {
+            dropped += 1;
+            continue;
+        }
+        inflight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut req = http::Request::builder()
+            .method(a.method.clone())
+            .uri(&a.url);
+        for (k, v) in &a.headers {
+            req = req.header(k, v);
+        }
+        if !a.tokens.is_empty() {
+            req = req.header(
+                &a.token_header,
+                a.tokens[i as usize % a.tokens.len()].clone(),
+            );
+        }
+        let req = req.body(Full::new(a.body.clone()))?;
+        let (client, samples, inflight, timeout) =
+            (client.clone(), samples.clone(), inflight.clone(), a.timeout);
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let res = tokio::time::timeout(timeout, async {
+                let res = client.request(req).await?;
+                let status = res.status().as_u16();
+                let ra = res.headers().contains_key(http::header::RETRY_AFTER);
+                res.into_body().collect().await?;
+                Ok::<_, anyhow::Error>((status, ra))
+            })
+            .await;
+            let done = Instant::now();
+            let (status, ra) = match res {
+                Ok(Ok(s)) => s,
+                _ => (0, false),
+            };
+            let sample = (
+                status,
+                ra,
+                (done - due).as_micros() as u64,
+                (done - sent).as_micros() as u64,
+            );
+            samples.lock().expect("lock").push(sample);
+            inflight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        // Reap finished tasks now and then so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    let offered_secs = start.elapsed().as_secs_f64();
+    while tasks.join_next().await.is_some() {}
+    let samples = std::mem::take(&mut *samples.lock().expect("lock"));
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut ok_sched, mut ok_sent, mut shed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ra_missing_429, mut ra_missing_503) = (0u64, 0u64);
+    for (status, ra, sched, sent) in &samples {
+        *by_status.entry(status.to_string()).or_default() += 1;
+        if *status == a.expect {
+            ok_sched.push(*sched);
+            ok_sent.push(*sent);
+        } else if *status == 429 || *status == 503 {
+            shed.push(*sent);
+            if !ra {
+                if *status == 429 {
+                    ra_missing_429 += 1;
+                } else {
+                    ra_missing_503 += 1;
+                }
+            }
+        }
+    }
+    let count = |s: u16| by_status.get(&s.to_string()).copied().unwrap_or(0);
+    let errors = samples.len() as u64 - count(a.expect) - count(429) - count(503);
+    let report = json!({
+        "url": a.url, "rate": a.rate, "secs": a.secs, "offered_secs": offered_secs,
+        "offered": total, "sent": samples.len(), "dropped": dropped,
+        "expect": a.expect, "ok": count(a.expect), "s429": count(429), "s503": count(503),
+        "ra_missing_429": ra_missing_429, "ra_missing_503": ra_missing_503,
+        "errors": errors, "statuses": by_status,
+        "lat_ok_from_schedule_ms": quantiles(ok_sched),
+        "lat_ok_from_send_ms": quantiles(ok_sent),
+        "lat_shed_ms": quantiles(shed),
+    });
+    std::fs::write(&a.out, serde_json::to_string_pretty(&report)?)?;
+    println!("{report}");
+    Ok(())
+}
