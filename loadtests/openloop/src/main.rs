@@ -8,9 +8,13 @@
 //! wait (no coordinated omission). Requests that cannot start because `--max-inflight` are
 //! already waiting are counted as dropped, as k6 counts dropped iterations.
 //!
-//! Usage: `rtos-openloop --url URL --rate N --secs S [--method POST] [--body JSON]
-//!   [--header 'name: value']... [--tokens FILE --token-header x-customer-token]
-//!   [--expect 201] [--max-inflight 4000] [--timeout-secs 10] --out FILE`
+//! Usage: `rtos-openloop --url URL --rate N --secs S [--method POST] [--body TEXT]
+//!   [--header 'name: value']... [--data FILE] [--expect 201] [--max-inflight 4000]
+//!   [--timeout-secs 10] --out FILE`
+//!
+//! With `--data`, request `i` takes line `i mod n` of FILE (fields separated by tabs), and
+//! `{1}`, `{2}`, ... in the URL, header values and body are replaced by that line's fields;
+//! `{i}` is replaced everywhere by the request number (unique ids per request).
 
 use std::{
     collections::BTreeMap,
@@ -33,9 +37,10 @@ struct Args {
     rate: f64,
     secs: f64,
     body: Bytes,
+    body_template: Option<String>,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    tokens: Vec<http::HeaderValue>,
-    token_header: http::HeaderName,
+    data: Vec<Vec<String>>,
+    headers_raw: Vec<(http::HeaderName, String)>,
     expect: u16,
     max_inflight: usize,
     timeout: Duration,
@@ -49,9 +54,10 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 0.0,
         secs: 0.0,
         body: Bytes::from_static(b"{}"),
+        body_template: None,
         headers: Vec::new(),
-        tokens: Vec::new(),
-        token_header: http::HeaderName::from_static("x-customer-token"),
+        data: Vec::new(),
+        headers_raw: Vec::new(),
         expect: 201,
         max_inflight: 4000,
         timeout: Duration::from_secs(10),
@@ -65,23 +71,34 @@ fn parse_args() -> anyhow::Result<Args> {
             "--method" => a.method = val()?.parse()?,
             "--rate" => a.rate = val()?.parse()?,
             "--secs" => a.secs = val()?.parse()?,
-            "--body" => a.body = Bytes::from(val()?),
+            "--body" => {
+                let b = val()?;
+                if b.contains("{i}") || (1..10).any(|n| b.contains(&format!("{{{n}}}"))) {
+                    a.body_template = Some(b);
+                } else {
+                    a.body = Bytes::from(b);
+                }
+            }
             "--header" => {
                 let h = val()?;
                 let (k, v) = h.split_once(':').context("--header takes 'name: value'")?;
-                a.headers.push((k.trim().parse()?, v.trim().parse()?));
+                let v = v.trim();
+                if v.contains('{') {
+                    a.headers_raw.push((k.trim().parse()?, v.to_string()));
+                } else {
+                    a.headers.push((k.trim().parse()?, v.parse()?));
+                }
             }
-            "--tokens" => {
+            "--data" => {
                 let path = val()?;
                 let text =
                     std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-                a.tokens = text
+                a.data = text
                     .lines()
                     .filter(|l| !l.trim().is_empty())
-                    .map(|l| l.trim().parse())
-                    .collect::<Result<_, _>>()?;
+                    .map(|l| l.split('\t').map(str::to_string).collect())
+                    .collect();
             }
-            "--token-header" => a.token_header = val()?.parse()?,
             "--expect" => a.expect = val()?.parse()?,
             "--max-inflight" => a.max_inflight = val()?.parse()?,
             "--timeout-secs" => a.timeout = Duration::from_secs_f64(val()?.parse()?),
@@ -99,9 +116,21 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// `text` with `{i}` and `{1}`, `{2}`, ... (fields of the data line) filled in.
+fn fill(text: &str, i: u64, fields: &[String]) -> String {
+    if !text.contains('{') {
+        return text.to_string();
+    }
+    let mut out = text.replace("{i}", &i.to_string());
+    for (n, f) in fields.iter().enumerate() {
+        out = out.replace(&format!("{{{}}}", n + 1), f);
+    }
+    out
+}
+
 /// One finished request: status (0 = no response), Retry-After present, latency from the
 /// scheduled instant and from the actual send (microseconds).
-type Sample = (u16, bool, u64, u64);
+type Sample = (u16, bool, u64, u64, u32);
 
 fn quantiles(mut v: Vec<u64>) -> Value {
     if v.is_empty() {
@@ -141,19 +170,25 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         inflight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fields: &[String] = if a.data.is_empty() {
+            &[]
+        } else {
+            &a.data[i as usize % a.data.len()]
+        };
         let mut req = http::Request::builder()
             .method(a.method.clone())
-            .uri(&a.url);
+            .uri(fill(&a.url, i, fields));
         for (k, v) in &a.headers {
             req = req.header(k, v);
         }
-        if !a.tokens.is_empty() {
-            req = req.header(
-                &a.token_header,
-                a.tokens[i as usize % a.tokens.len()].clone(),
-            );
+        for (k, v) in &a.headers_raw {
+            req = req.header(k, fill(v, i, fields));
         }
-        let req = req.body(Full::new(a.body.clone()))?;
+        let body = match &a.body_template {
+            Some(t) => Bytes::from(fill(t, i, fields)),
+            None => a.body.clone(),
+        };
+        let req = req.body(Full::new(body))?;
         let (client, samples, inflight, timeout) =
             (client.clone(), samples.clone(), inflight.clone(), a.timeout);
         tasks.spawn(async move {
@@ -176,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
                 ra,
                 (done - due).as_micros() as u64,
                 (done - sent).as_micros() as u64,
+                (due - start).as_secs() as u32,
             );
             samples.lock().expect("lock").push(sample);
             inflight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -189,7 +225,26 @@ async fn main() -> anyhow::Result<()> {
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     let (mut ok_sched, mut ok_sent, mut shed) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ra_missing_429, mut ra_missing_503) = (0u64, 0u64);
-    for (status, ra, sched, sent) in &samples {
+    // Per second of the schedule: requests, shed, and the p99 of admitted latency, to tell a
+    // steady tail from a few bad seconds.
+    let mut per_sec: BTreeMap<u32, (u64, u64, Vec<u64>)> = BTreeMap::new();
+    for (status, _, sched, _, sec) in &samples {
+        let e = per_sec.entry(*sec).or_default();
+        e.0 += 1;
+        if *status == a.expect {
+            e.2.push(*sched);
+        } else if *status == 429 || *status == 503 {
+            e.1 += 1;
+        }
+    }
+    let timeline: Vec<Value> = per_sec
+        .into_iter()
+        .map(|(sec, (n, shed, lat))| {
+            let p99 = quantiles(lat).get("p99").cloned().unwrap_or(Value::Null);
+            json!({ "second": sec, "n": n, "shed": shed, "p99_ms": p99 })
+        })
+        .collect();
+    for (status, ra, sched, sent, _) in &samples {
         *by_status.entry(status.to_string()).or_default() += 1;
         if *status == a.expect {
             ok_sched.push(*sched);
@@ -216,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
         "lat_ok_from_schedule_ms": quantiles(ok_sched),
         "lat_ok_from_send_ms": quantiles(ok_sent),
         "lat_shed_ms": quantiles(shed),
+        "timeline": timeline,
     });
     std::fs::write(&a.out, serde_json::to_string_pretty(&report)?)?;
     println!("{report}");
