@@ -52,6 +52,8 @@ pub struct AppInner {
     pub session_cache: Arc<session_cache::SessionCache>,
     /// Group commit of new cancel sessions and of widget events (see [`batch`]).
     pub session_writes: Arc<batch::Batcher<String, ()>>,
+    /// Session start's customer lookups, grouped the same way.
+    pub customer_reads: Arc<batch::Batcher<String, routes::widget::CustomerRow>>,
     pub event_writes: Arc<batch::Batcher<String, String>>,
 }
 
@@ -80,6 +82,13 @@ impl AppState {
             Arc::new(move |b| Box::pin(routes::widget::flush_sessions(pool.clone(), b))),
         ));
         let pool = pools.primary.clone();
+        let customer_reads = Arc::new(batch::Batcher::start(
+            "customers",
+            WRITE_FLUSHERS,
+            WRITE_MAX_BATCH,
+            Arc::new(move |b| Box::pin(routes::widget::read_customers(pool.clone(), b))),
+        ));
+        let pool = pools.primary.clone();
         let event_writes = Arc::new(batch::Batcher::start(
             "events",
             WRITE_FLUSHERS,
@@ -89,6 +98,7 @@ impl AppState {
         Ok(Self(Arc::new(AppInner {
             session_cache: Arc::default(),
             session_writes,
+            customer_reads,
             event_writes,
             master,
             flow_cache,

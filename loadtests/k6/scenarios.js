@@ -130,7 +130,6 @@ function scenarios() {
         baseline: Object.assign(baselineScenario(), { duration: `${5 * (secs + 2)}s` }),
       };
     }
-    // 3x the measured maximum of widget session creation, offered open-loop.
     default:
       throw new Error(`unknown scenario ${SCENARIO}`);
   }

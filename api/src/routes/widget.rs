@@ -83,7 +83,7 @@ struct CreateSession {
 /// What PostgreSQL knows of the customer, read in one query: the synced user and
 /// subscription, and whether a recent save blocks a discount or a pause (the cooldowns).
 #[derive(sqlx::FromRow)]
-struct CustomerRow {
+pub struct CustomerRow {
     user_id: Option<Uuid>,
     user_plan: Option<String>,
     user_region: Option<String>,
@@ -114,27 +114,12 @@ async fn customer(
     settings: &shared::tenants::TenantSettings,
     lang: Option<&str>,
 ) -> ApiResult<Customer> {
-    let row: CustomerRow = sqlx::query_as(
-        "SELECT u.id AS user_id, u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS user_mrr,
-                u.created_at AS user_created, u.attributes AS user_attributes,
-                s.status AS sub_status, s.plan AS sub_plan, s.billing_interval AS sub_interval,
-                s.mrr_cents AS sub_mrr, s.discounts AS sub_discounts,
-                cd.recent_discount, cd.recent_pause
-           FROM (SELECT coalesce(bool_or(saved_offer_type = 'discount' AND created_at > now() - make_interval(days => $5)), false) AS recent_discount,
-                        coalesce(bool_or(saved_offer_type = 'pause' AND created_at > now() - make_interval(days => $6)), false) AS recent_pause
-                   FROM cancel_sessions
-                  WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3 AND outcome = 'saved') cd
-           LEFT JOIN users u ON u.tenant_id = $1 AND u.mode = $2 AND u.external_id = $3
-           LEFT JOIN subscriptions s ON s.tenant_id = $1 AND s.stripe_subscription_id = $4",
-    )
-    .bind(auth.key.tenant_id)
-    .bind(auth.key.mode.as_str())
-    .bind(&auth.claims.cus)
-    .bind(&auth.claims.sub)
-    .bind(settings.discount_cooldown_days as i32)
-    .bind(settings.pause_cooldown_days as i32)
-    .fetch_one(&st.pools.primary)
-    .await?;
+    let lookup = json!({
+        "t": auth.key.tenant_id, "m": auth.key.mode.as_str(), "c": auth.claims.cus,
+        "s": auth.claims.sub, "dd": settings.discount_cooldown_days,
+        "pd": settings.pause_cooldown_days,
+    });
+    let row = st.customer_reads.submit(lookup.to_string()).await?;
     let mut attrs = Map::new();
     if let Some(p) = row.user_plan {
         attrs.insert("plan".into(), p.into());
@@ -270,6 +255,35 @@ async fn create_session(
             "strings": strings,
         })),
     ))
+}
+
+/// Reads what session start needs of many customers in one query (see [`crate::batch`]): one
+/// element `{t: tenant, m: mode, c: customer, s: subscription, dd/pd: cooldown days}` each,
+/// one row each, in order.
+pub async fn read_customers(
+    pool: sqlx::PgPool,
+    batch: Vec<String>,
+) -> Result<Vec<CustomerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id AS user_id, u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS user_mrr,
+                u.created_at AS user_created, u.attributes AS user_attributes,
+                s.status AS sub_status, s.plan AS sub_plan, s.billing_interval AS sub_interval,
+                s.mrr_cents AS sub_mrr, s.discounts AS sub_discounts,
+                cd.recent_discount, cd.recent_pause
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t uuid, m text, c text, s text, dd integer, pd integer))
+                WITH ORDINALITY AS e(t, m, c, s, dd, pd, ord)
+           CROSS JOIN LATERAL (
+                SELECT coalesce(bool_or(cs.saved_offer_type = 'discount' AND cs.created_at > now() - make_interval(days => e.dd)), false) AS recent_discount,
+                       coalesce(bool_or(cs.saved_offer_type = 'pause' AND cs.created_at > now() - make_interval(days => e.pd)), false) AS recent_pause
+                  FROM cancel_sessions cs
+                 WHERE cs.tenant_id = e.t AND cs.mode = e.m AND cs.customer_id = e.c AND cs.outcome = 'saved') cd
+           LEFT JOIN LATERAL (SELECT * FROM users WHERE tenant_id = e.t AND mode = e.m AND external_id = e.c LIMIT 1) u ON true
+           LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND stripe_subscription_id = e.s LIMIT 1) s ON true
+          ORDER BY e.ord",
+    )
+    .bind(format!("[{}]", batch.join(",")))
+    .fetch_all(&pool)
+    .await
 }
 
 /// Writes batches of new sessions (see [`crate::batch`]): one element per session.
