@@ -12,9 +12,12 @@ use std::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Long enough for a cancel flow; entries are dropped after it.
-pub const TTL: Duration = Duration::from_secs(1800);
-const MAX_ENTRIES: usize = 100_000;
+/// Long enough for a cancel flow (minutes); a later event reads its session once more.
+pub const TTL: Duration = Duration::from_secs(600);
+/// Expired entries are dropped every this many inserts, so the cache holds about ten minutes
+/// of sessions instead of growing until it is full; `MAX_ENTRIES` bounds it under a burst.
+const PRUNE_EVERY: u64 = 1024;
+const MAX_ENTRIES: usize = 50_000;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SessionMeta {
@@ -30,19 +33,30 @@ pub struct SessionMeta {
 
 #[derive(Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<Uuid, (SessionMeta, Instant)>>,
+    entries: Mutex<(HashMap<Uuid, (SessionMeta, Instant)>, u64)>,
 }
 
 impl SessionCache {
     pub fn insert(&self, id: Uuid, meta: SessionMeta) {
-        let mut map = self.entries.lock().expect("lock");
-        if map.len() >= MAX_ENTRIES {
+        let mut guard = self.entries.lock().expect("lock");
+        let (map, inserts) = &mut *guard;
+        *inserts += 1;
+        if *inserts % PRUNE_EVERY == 0 || map.len() >= MAX_ENTRIES {
             map.retain(|_, (_, at)| at.elapsed() < TTL);
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
+            map.shrink_to(map.len() * 2);
         }
         map.insert(id, (meta, Instant::now()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("lock").0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The session if it belongs to this tenant and mode (else `None`, as if it did not exist).
@@ -57,6 +71,7 @@ impl SessionCache {
             .entries
             .lock()
             .expect("lock")
+            .0
             .get(&id)
             .filter(|(_, at)| at.elapsed() < TTL)
             .map(|(m, _)| m.clone());
@@ -77,5 +92,34 @@ impl SessionCache {
             }
         };
         Ok((meta.tenant_id == tenant && meta.mode == mode).then_some(meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> SessionMeta {
+        SessionMeta {
+            tenant_id: Uuid::nil(),
+            mode: "test".into(),
+            customer_id: "cus".into(),
+            user_id: None,
+            flow_id: None,
+            flow_version: None,
+            variant: None,
+            mrr_cents: 0,
+        }
+    }
+
+    /// However many sessions start, the cache stays within its bound.
+    #[test]
+    fn the_cache_is_bounded() {
+        let c = SessionCache::default();
+        for _ in 0..(MAX_ENTRIES + 10) {
+            c.insert(Uuid::now_v7(), meta());
+        }
+        assert!(c.len() <= MAX_ENTRIES, "{} entries", c.len());
+        assert!(!c.is_empty());
     }
 }

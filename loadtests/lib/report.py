@@ -478,6 +478,8 @@ class Report:
                     self.w(f"| {name} | n/a | n/a | n/a | no samples | n/a |")
                     continue
                 ok = "target met" if g[2] < 0.05 else "**target missed**"
+                if g[2] >= 0.05:
+                    worst.append(f"{name} RSS {g[2] * 100:+.0f} % over the soak (target < 5 %)")
                 self.w(f"| {name} | {g[0]:.1f} MB | {g[1]:.1f} MB | {g[2] * 100:+.1f} % | {g[3]} | {ok} |")
             self.w()
             if secs < 3000:
@@ -664,7 +666,7 @@ class Report:
         api = res.get("api") or {}
         crashed = "crashed" in status
         self.w(f"Offered {rate:,} widget session starts per second (3x the `max` measurement of that endpoint) "
-               f"for {secs:.0f} s, open loop, by `rtos-openloop` (loadtests/openloop: request i is sent at "
+               f"for {secs:.0f} s after a {(r.get('warmup') or {}).get('secs', 0):.0f} s warm-up at the same rate, open loop, by `rtos-openloop` (loadtests/openloop: request i is sent at "
                f"start + i/rate whatever happened to earlier ones, and its latency is measured from that "
                f"scheduled instant, so waiting in any queue counts; at most {OPENLOOP_INFLIGHT:,} in flight, "
                f"10 s client timeout). k6 is not used here: at these rates it needs more CPU than the api on "
@@ -675,7 +677,13 @@ class Report:
         ra_ok = r["ra_missing_429"] + r["ra_missing_503"] == 0
         sq = server_quantiles(before, after, ROUTES["session"]) if after else None
         errs = {k: v for k, v in r["statuses"].items() if k not in (str(r["expect"]), "429", "503")}
+        wu = r.get("warmup") or {}
+        wl = wu.get("lat_ok_from_schedule_ms") or {}
         rows = [
+            ("warm-up (not counted below): the first seconds at the same rate, while thousands of connections are opened",
+             f"{wu.get('secs', 0):.0f} s: sent {wu.get('sent', 0):,}, admitted {wu.get('ok', 0):,}, shed "
+             f"{wu.get('shed', 0):,}, errors {wu.get('errors', 0):,}; admitted p50 / p99 {fnum(wl.get('p50'))} / "
+             f"{fnum(wl.get('p99'))} ms" if wu else "none", "-", "no errors, every rejection with Retry-After"),
             ("offered", f"{r['offered']:,} requests ({rate:,}/s)", "-", "-"),
             ("sent", f"{r['sent']:,} ({r['sent'] / secs:,.0f}/s); {r['dropped']:,} not sent "
                      f"({OPENLOOP_INFLIGHT:,} requests already in flight)", "-", "-"),
@@ -722,7 +730,7 @@ class Report:
             problems.append("no 429/503 shedding")
         elif not ra_ok:
             problems.append("Retry-After missing")
-        if r["errors"]:
+        if r["errors"] or (r.get("warmup") or {}).get("errors"):
             problems.append("errors")
         if crashed:
             problems.append("crash")

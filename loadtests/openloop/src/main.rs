@@ -10,7 +10,11 @@
 //!
 //! Usage: `rtos-openloop --url URL --rate N --secs S [--method POST] [--body TEXT]
 //!   [--header 'name: value']... [--data FILE] [--expect 201] [--max-inflight 4000]
-//!   [--timeout-secs 10] --out FILE`
+//!   [--timeout-secs 10] [--warmup-secs W] --out FILE`
+//!
+//! `--warmup-secs W` first sends at the same rate for W seconds (connections are opened, the
+//! service reaches its steady state); those requests are reported apart (`warmup`) and the
+//! main figures cover the `--secs` that follow.
 //!
 //! With `--data`, request `i` takes line `i mod n` of FILE (fields separated by tabs), and
 //! `{1}`, `{2}`, ... in the URL, header values and body are replaced by that line's fields;
@@ -36,6 +40,7 @@ struct Args {
     method: http::Method,
     rate: f64,
     secs: f64,
+    warmup: f64,
     body: Bytes,
     body_template: Option<String>,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -53,6 +58,7 @@ fn parse_args() -> anyhow::Result<Args> {
         method: http::Method::POST,
         rate: 0.0,
         secs: 0.0,
+        warmup: 0.0,
         body: Bytes::from_static(b"{}"),
         body_template: None,
         headers: Vec::new(),
@@ -71,6 +77,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--method" => a.method = val()?.parse()?,
             "--rate" => a.rate = val()?.parse()?,
             "--secs" => a.secs = val()?.parse()?,
+            "--warmup-secs" => a.warmup = val()?.parse()?,
             "--body" => {
                 let b = val()?;
                 if b.contains("{i}") || (1..10).any(|n| b.contains(&format!("{{{n}}}"))) {
@@ -155,9 +162,10 @@ async fn main() -> anyhow::Result<()> {
         .build(conn);
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let inflight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let total = (a.rate * a.secs).round() as u64;
+    let warm_total = (a.rate * a.warmup).round() as u64;
+    let total = warm_total + (a.rate * a.secs).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / a.rate);
-    let mut dropped = 0u64;
+    let (mut dropped, mut warm_dropped) = (0u64, 0u64);
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now();
     for i in 0..total {
@@ -166,7 +174,11 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep_until(due.into()).await;
         }
         if inflight.load(std::sync::atomic::Ordering::Relaxed) >= a.max_inflight {
-            dropped += 1;
+            if i < warm_total {
+                warm_dropped += 1;
+            } else {
+                dropped += 1;
+            }
             continue;
         }
         inflight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -221,14 +233,29 @@ async fn main() -> anyhow::Result<()> {
     }
     let offered_secs = start.elapsed().as_secs_f64();
     while tasks.join_next().await.is_some() {}
-    let samples = std::mem::take(&mut *samples.lock().expect("lock"));
+    let all = std::mem::take(&mut *samples.lock().expect("lock"));
+    let warm_secs = a.warmup.ceil() as u32;
+    let (warm, samples): (Vec<Sample>, Vec<Sample>) = all
+        .iter()
+        .partition(|s| (s.4) < warm_secs && a.warmup > 0.0);
+    let warm_ok: Vec<u64> = warm
+        .iter()
+        .filter(|s| s.0 == a.expect)
+        .map(|s| s.2)
+        .collect();
+    let warmup = json!({
+        "secs": a.warmup, "sent": warm.len(), "not_sent": warm_dropped,
+        "ok": warm_ok.len(), "shed": warm.iter().filter(|s| s.0 == 429 || s.0 == 503).count(),
+        "errors": warm.iter().filter(|s| s.0 != a.expect && s.0 != 429 && s.0 != 503).count(),
+        "lat_ok_from_schedule_ms": quantiles(warm_ok),
+    });
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     let (mut ok_sched, mut ok_sent, mut shed) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ra_missing_429, mut ra_missing_503) = (0u64, 0u64);
     // Per second of the schedule: requests, shed, and the p99 of admitted latency, to tell a
     // steady tail from a few bad seconds.
     let mut per_sec: BTreeMap<u32, (u64, u64, Vec<u64>)> = BTreeMap::new();
-    for (status, _, sched, _, sec) in &samples {
+    for (status, _, sched, _, sec) in &all {
         let e = per_sec.entry(*sec).or_default();
         e.0 += 1;
         if *status == a.expect {
@@ -264,7 +291,7 @@ async fn main() -> anyhow::Result<()> {
     let errors = samples.len() as u64 - count(a.expect) - count(429) - count(503);
     let report = json!({
         "url": a.url, "rate": a.rate, "secs": a.secs, "offered_secs": offered_secs,
-        "offered": total, "sent": samples.len(), "dropped": dropped,
+        "offered": total - warm_total, "sent": samples.len(), "dropped": dropped, "warmup": warmup,
         "expect": a.expect, "ok": count(a.expect), "s429": count(429), "s503": count(503),
         "ra_missing_429": ra_missing_429, "ra_missing_503": ra_missing_503,
         "errors": errors, "statuses": by_status,
