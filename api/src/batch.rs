@@ -24,6 +24,32 @@ pub struct Batcher<T, R> {
     tx: mpsc::Sender<(T, Waiter<R>)>,
 }
 
+/// Concurrent flushes per batched path (each holds one pooled connection while it writes)
+/// and the most elements one statement carries.
+pub const FLUSHERS: usize = 3;
+pub const MAX_BATCH: usize = 128;
+
+impl<R: Send + 'static> Batcher<String, R> {
+    /// A batcher of JSON elements: `statement(pool, "[e1,e2,…]")` runs one statement for a
+    /// batch and returns one result per element, in order.
+    pub fn json<F, Fut>(name: &'static str, pool: sqlx::PgPool, statement: F) -> Self
+    where
+        F: Fn(sqlx::PgPool, String) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<R>, sqlx::Error>> + Send + 'static,
+    {
+        let statement = Arc::new(statement);
+        Self::start(
+            name,
+            FLUSHERS,
+            MAX_BATCH,
+            Arc::new(move |batch: Vec<String>| {
+                let (pool, statement) = (pool.clone(), statement.clone());
+                Box::pin(async move { statement(pool, format!("[{}]", batch.join(","))).await })
+            }),
+        )
+    }
+}
+
 impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Spawns `flushers` tasks (each holds one pooled connection while it flushes).
     pub fn start(

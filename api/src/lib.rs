@@ -57,11 +57,6 @@ pub struct AppInner {
     pub event_writes: Arc<batch::Batcher<String, String>>,
 }
 
-/// Concurrent flushes per batched write path (each holds one pooled connection while it
-/// writes) and the most writes one statement carries.
-const WRITE_FLUSHERS: usize = 3;
-const WRITE_MAX_BATCH: usize = 128;
-
 impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let pools = Pools::from_config(&config, "retentionos-api")?;
@@ -74,26 +69,21 @@ impl AppState {
             config.redis_url.expose().to_string(),
             redis.key("invalidate"),
         );
-        let pool = pools.primary.clone();
-        let session_writes = Arc::new(batch::Batcher::start(
+        let pool = &pools.primary;
+        let session_writes = Arc::new(batch::Batcher::json(
             "sessions",
-            WRITE_FLUSHERS,
-            WRITE_MAX_BATCH,
-            Arc::new(move |b| Box::pin(routes::widget::flush_sessions(pool.clone(), b))),
+            pool.clone(),
+            routes::widget::flush_sessions,
         ));
-        let pool = pools.primary.clone();
-        let customer_reads = Arc::new(batch::Batcher::start(
+        let customer_reads = Arc::new(batch::Batcher::json(
             "customers",
-            WRITE_FLUSHERS,
-            WRITE_MAX_BATCH,
-            Arc::new(move |b| Box::pin(routes::widget::read_customers(pool.clone(), b))),
+            pool.clone(),
+            routes::widget::read_customers,
         ));
-        let pool = pools.primary.clone();
-        let event_writes = Arc::new(batch::Batcher::start(
+        let event_writes = Arc::new(batch::Batcher::json(
             "events",
-            WRITE_FLUSHERS,
-            WRITE_MAX_BATCH,
-            Arc::new(move |b| Box::pin(routes::widget::flush_events(pool.clone(), b))),
+            pool.clone(),
+            routes::widget::flush_events,
         ));
         Ok(Self(Arc::new(AppInner {
             session_cache: Arc::default(),

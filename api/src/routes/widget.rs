@@ -262,7 +262,7 @@ async fn create_session(
 /// one row each, in order.
 pub async fn read_customers(
     pool: sqlx::PgPool,
-    batch: Vec<String>,
+    batch: String,
 ) -> Result<Vec<CustomerRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.id AS user_id, u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS user_mrr,
@@ -281,37 +281,31 @@ pub async fn read_customers(
            LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND stripe_subscription_id = e.s LIMIT 1) s ON true
           ORDER BY e.ord",
     )
-    .bind(format!("[{}]", batch.join(",")))
+    .bind(batch)
     .fetch_all(&pool)
     .await
 }
 
 /// Writes batches of new sessions (see [`crate::batch`]): one element per session.
-pub async fn flush_sessions(
-    pool: sqlx::PgPool,
-    batch: Vec<String>,
-) -> Result<Vec<()>, sqlx::Error> {
-    let n = batch.len();
-    sqlx::query(
+pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>, sqlx::Error> {
+    let inserted = sqlx::query(
         "INSERT INTO cancel_sessions (id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes)
          SELECT id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes
            FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, mode text, user_id uuid, customer_id text, subscription_id text,
                 flow_id uuid, flow_version integer, variant text, holdout boolean, mrr_cents bigint, attributes jsonb)",
     )
-    .bind(format!("[{}]", batch.join(",")))
+    .bind(batch)
     .execute(&pool)
     .await?;
-    Ok(vec![(); n])
+    // One row per element (no conflict clause): the batcher checks the count.
+    Ok(vec![(); inserted.rows_affected() as usize])
 }
 
 /// Writes batches of widget events with `record_widget_events` (one status per element).
-pub async fn flush_events(
-    pool: sqlx::PgPool,
-    batch: Vec<String>,
-) -> Result<Vec<String>, sqlx::Error> {
+pub async fn flush_events(pool: sqlx::PgPool, batch: String) -> Result<Vec<String>, sqlx::Error> {
     let (statuses,): (sqlx::types::Json<Vec<String>>,) =
         sqlx::query_as("SELECT record_widget_events($1::jsonb)")
-            .bind(format!("[{}]", batch.join(",")))
+            .bind(batch)
             .fetch_one(&pool)
             .await?;
     Ok(statuses.0)
