@@ -364,6 +364,14 @@ class Report:
                    f"(spec < 1 s; ours < 2 s for 1 M new events).")
         self.w()
 
+    def not_run(self, scen):
+        """Writes "n/a" for a scenario without results and records it in the summary."""
+        reason = "not run in this invocation" if scen not in self.args.scenarios.split() \
+            else f"no results ({self.args.status})"
+        self.w(f"n/a: {reason}.")
+        self.w()
+        self.summary.append((scen, "n/a", reason))
+
     def server_side(self, scen):
         after = read_prom(os.path.join(self.work, f"metrics-{scen}-api.txt"))
         before = self.prev_api
@@ -379,12 +387,7 @@ class Report:
         summ = load_json(os.path.join(self.work, f"k6-{scen}.json"))
         mark = self.marks.get(scen)
         if summ is None or mark is None:
-            reason = "not run in this invocation" if scen not in self.args.scenarios.split() \
-                else f"no results ({self.args.status})"
-            self.w(f"n/a: {reason}.")
-            self.w()
-            self.summary.append((scen, "n/a", reason))
-            return
+            return self.not_run(scen)
         before, after = self.server_side(scen)
         start, end, status = mark
         m = summ["metrics"]
@@ -504,12 +507,7 @@ class Report:
         self.w()
         mark = self.marks.get("max")
         if mark is None:
-            reason = "not run in this invocation" if "max" not in self.args.scenarios.split() \
-                else f"no results ({self.args.status})"
-            self.w(f"n/a: {reason}.")
-            self.w()
-            self.summary.append((scen, "n/a", reason))
-            return
+            return self.not_run(scen)
         before, after = self.server_side("max")
         m = self.meta
         self.w(f"Closed loop: `wrk -t{m.get('wrk_threads', 2)} -c{m.get('wrk_connections', 128)} -d<D> --timeout 10s` "
@@ -586,12 +584,7 @@ class Report:
         self.w()
         mark = self.marks.get(scen)
         if mark is None:
-            reason = "not run in this invocation" if scen not in self.args.scenarios.split() \
-                else f"no results ({self.args.status})"
-            self.w(f"n/a: {reason}.")
-            self.w()
-            self.summary.append((scen, "n/a", reason))
-            return
+            return self.not_run(scen)
         self.w("The write paths at our target rates again, each alone for the same length, sent by `rtos-openloop` "
                "(see `overload`) instead of k6: on this 2-core box k6 needs about a third of the machine at "
                "2,000 requests/s (it signs a customer token in JavaScript for every session), so the `targets` "
@@ -619,13 +612,8 @@ class Report:
             sent_lat = r.get("lat_ok_from_send_ms") or {}
             p99 = lat.get("p99")
             rate_ok = r["ok"] >= 0.99 * r["offered"]
-            if p99 is not None and p99 < tms and r["errors"] == 0 and rate_ok:
-                v = "target met"
-            else:
-                why = [w for w, bad in (("p99", p99 is None or p99 >= tms), ("errors", r["errors"] > 0),
-                                        ("rate not reached", not rate_ok)) if bad]
-                floor = p99 is not None and p99 < fms and r["errors"] / max(r["sent"], 1) < 0.005
-                v = ("floor met; target missed (" if floor else "**FLOOR MISSED** (") + ", ".join(why) + ")"
+            v = verdict(ep, {"err": r["errors"], "n": r["sent"]}, p99, None, rate_ok)
+            if v != "target met":
                 problems.append(ep)
             self.w(f"| {label} | {r['rate']:,.0f}/s for {r['secs']:.0f} s | {r['sent']:,} | {r['ok']:,} "
                    f"| {fnum(lat.get('p50'))} | {fnum(lat.get('p95'))} | {fnum(p99)} | {fnum(lat.get('max'))} "
@@ -648,12 +636,7 @@ class Report:
         r = load_json(os.path.join(self.work, "openloop-overload.json"))
         mark = self.marks.get("overload")
         if r is None or mark is None:
-            reason = "not run in this invocation" if "overload" not in self.args.scenarios.split() \
-                else f"no results ({self.args.status})"
-            self.w(f"n/a: {reason}.")
-            self.w()
-            self.summary.append((scen, "n/a", reason))
-            return
+            return self.not_run(scen)
         before, after = self.server_side("overload")
         start, end, status = mark
         rate = int(r["rate"])
