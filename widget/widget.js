@@ -160,8 +160,15 @@
       ]).then((v) => { clearTimeout(timer); return v; }, (e) => { clearTimeout(timer); throw e; });
     }
 
-    // Records an event; resolves true once the API accepted it. Never rejects.
-    async function send(ev) {
+    // Records an event; resolves true once the API accepted it. Never rejects. Events go out
+    // one after the other, so the API receives them in the order they happened.
+    let queue = Promise.resolve();
+    function send(ev) {
+      const p = queue.then(() => sendNow(ev));
+      queue = p;
+      return p;
+    }
+    async function sendNow(ev) {
       if (!sessionId) return false;
       const url = base + '/v1/widget/sessions/' + encodeURIComponent(sessionId) + '/events';
       const body = Object.assign({ client_event_id: uuid() }, ev);
