@@ -37,6 +37,11 @@ pub struct Probe {
     /// Skip recording (pure throughput measurements).
     #[serde(default)]
     pub noop: bool,
+    /// Hold the job (after recording its run, before its effect) until a row with this name
+    /// exists in `probe_gates`: tests use it to keep work running at the moment of a fault.
+    /// Counts as fault injection (a held job keeps a worker slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 impl Job for Probe {

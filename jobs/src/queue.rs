@@ -102,6 +102,11 @@ pub struct Leased {
     pub attempt: u32,
     /// Backed by a `job_outbox` row with the same id.
     pub durable: bool,
+    /// When the task became due (enqueue time, its scheduled time, or when a retry or an
+    /// expired lease put it back), unix ms.
+    pub ready_at_ms: Option<i64>,
+    /// When its previous attempt failed (transient or permanent error), unix ms.
+    pub failed_at_ms: Option<i64>,
 }
 
 /// The result of one fetch: leased tasks and the ids dead-lettered while fetching.
@@ -299,8 +304,8 @@ impl Queues {
             out.dead.push(parse_id(&s)?);
         }
         let rest: Vec<redis::Value> = iter.collect();
-        for c in rest.chunks(5) {
-            if c.len() != 5 {
+        for c in rest.chunks(7) {
+            if c.len() != 7 {
                 return Err(QueueError::Malformed("short fetch row".into()));
             }
             let id: String = redis::from_redis_value(c[0].clone())?;
@@ -310,6 +315,8 @@ impl Queues {
                 payload: redis::from_redis_value(c[2].clone())?,
                 attempt: redis::from_redis_value(c[3].clone())?,
                 durable: redis::from_redis_value::<String>(c[4].clone())? == "1",
+                ready_at_ms: optional_ms(c[5].clone())?,
+                failed_at_ms: optional_ms(c[6].clone())?,
             });
         }
         Ok(out)
@@ -345,7 +352,7 @@ impl Queues {
         worker: &str,
         id: Uuid,
         action: &str,
-        due_ms: i64,
+        delay: Duration,
         error: &str,
         max_attempts: u32,
     ) -> Result<Settled, QueueError> {
@@ -356,7 +363,7 @@ impl Queues {
             .arg(worker)
             .arg(now_ms())
             .arg(action)
-            .arg(due_ms)
+            .arg(delay.as_millis() as u64)
             .arg(error)
             .arg(max_attempts)
             .invoke_async(&mut self.conn())
@@ -369,18 +376,20 @@ impl Queues {
         })
     }
 
-    /// Reschedules a failed task at `due_ms`, or dead-letters it when attempts are used up.
-    /// The schedule lives in Redis, so a worker restart neither resets nor loses it.
+    /// Reschedules a failed task `delay` from now, or dead-letters it when attempts are used
+    /// up. The schedule lives in Redis, so a worker restart neither resets nor loses it; the
+    /// failure time and the due time are taken from one clock reading, so a later attempt
+    /// sees exactly the delay that was chosen (`Leased::ready_at_ms - failed_at_ms`).
     pub async fn retry_later(
         &self,
         queue: &str,
         worker: &str,
         id: Uuid,
-        due_ms: i64,
+        delay: Duration,
         error: &str,
         max_attempts: u32,
     ) -> Result<Settled, QueueError> {
-        self.settle(queue, worker, id, "retry", due_ms, error, max_attempts)
+        self.settle(queue, worker, id, "retry", delay, error, max_attempts)
             .await
     }
 
@@ -392,7 +401,8 @@ impl Queues {
         id: Uuid,
         error: &str,
     ) -> Result<Settled, QueueError> {
-        self.settle(queue, worker, id, "dead", 0, error, 0).await
+        self.settle(queue, worker, id, "dead", Duration::ZERO, error, 0)
+            .await
     }
 
     /// Hands a leased task back to the front of the queue without counting the attempt.
@@ -402,7 +412,8 @@ impl Queues {
         worker: &str,
         id: Uuid,
     ) -> Result<Settled, QueueError> {
-        self.settle(queue, worker, id, "release", 0, "", 0).await
+        self.settle(queue, worker, id, "release", Duration::ZERO, "", 0)
+            .await
     }
 
     /// Extends this worker's leases; returns how many were still held.
@@ -620,6 +631,17 @@ impl Queues {
 
 fn parse_id(s: &str) -> Result<Uuid, QueueError> {
     Uuid::parse_str(s).map_err(|e| QueueError::Malformed(format!("task id {s:?}: {e}")))
+}
+
+/// A unix-ms field of a task hash as the fetch script returns it ('' when unset).
+fn optional_ms(v: redis::Value) -> Result<Option<i64>, QueueError> {
+    let s: String = redis::from_redis_value(v)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<f64>()
+        .map(|ms| Some(ms as i64))
+        .map_err(|e| QueueError::Malformed(format!("time field {s:?}: {e}")))
 }
 
 fn ms_to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {

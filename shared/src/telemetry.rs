@@ -10,8 +10,14 @@ use crate::config::LogFormat;
 /// Installs the global tracing subscriber. Safe to call more than once (later calls are
 /// ignored), so tests and binaries share it.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    init_tracing_or(format, "info,sqlx=warn,tower_http=info");
+}
+
+/// As `init_tracing`, with `default_filter` when `RUST_LOG` is unset (the test harness runs
+/// quiet this way without touching the process environment, which other threads read).
+pub fn init_tracing_or(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry

@@ -248,11 +248,8 @@ impl TestApp {
     }
 
     pub async fn spawn_with(env: Env) -> Self {
-        if std::env::var_os("RUST_LOG").is_none() {
-            // Quiet by default; `RUST_LOG=info cargo test ...` shows the services' logs.
-            std::env::set_var("RUST_LOG", "warn");
-        }
-        shared::telemetry::init_tracing(shared::config::LogFormat::Compact);
+        // Quiet by default; `RUST_LOG=info cargo test ...` shows the services' logs.
+        shared::telemetry::init_tracing_or(shared::config::LogFormat::Compact, "warn");
         let _ = shared::telemetry::prometheus();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -335,9 +332,10 @@ impl ThrowawayRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// (Re)starts the server on the same port, empty (no persistence).
+    /// (Re)starts the server on the same port, empty (no persistence), and waits until it
+    /// answers PING (a generous deadline: a loaded machine can take seconds to start it).
     pub fn start_again(&mut self) {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -352,14 +350,25 @@ impl ThrowawayRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "throwaway redis on port {} exited at start ({status}): port taken?",
+                    self.port
+                );
             }
+            if redis_answers_ping(self.port) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "throwaway redis on port {} did not answer PING within 60 s",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("throwaway redis did not start");
+        self.child = Some(child);
     }
 
     pub fn stop(&mut self) {
@@ -376,12 +385,41 @@ impl Drop for ThrowawayRedis {
     }
 }
 
+/// A free loopback port for a server a test starts (and may restart on the same port).
+///
+/// Not `bind(0)`: the kernel hands those out of the ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768–60999 here), the same range it takes the local
+/// port of every outgoing connection from, so between "picked" and "the server binds it" (or
+/// between a server's stop and its restart) a client socket of another test could take it.
+/// Ports here come from 20000–31999, below that range, in an order private to this process
+/// (a counter from a pid-derived start), and each is checked free before it is returned; two
+/// tests of one process never get the same port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7_919) % SPAN));
+    for _ in 0..SPAN {
+        let port = (FIRST + next.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        let bindable = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        // Nothing listening on another address family/interface either.
+        if bindable && std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
+}
+
+/// True when a Redis server on the loopback port answers `PING` with `+PONG`.
+fn redis_answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 7];
+    c.write_all(b"PING\r\n").is_ok() && c.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
 /// `kill -9`.

@@ -24,6 +24,27 @@ async fn effects(pool: &PgPool, id: Uuid) -> i64 {
     n
 }
 
+/// Opens a probe gate: every probe waiting on `name` goes on to its effect.
+async fn open_gate(pool: &PgPool, name: &str) {
+    sqlx::query("INSERT INTO probe_gates (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Nothing of the ops queue is waiting, running or scheduled: every task pushed so far has
+/// been settled (done or dead). The point after which "it did not run again" can be checked.
+async fn ops_queue_idle(env: &Env) -> bool {
+    let s = env.queues().stats(queues::OPS).await.unwrap();
+    s.ready == 0 && s.in_flight == 0 && s.scheduled == 0
+}
+
+/// A deadline for conditions that normally hold within a second or two: generous, because a
+/// loaded 2-core CI machine can be an order of magnitude slower (`wait_until` returns as soon
+/// as the condition holds, so this costs nothing when things are fast).
+const PATIENCE: Duration = Duration::from_secs(60);
+
 async fn runs(pool: &PgPool, id: Uuid) -> i64 {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_runs WHERE job_id = $1")
         .bind(id)
@@ -51,21 +72,27 @@ async fn a_100k_backlog_drains_completely() {
     assert_eq!(s.ready, 100_000, "{s:?}");
     let started = Instant::now();
     let worker = start_worker(&env).await;
-    let drained = wait_until(Duration::from_secs(240), || async {
+    let pool = env.pool().await;
+    // The scheduler's reconcile ticks share the ops queue: every other completion is a probe.
+    // A tick can be pushed at any moment (an hour boundary), so the count is read together
+    // with the queue, and the drain is over when every pushed task has completed.
+    let ticks = || async {
+        count(
+            &pool,
+            "SELECT count(*) FROM scheduler_runs WHERE duty = 'reconcile' AND finished_at IS NOT NULL",
+        )
+        .await
+    };
+    let drained = wait_until(Duration::from_secs(600), || async {
         let s = q.stats(queues::OPS).await.unwrap();
-        s.completed_total >= 100_000 && s.ready == 0 && s.in_flight == 0
+        s.ready == 0
+            && s.in_flight == 0
+            && s.scheduled == 0
+            && s.completed_total as i64 == 100_000 + ticks().await
     })
     .await;
     let s = q.stats(queues::OPS).await.unwrap();
-    assert!(drained, "not drained: {s:?}");
-    // The scheduler's reconcile ticks share the ops queue: every other completion is a probe.
-    let pool = env.pool().await;
-    let ticks = count(
-        &pool,
-        "SELECT count(*) FROM scheduler_runs WHERE duty = 'reconcile'",
-    )
-    .await;
-    assert_eq!(s.completed_total as i64, 100_000 + ticks);
+    assert!(drained, "not drained: {s:?}, {} ticks", ticks().await);
     assert_eq!(s.dead, 0);
     eprintln!("drained 100000 tasks in {:?}", started.elapsed());
     worker.shutdown().await;
@@ -97,13 +124,9 @@ async fn the_same_idempotency_key_runs_once() {
         .unwrap();
     assert!(ttl > 0 && ttl <= 3600, "ttl {ttl}");
     let w = start_worker(&env).await;
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            effects(&pool, id1).await == 1
-        })
-        .await
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id1).await == 1 }).await);
+    // Everything pushed has been settled: had the duplicate been queued, it would have run.
+    assert!(wait_until(PATIENCE, || ops_queue_idle(&env)).await);
     assert_eq!(count(&pool, "SELECT count(*) FROM probe_runs").await, 1);
     w.shutdown().await;
 }
@@ -113,32 +136,26 @@ async fn kill_9_mid_job_another_worker_completes_it_once() {
     let env = Env::new().await;
     let pool = env.pool().await;
     let mut a = env.spawn_worker_process();
+    // Held at a gate: the job is certainly running, not done, when its process dies.
     let id = durable_probe(
         &env,
         &pool,
         Probe {
-            sleep_ms: 4000,
+            gate: Some("after-kill".into()),
             ..Default::default()
         },
     )
     .await;
     assert!(
-        wait_until(Duration::from_secs(20), || async {
-            runs(&pool, id).await == 1
-        })
-        .await,
+        wait_until(PATIENCE, || async { runs(&pool, id).await == 1 }).await,
         "job never started"
     );
     kill9(&mut a);
     assert_eq!(effects(&pool, id).await, 0);
+    open_gate(&pool, "after-kill").await;
     let mut b = env.spawn_worker_process();
-    // Lease is 3 s: the job is back and done well within 60 s.
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            effects(&pool, id).await == 1
-        })
-        .await
-    );
+    // Lease is 3 s: the job comes back and another worker completes it.
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id).await == 1 }).await);
     assert!(runs(&pool, id).await >= 2);
     let (status,): (String,) = sqlx::query_as("SELECT status FROM job_outbox WHERE id = $1")
         .bind(id)
@@ -146,32 +163,54 @@ async fn kill_9_mid_job_another_worker_completes_it_once() {
         .await
         .unwrap();
     assert_eq!(status, "done");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Settled in the queue too (acknowledged, not left to run again), and applied once.
+    assert!(wait_until(PATIENCE, || ops_queue_idle(&env)).await);
     assert_eq!(effects(&pool, id).await, 1);
+    assert_eq!(env.queues().stats(queues::OPS).await.unwrap().dead, 0);
     kill9(&mut b);
 }
 
 #[tokio::test]
 async fn two_worker_processes_run_one_rollup_per_tick() {
     let mut env = Env::new().await;
-    env.set("ROLLUP_INTERVAL_SECS", "1");
+    // A generous shutdown timeout: a stopped process finishes every rollup it has leased.
+    env.set("ROLLUP_INTERVAL_SECS", "1")
+        .set("SHUTDOWN_TIMEOUT_SECS", "60");
     let pool = env.pool().await;
     let mut a = env.spawn_worker_process();
     let mut b = env.spawn_worker_process();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    kill9(&mut a);
-    kill9(&mut b);
+    // Both processes tick together for at least four periods (however slowly they start).
+    let periods = || async {
+        count(
+            &pool,
+            "SELECT count(DISTINCT period) FROM scheduler_runs WHERE duty = 'rollup'",
+        )
+        .await
+    };
+    assert!(
+        wait_until(PATIENCE, || async { periods().await >= 5 }).await,
+        "too few ticks: {}",
+        periods().await
+    );
+    // SIGTERM, not kill -9: a leased rollup always runs to its start (killed between its
+    // lease and its start, it would leave a hole until its lease expired). Tasks are leased
+    // in period order, so the periods run form an unbroken prefix of those pushed.
+    for p in [&mut a, &mut b] {
+        let status = sigterm(p, Duration::from_secs(120)).expect("exited after SIGTERM");
+        assert!(status.success(), "{status:?}");
+    }
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT period, count(*) FROM scheduler_runs WHERE duty = 'rollup' GROUP BY period ORDER BY period",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(rows.len() >= 4, "too few ticks: {rows:?}");
+    assert!(rows.len() >= 5, "too few ticks: {rows:?}");
     for (period, n) in &rows {
         assert_eq!(*n, 1, "period {period} ran {n} times: {rows:?}");
     }
-    // Ticks are consecutive: none skipped.
+    // Ticks are consecutive: none skipped (a stalled process catches up on the periods it
+    // missed; see workers::scheduler).
     for w in rows.windows(2) {
         assert_eq!(w[1].0, w[0].0 + 1, "{rows:?}");
     }
@@ -180,6 +219,47 @@ async fn two_worker_processes_run_one_rollup_per_tick() {
         .await
         .unwrap();
     assert!(!workers.is_empty());
+}
+
+/// Enqueues `count` durable probes through the ops API; returns their ids.
+async fn api_probes(app: &TestApp, count: usize, probe: Value) -> Vec<Uuid> {
+    let res = app
+        .client
+        .post(app.url("/v1/ops/probes"))
+        .bearer_auth(app.ops_token())
+        .json(&json!({ "count": count, "probe": probe }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    let ids: Vec<Uuid> = body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), count);
+    ids
+}
+
+async fn effects_of(pool: &PgPool, ids: &[Uuid]) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_effects WHERE job_id = ANY($1)")
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    n
+}
+
+async fn started_of(pool: &PgPool, ids: &[Uuid]) -> i64 {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(DISTINCT job_id) FROM probe_runs WHERE job_id = ANY($1)")
+            .bind(ids)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,48 +271,95 @@ async fn redis_restarted_empty_loses_nothing() {
         .set("REDIS_TIMEOUT_MS", "1000");
     let app = TestApp::spawn_with(env.clone()).await;
     let worker = app.start_worker().await;
-    let res = app
-        .client
-        .post(app.url("/v1/ops/probes"))
-        .bearer_auth(app.ops_token())
-        .json(&json!({ "count": 300, "probe": { "sleep_ms": 30 } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    // Let part of it run, then wipe Redis.
+    // Work in three known states at the moment Redis is wiped:
+    // 1. done: 100 probes that have all finished;
+    let done = api_probes(&app, 100, json!({})).await;
     assert!(
-        wait_until(Duration::from_secs(20), || async {
-            count(&app.pool, "SELECT count(*) FROM probe_effects").await >= 20
+        wait_until(PATIENCE, || async {
+            effects_of(&app.pool, &done).await == 100
         })
         .await
     );
-    redis.stop();
-    redis.start_again();
-    let done_before = count(&app.pool, "SELECT count(*) FROM probe_effects").await;
-    assert!(
-        done_before < 300,
-        "everything finished before the wipe; the test proves nothing"
+    // 2. running and 3. waiting in Redis: 200 probes held at a gate that opens only after the
+    //    restart, so none of them can finish before the wipe (the ops queue runs 64 at once:
+    //    some are running, the rest are queued).
+    let held = api_probes(&app, 200, json!({ "gate": "after-restart" })).await;
+    let q = env.queues();
+    let (running, waiting) = (
+        || async { started_of(&app.pool, &held).await },
+        || async { q.stats(queues::OPS).await.unwrap().ready },
     );
-    let all = wait_until(Duration::from_secs(60), || async {
-        count(&app.pool, "SELECT count(*) FROM probe_effects").await == 300
+    assert!(
+        wait_until(PATIENCE, || async {
+            running().await >= 10 && waiting().await >= 10
+        })
+        .await,
+        "the held work never reached the state to wipe: {} running, {} waiting",
+        running().await,
+        waiting().await
+    );
+    redis.stop();
+    // Read while Redis is down: nothing can be leased, so this is exactly the work that had
+    // started; the rest existed only in Redis (and in the outbox).
+    let started_at_wipe = running().await;
+    redis.start_again();
+    assert_eq!(
+        effects_of(&app.pool, &held).await,
+        0,
+        "a held probe finished before its gate opened"
+    );
+    let queued_at_wipe = 200 - started_at_wipe;
+    eprintln!("wiped Redis with 100 done, {started_at_wipe} running, {queued_at_wipe} queued");
+    open_gate(&app.pool, "after-restart").await;
+    // Every acknowledged probe is done, exactly once (probe_effects has one row per job at
+    // most; every outbox row is done, none dead).
+    let all = wait_until(Duration::from_secs(180), || async {
+        effects_of(&app.pool, &held).await == 200
     })
     .await;
     assert!(
         all,
-        "only {} of 300 done",
-        count(&app.pool, "SELECT count(*) FROM probe_effects").await
+        "only {} of 200 held probes done",
+        effects_of(&app.pool, &held).await
     );
-    assert_eq!(
+    assert_eq!(effects_of(&app.pool, &done).await, 100);
+    assert!(
+        wait_until(PATIENCE, || async {
+            count(
+                &app.pool,
+                "SELECT count(*) FROM job_outbox WHERE status <> 'done'",
+            )
+            .await
+                == 0
+        })
+        .await,
+        "{} outbox rows not done",
         count(
             &app.pool,
             "SELECT count(*) FROM job_outbox WHERE status <> 'done'"
         )
-        .await,
-        0
+        .await
     );
-    let restored = count(&app.pool, "SELECT coalesce(sum((detail->>'restored')::bigint), 0)::bigint FROM scheduler_runs WHERE duty = 'reconcile'").await;
-    assert!(restored > 0, "the reconciler restored nothing");
+    assert_eq!(
+        count(
+            &app.pool,
+            "SELECT count(*) FROM job_outbox WHERE kind = 'probe'"
+        )
+        .await,
+        300
+    );
+    // The queued ones could only run again by being restored from the outbox. A reconcile
+    // run records its count when it finishes, which can be after the work it restored is
+    // done: wait for the record, don't read it once.
+    let restored = || async {
+        count(&app.pool, "SELECT coalesce(sum((detail->>'restored')::bigint), 0)::bigint FROM scheduler_runs WHERE duty = 'reconcile'").await
+    };
+    wait_until(PATIENCE, || async { restored().await >= queued_at_wipe }).await;
+    let restored = restored().await;
+    assert!(
+        restored >= queued_at_wipe,
+        "the reconciler restored {restored}, fewer than the {queued_at_wipe} queued at the wipe"
+    );
     worker.shutdown().await;
 }
 
@@ -251,31 +378,56 @@ async fn backoff_schedule_is_exponential() {
         },
     )
     .await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            effects(&pool, id).await == 1
-        })
-        .await
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id).await == 1 }).await);
+    // The schedule as the queue recorded it: when each attempt became due and when the one
+    // before it failed, read from the task by the worker (no wall-clock gaps, which a loaded
+    // machine stretches at will).
+    type Row = (
+        i32,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
     );
-    let times: Vec<(chrono::DateTime<chrono::Utc>,)> =
-        sqlx::query_as("SELECT started_at FROM probe_runs WHERE job_id = $1 ORDER BY started_at")
-            .bind(id)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(times.len(), 4);
-    let gaps: Vec<f64> = times
-        .windows(2)
-        .map(|w| (w[1].0 - w[0].0).num_milliseconds() as f64)
-        .collect();
-    // Nominal 300, 600, 1200 ms with ±20 % jitter, plus up to ~300 ms of polling.
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT attempt, started_at, due_at, prev_failed_at FROM probe_runs
+         WHERE job_id = $1 ORDER BY attempt",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "{rows:?}"
+    );
+    assert!(
+        rows[0].3.is_none(),
+        "a first attempt has no failure before it"
+    );
+    let mut delays = Vec::new();
     for (i, nominal) in [300.0, 600.0, 1200.0].iter().enumerate() {
+        let (_, started, due, prev_failed) = rows[i + 1];
+        let (due, prev_failed) = (due.unwrap(), prev_failed.unwrap());
+        // The chosen delay: nominal ±20 % jitter (exactly what the runtime picked).
+        let delay = (due - prev_failed).num_milliseconds() as f64;
         assert!(
-            gaps[i] >= nominal * 0.8 - 20.0 && gaps[i] <= nominal * 1.2 + 350.0,
-            "gaps {gaps:?}"
+            delay >= nominal * 0.8 - 1.0 && delay <= nominal * 1.2 + 1.0,
+            "attempt {}: delay {delay} ms for nominal {nominal}: {rows:?}",
+            i + 2
         );
+        // Never started before it was due (same host clock; rounding to the millisecond).
+        assert!(
+            started >= due - chrono::Duration::milliseconds(1),
+            "attempt {} started before it was due: {rows:?}",
+            i + 2
+        );
+        // It failed after the previous attempt started.
+        assert!(prev_failed >= rows[i].1 - chrono::Duration::milliseconds(1));
+        delays.push(delay);
     }
-    assert!(gaps[2] > gaps[0] * 2.0, "not exponential: {gaps:?}");
+    // Exponential: with ±20 % jitter, the third delay is always more than twice the first.
+    assert!(delays[2] > delays[0] * 2.0, "not exponential: {delays:?}");
     w.shutdown().await;
 }
 
@@ -294,22 +446,12 @@ async fn a_retry_schedule_survives_a_worker_restart() {
         },
     )
     .await;
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            runs(&pool, id).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { runs(&pool, id).await == 1 }).await);
     w.shutdown().await;
     let s = env.queues().stats(queues::OPS).await.unwrap();
     assert_eq!(s.scheduled, 1, "the retry is not scheduled durably: {s:?}");
     let w = start_worker(&env).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
-            effects(&pool, id).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id).await == 1 }).await);
     assert_eq!(runs(&pool, id).await, 2);
     w.shutdown().await;
 }
@@ -334,7 +476,7 @@ async fn dead_letters_list_show_retry_and_purge_through_the_api() {
     }
     let q = app.env.queues();
     assert!(
-        wait_until(Duration::from_secs(15), || async {
+        wait_until(PATIENCE, || async {
             q.stats(queues::OPS).await.unwrap().dead == 3
         })
         .await
@@ -408,19 +550,15 @@ async fn dead_letters_list_show_retry_and_purge_through_the_api() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    assert!(wait_until(PATIENCE, || async { runs(&app.pool, one).await == 2 }).await);
     assert!(
-        wait_until(Duration::from_secs(10), || async {
-            runs(&app.pool, one).await == 2
-        })
-        .await
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(PATIENCE, || async {
             q.stats(queues::OPS).await.unwrap().dead == 3
         })
         .await
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Settled again (dead) and nothing else pending: it did not run a third time.
+    assert!(wait_until(PATIENCE, || ops_queue_idle(&app.env)).await);
     assert_eq!(runs(&app.pool, one).await, 2);
     // Unknown ids and queues are 404s; the envelope is used.
     let res = app
@@ -473,13 +611,13 @@ async fn dead_letters_list_show_retry_and_purge_through_the_api() {
         .unwrap();
     assert_eq!(r["count"], 3);
     assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(PATIENCE, || async {
             count(&app.pool, "SELECT count(*) FROM probe_runs").await == 7
         })
         .await
     );
     assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(PATIENCE, || async {
             q.stats(queues::OPS).await.unwrap().dead == 3
         })
         .await
@@ -539,7 +677,7 @@ async fn dead_letters_through_the_cli() {
     .await;
     let q = env.queues();
     assert!(
-        wait_until(Duration::from_secs(15), || async {
+        wait_until(PATIENCE, || async {
             q.stats(queues::OPS).await.unwrap().dead == 1
         })
         .await
@@ -554,28 +692,18 @@ async fn dead_letters_through_the_cli() {
     assert!(ok && out.contains("permanent"), "{out}");
     let (ok, out) = env.workers_cli(&["dlq", "retry", "--queue", "ops", &id.to_string()]);
     assert!(ok, "{out}");
+    assert!(wait_until(PATIENCE, || async { runs(&pool, id).await == 2 }).await);
     assert!(
-        wait_until(Duration::from_secs(10), || async {
-            runs(&pool, id).await == 2
-        })
-        .await
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(PATIENCE, || async {
             q.stats(queues::OPS).await.unwrap().dead == 1
         })
         .await
     );
     let (ok, out) = env.workers_cli(&["dlq", "retry-all", "--queue", "ops", "--kind", "probe"]);
     assert!(ok && out.contains("\"count\": 1"), "{out}");
+    assert!(wait_until(PATIENCE, || async { runs(&pool, id).await == 3 }).await);
     assert!(
-        wait_until(Duration::from_secs(10), || async {
-            runs(&pool, id).await == 3
-        })
-        .await
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(PATIENCE, || async {
             q.stats(queues::OPS).await.unwrap().dead == 1
         })
         .await
@@ -616,17 +744,24 @@ async fn a_task_that_crashes_its_process_is_dead_lettered() {
     };
     while !outbox_dead().await {
         assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "never dead-lettered"
+            started.elapsed() < Duration::from_secs(300),
+            "never dead-lettered ({spawned} workers spawned)"
         );
         let mut w = env.spawn_worker_process();
         spawned += 1;
-        // It crashes as soon as it takes the task (or idles until the lease lets it).
+        // It crashes as soon as it takes the task (which it can once the last lease has
+        // expired), or it is the one that finds the crash budget used up and dead-letters it.
+        // Never killed on a timer: a kill between taking the task and running it would be a
+        // crash without a run.
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(8) {
+        loop {
             if w.try_wait().unwrap().is_some() || outbox_dead().await {
                 break;
             }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "worker {spawned} neither crashed nor dead-lettered the task"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         kill9(&mut w);
@@ -648,51 +783,93 @@ async fn a_task_that_crashes_its_process_is_dead_lettered() {
 
 #[tokio::test]
 async fn sigterm_finishes_running_jobs_and_a_restart_starts_cleanly() {
-    let env = Env::new().await;
+    let mut env = Env::new().await;
+    // Far longer than the job is held: the shutdown waits for it rather than handing it back.
+    env.set("SHUTDOWN_TIMEOUT_SECS", "120");
     let pool = env.pool().await;
-    let mut a = env.spawn_worker_process();
+    // A worker whose log the test reads, to know when it has taken the signal.
+    let mut a = env
+        .command(&harness::bin_path("rtos-test-workers"))
+        .env("ALLOW_FAULT_INJECTION", "1")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn worker process");
+    // (The log goes to stdout.)
+    let signalled = log_watch(a.stdout.take().unwrap(), "shutdown signal received");
     let id = durable_probe(
         &env,
         &pool,
         Probe {
-            sleep_ms: 1500,
+            gate: Some("after-sigterm".into()),
             ..Default::default()
         },
     )
     .await;
+    assert!(wait_until(PATIENCE, || async { runs(&pool, id).await == 1 }).await);
+    // SIGTERM while the job is certainly running; the gate opens only once the worker has
+    // taken the signal, so the job can only finish during the shutdown.
+    send_sigterm(&a);
+    signalled
+        .recv_timeout(PATIENCE)
+        .expect("the worker never logged the shutdown signal");
     assert!(
-        wait_until(Duration::from_secs(15), || async {
-            runs(&pool, id).await == 1
-        })
-        .await
+        a.try_wait().unwrap().is_none(),
+        "the worker exited with a job still running"
     );
-    let status = sigterm(&mut a, Duration::from_secs(10)).expect("exited after SIGTERM");
+    assert_eq!(effects(&pool, id).await, 0);
+    open_gate(&pool, "after-sigterm").await;
+    let status = sigterm(&mut a, Duration::from_secs(120)).expect("exited after SIGTERM");
     assert!(status.success(), "{status:?}");
     assert_eq!(
         effects(&pool, id).await,
         1,
         "the running job was not allowed to finish"
     );
+    assert_eq!(
+        runs(&pool, id).await,
+        1,
+        "the job was handed back, not finished"
+    );
     // Same host, same configuration, immediately: starts and works.
     let mut b = env.spawn_worker_process();
     let id2 = durable_probe(&env, &pool, Probe::default()).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
-            effects(&pool, id2).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id2).await == 1 }).await);
     kill9(&mut b);
     let mut c = env.spawn_worker_process();
     let id3 = durable_probe(&env, &pool, Probe::default()).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
-            effects(&pool, id3).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id3).await == 1 }).await);
     assert!(c.try_wait().unwrap().is_none(), "restarted worker exited");
     kill9(&mut c);
+}
+
+/// Reads a child's log to its end on a thread (so the child never blocks on a full pipe);
+/// the receiver gets one message when a line containing `needle` appears.
+fn log_watch(
+    log: impl std::io::Read + Send + 'static,
+    needle: &'static str,
+) -> std::sync::mpsc::Receiver<()> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(log).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(needle) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx
+}
+
+/// SIGTERM without waiting for the exit.
+fn send_sigterm(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM failed");
 }
 
 #[tokio::test]
@@ -701,33 +878,33 @@ async fn shutdown_hands_back_jobs_that_outlive_the_timeout() {
     env.set("SHUTDOWN_TIMEOUT_SECS", "1");
     let pool = env.pool().await;
     let w = start_worker(&env).await;
+    // Held at a gate that stays shut through the shutdown: it outlives any timeout.
     let id = durable_probe(
         &env,
         &pool,
         Probe {
-            sleep_ms: 4000,
+            gate: Some("after-handback".into()),
             ..Default::default()
         },
     )
     .await;
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            runs(&pool, id).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { runs(&pool, id).await == 1 }).await);
+    // The shutdown returns (after its 1 s timeout) instead of waiting for the job; a shutdown
+    // that waited would never return, so the bound only needs to tell "returned" from "hung".
     let t = Instant::now();
-    w.shutdown().await;
-    assert!(t.elapsed() < Duration::from_secs(4));
+    tokio::time::timeout(Duration::from_secs(60), w.shutdown())
+        .await
+        .expect("shutdown waited for a job past its timeout");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "did not wait for the timeout"
+    );
     let s = env.queues().stats(queues::OPS).await.unwrap();
     assert_eq!((s.ready, s.in_flight), (1, 0), "not handed back: {s:?}");
+    assert_eq!(effects(&pool, id).await, 0);
+    open_gate(&pool, "after-handback").await;
     let w = start_worker(&env).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
-            effects(&pool, id).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id).await == 1 }).await);
     w.shutdown().await;
 }
 
@@ -737,12 +914,7 @@ async fn worker_metrics_show_queue_counts_and_outcomes() {
     let pool = env.pool().await;
     let w = start_worker(&env).await;
     let id = durable_probe(&env, &pool, Probe::default()).await;
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            effects(&pool, id).await == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { effects(&pool, id).await == 1 }).await);
     workers::server::record_queue_gauges(&env.queues()).await;
     let text = reqwest::get(format!("http://{}/metrics", w.metrics_addr))
         .await

@@ -98,6 +98,11 @@ pub struct JobMeta {
     pub id: Uuid,
     pub queue: &'static str,
     pub attempt: u32,
+    /// When this attempt became due (unix ms): its enqueue or scheduled time, or the time
+    /// the retry schedule chose. `None` for tasks enqueued before this field existed.
+    pub due_at_ms: Option<i64>,
+    /// When the previous attempt failed (unix ms), `None` on a first attempt.
+    pub previous_failure_at_ms: Option<i64>,
 }
 
 type BoxFut = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
@@ -352,6 +357,8 @@ async fn execute(
         id: task.id,
         queue: spec.name,
         attempt: task.attempt,
+        due_at_ms: task.ready_at_ms,
+        previous_failure_at_ms: task.failed_at_ms,
     };
     let span = tracing::info_span!("job", queue = spec.name, kind = %kind, job_id = %task.id, attempt = task.attempt);
     let _enter = span.enter();
@@ -426,7 +433,6 @@ async fn execute(
         }
         Err(JobError::Transient(e)) => {
             let delay = spec.retry.delay(task.attempt);
-            let due = jobs::queue::now_ms() + delay.as_millis() as i64;
             let msg = format!("{e:#}");
             tracing::info!(parent: &span, error = %msg, retry_in_ms = delay.as_millis() as u64, "job failed; retry scheduled");
             (
@@ -435,7 +441,7 @@ async fn execute(
                         spec.name,
                         &st.worker_name,
                         task.id,
-                        due,
+                        delay,
                         &msg,
                         spec.retry.max_attempts,
                     )

@@ -6,7 +6,8 @@
 --    counting a crash; a task over its crash budget is dead-lettered instead of looping;
 -- 3. leases up to `max tasks` ready tasks to `worker`, counting the attempt at lease time so
 --    a task that kills its process still uses up attempts.
--- Returns {dead ids..., '|', id, kind, payload, attempts, outbox flag, ...}.
+-- Returns {dead ids..., '|', id, kind, payload, attempts, outbox flag, ready_at, failed_at, ...}
+-- (ready_at: when the task became due; failed_at: its last failure, '' when none).
 local base = KEYS[1]
 local now, n, lease, worker, bound =
   tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -51,7 +52,7 @@ while leased < n and scanned < bound do
   if not id then break end
   scanned = scanned + 1
   local tk = base .. ':t:' .. id
-  local f = redis.call('HMGET', tk, 'kind', 'payload', 'outbox')
+  local f = redis.call('HMGET', tk, 'kind', 'payload', 'outbox', 'ready_at', 'failed_at')
   if f[1] then
     local attempts = redis.call('HINCRBY', tk, 'attempts', 1)
     if attempts > max_attempts then
@@ -64,6 +65,8 @@ while leased < n and scanned < bound do
       table.insert(out, f[2])
       table.insert(out, attempts)
       table.insert(out, f[3] or '0')
+      table.insert(out, f[4] or '')
+      table.insert(out, f[5] or '')
       leased = leased + 1
     end
   end

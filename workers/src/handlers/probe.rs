@@ -13,12 +13,19 @@ pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), 
     if job.noop {
         return Ok(());
     }
-    sqlx::query("INSERT INTO probe_runs (job_id, worker) VALUES ($1, $2)")
-        .bind(meta.id)
-        .bind(&st.worker_name)
-        .execute(&st.pools.primary)
-        .await?;
-    let faults = job.crash || job.permanent_error || job.fail_times > 0;
+    let ms = |v: Option<i64>| v.and_then(chrono::DateTime::from_timestamp_millis);
+    sqlx::query(
+        "INSERT INTO probe_runs (job_id, worker, attempt, due_at, prev_failed_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(meta.id)
+    .bind(&st.worker_name)
+    .bind(meta.attempt as i32)
+    .bind(ms(meta.due_at_ms))
+    .bind(ms(meta.previous_failure_at_ms))
+    .execute(&st.pools.primary)
+    .await?;
+    let faults = job.crash || job.permanent_error || job.fail_times > 0 || job.gate.is_some();
     if faults && !st.allow_fault_injection {
         return Err(JobError::permanent(anyhow::anyhow!(
             "fault injection is disabled on this worker (ALLOW_FAULT_INJECTION)"
@@ -40,6 +47,9 @@ pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), 
             job.fail_times
         )));
     }
+    if let Some(gate) = &job.gate {
+        wait_for_gate(&st, gate).await?;
+    }
     if job.sleep_ms > 0 {
         tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
     }
@@ -52,4 +62,18 @@ pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), 
     .execute(&st.pools.primary)
     .await?;
     Ok(())
+}
+
+/// Polls `probe_gates` until the gate is open (the handler's timeout bounds the wait).
+async fn wait_for_gate(st: &WorkerState, gate: &str) -> Result<(), JobError> {
+    loop {
+        let open: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM probe_gates WHERE name = $1")
+            .bind(gate)
+            .fetch_optional(&st.pools.primary)
+            .await?;
+        if open.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
