@@ -160,17 +160,31 @@ pub async fn check_tenant(st: &AppState, tenant: uuid::Uuid) -> Result<(), ApiEr
 }
 
 /// Pings PostgreSQL every second; while it fails, requests are refused at once.
+///
+/// A ping that errors (connection refused, reset, authentication) means down at once. A ping
+/// that is only slow (over a second) may just be a busy pool or a loaded host, and flagging
+/// the database down then would refuse requests it could serve: only two slow pings in a row
+/// count as down (a hung server or a partition is flagged within ~3 s).
 pub fn spawn_db_watch(st: AppState) {
     tokio::spawn(async move {
+        let mut slow_in_a_row = 0u32;
         loop {
-            let ok = matches!(
-                tokio::time::timeout(
-                    Duration::from_millis(1000),
-                    sqlx::query("SELECT 1").execute(&st.pools.primary)
-                )
-                .await,
-                Ok(Ok(_))
-            );
+            let ok = match tokio::time::timeout(
+                Duration::from_millis(1000),
+                sqlx::query("SELECT 1").execute(&st.pools.primary),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {
+                    slow_in_a_row = 0;
+                    true
+                }
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    slow_in_a_row += 1;
+                    slow_in_a_row < 2
+                }
+            };
             let was = st.overload.db_up.swap(ok, Ordering::Relaxed);
             if was != ok {
                 if ok {

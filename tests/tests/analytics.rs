@@ -324,19 +324,49 @@ async fn cache_is_used_and_invalidated_by_rollups() {
         .await
         .unwrap();
     assert!(ttl > 3500 && ttl <= 3600, "summary TTL {ttl}");
-    // The default range (last 30 days) is stable for the hour, so it is cached too.
-    c.get("/v1/analytics/summary").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    c.get("/v1/analytics/summary").await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!(
-            "{}cache:{}:analytics:summary:*",
-            c.app.env.vars["REDIS_PREFIX"], c.tenant
-        ))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // The default range (last 30 days) is stable for the hour, so it is cached too: two
+    // requests in different seconds share one entry. Should an hour boundary fall between
+    // them, the range rightly moves with it; that attempt's entries are dropped and the pair
+    // is asked again (it cannot straddle the next boundary).
+    let explicit = keys[0].clone();
+    let pattern = format!(
+        "{}cache:{}:analytics:summary:*",
+        c.app.env.vars["REDIS_PREFIX"], c.tenant
+    );
+    let hour = || {
+        let t = chrono::Utc::now().timestamp();
+        t - t.rem_euclid(3600)
+    };
+    let keys = loop {
+        let h = hour();
+        c.get("/v1/analytics/summary").await;
+        // The server read its clock before this; wait for the next second.
+        let second = chrono::Utc::now().timestamp();
+        assert!(
+            harness::wait_until(Duration::from_secs(60), || async {
+                chrono::Utc::now().timestamp() > second
+            })
+            .await
+        );
+        c.get("/v1/analytics/summary").await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if hour() == h {
+            break keys;
+        }
+        for k in keys.iter().filter(|k| **k != explicit) {
+            let _: () = redis::cmd("DEL")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
     assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&explicit), "{keys:?}");
     c.rollup().await;
     let (_, after) = c.get(&path).await;
     assert_eq!(after["canceled"], 0);

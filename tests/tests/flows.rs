@@ -343,8 +343,20 @@ async fn ab_assignment_is_deterministic_weighted_and_recorded() {
         {"key": "discount_only", "weight": 1, "offer_ids": ["disc20"]},
         {"key": "pause_only", "weight": 1, "offer_ids": ["pause2"]}
     ]});
-    c.create_published(body).await;
+    let exp: shared::flows::Experiment =
+        serde_json::from_value(body["experiment"].clone()).unwrap();
+    let flow_id: uuid::Uuid = c.create_published(body).await.parse().unwrap();
+    // The buckets hash the flow's (random) id with the customer: the API must give each
+    // customer exactly what the assignment function says, whatever the id.
+    let expected = |cus: &str| -> String {
+        match shared::flows::assign(Some(&exp), flow_id, cus) {
+            (_, true) => "holdout".to_string(),
+            (Some(v), false) => v,
+            (None, false) => panic!("{cus} is neither assigned nor held out"),
+        }
+    };
     let mut seen = std::collections::HashMap::new();
+    let mut want = std::collections::HashMap::new();
     for i in 0..200 {
         let cus = format!("cus_{i}");
         let a = c.start(&cus).await;
@@ -354,6 +366,7 @@ async fn ab_assignment_is_deterministic_weighted_and_recorded() {
             (&b["variant"], &b["holdout"]),
             "not deterministic"
         );
+        *want.entry(expected(&cus)).or_insert(0) += 1;
         let steps = a["flow"]["steps"].as_array().unwrap();
         let offers: Vec<String> = steps
             .iter()
@@ -381,12 +394,26 @@ async fn ab_assignment_is_deterministic_weighted_and_recorded() {
             );
             v
         };
+        assert_eq!(key, expected(&cus), "{cus}");
         *seen.entry(key).or_insert(0) += 1;
     }
-    let hold = seen["holdout"];
-    assert!((20..=60).contains(&hold), "{seen:?}");
+    assert_eq!(seen, want);
+    // The weighting, for this flow's id, over enough customers that the shares are tight
+    // (200 customers leave a bound like 20..=60 held out to chance: about 1 run in 2,500).
+    let mut shares = std::collections::HashMap::new();
+    for i in 0..20_000 {
+        *shares.entry(expected(&format!("cus_{i}"))).or_insert(0u32) += 1;
+    }
+    let share = |k: &str| f64::from(shares.get(k).copied().unwrap_or(0)) / 20_000.0;
+    assert!((share("holdout") - 0.20).abs() < 0.03, "{shares:?}");
     assert!(
-        seen["discount_only"] > 50 && seen["pause_only"] > 50,
+        (share("discount_only") - 0.40).abs() < 0.03 && (share("pause_only") - 0.40).abs() < 0.03,
+        "{shares:?}"
+    );
+    assert!(
+        seen.contains_key("holdout")
+            && seen.contains_key("discount_only")
+            && seen.contains_key("pause_only"),
         "{seen:?}"
     );
     let (recorded,): (i64,) =
@@ -863,13 +890,33 @@ async fn flow_json_is_small_and_the_widget_is_served_with_cache_headers() {
     assert!(gz < 10 * 1024, "widget.js is {gz} bytes gzip");
 }
 
+/// Process b caches the published flow for `flow_cache::TTL` (5 minutes); only the
+/// invalidation broadcast can make it serve the new version well inside that.
 #[tokio::test]
-async fn publishing_invalidates_a_second_api_process_within_a_second() {
+async fn publishing_invalidates_a_second_api_process_before_its_cache_expires() {
     let env = Env::new().await;
     let a = TestApp::spawn_with(env.clone()).await;
     let b = TestApp::spawn_with(env.clone()).await;
     let t = a.create_tenant("Two").await;
     let c = Ctx { app: a, t };
+    // Both processes listen before b caches anything: a listener that subscribes late starts
+    // with an empty cache, which would serve version 2 without the broadcast being heard.
+    let channel = format!("{}invalidate", env.vars["REDIS_PREFIX"]);
+    let conn = env.queues().redis().conn.clone();
+    let listening = harness::wait_until(Duration::from_secs(60), || {
+        let (mut conn, channel) = (conn.clone(), channel.clone());
+        async move {
+            let (_, n): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            n >= 2
+        }
+    })
+    .await;
+    assert!(listening, "the api processes never subscribed to {channel}");
     let id = c.create_published(flow_body()).await;
     let start_on_b = || async {
         let r = b
@@ -894,9 +941,10 @@ async fn publishing_invalidates_a_second_api_process_within_a_second() {
         .send()
         .await
         .unwrap();
-    c.post(&format!("/v1/flows/{id}/publish"), json!({})).await;
+    let res = c.post(&format!("/v1/flows/{id}/publish"), json!({})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["published_version"], 2);
     let t0 = std::time::Instant::now();
-    let seen = harness::wait_until(Duration::from_secs(1), || async {
+    let seen = harness::wait_until(Duration::from_secs(60), || async {
         start_on_b().await["flow"]["version"] == 2
     })
     .await;
@@ -905,6 +953,7 @@ async fn publishing_invalidates_a_second_api_process_within_a_second() {
         "process b still served version 1 after {:?}",
         t0.elapsed()
     );
+    println!("process b served version 2 after {:?}", t0.elapsed());
 }
 
 /// Sessions and events are written in batches (group commit). Many customers at once, each

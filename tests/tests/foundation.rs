@@ -66,7 +66,7 @@ async fn schema_has_every_required_index() {
     let tables: Vec<(String,)> = sqlx::query_as(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'
            AND table_type = 'BASE TABLE' AND table_name NOT IN
-           ('tenants', '_sqlx_migrations', 'scheduler_runs', 'probe_runs', 'probe_effects', 'rollup_state', 'job_outbox')",
+           ('tenants', '_sqlx_migrations', 'scheduler_runs', 'probe_runs', 'probe_effects', 'probe_gates', 'rollup_state', 'job_outbox')",
     )
     .fetch_all(&pool)
     .await
@@ -511,7 +511,8 @@ async fn readyz_follows_redis() {
         200
     );
     redis.start_again();
-    let back = harness::wait_until(Duration::from_secs(15), || async {
+    // The api's connection reconnects with a backoff; a generous deadline costs nothing.
+    let back = harness::wait_until(Duration::from_secs(60), || async {
         app.client
             .get(app.url("/readyz"))
             .send()

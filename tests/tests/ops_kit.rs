@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use harness::{fake_stripe, free_port, wait_until, Env, TestApp};
+use harness::{fake_stripe, wait_until, Env, TestApp};
 use serde_json::{json, Value};
 use shared::{
     tenants::{KeyKind, Mode},
@@ -413,15 +413,19 @@ fn flow_body() -> Value {
 
 /// Traffic that makes the services register their metrics: every endpoint class, a
 /// webhook whose re-fetch fails (nothing listens on STRIPE_API_BASE), a forged webhook,
-/// and rollup / reconcile ticks every second.
-async fn exercise() -> (TestApp, workers::Running) {
+/// and rollup / reconcile ticks every second. The returned socket holds STRIPE_API_BASE's
+/// port (bound, never listening: connections are refused) so that no other process can
+/// take the port and answer the re-fetch; keep it until the test ends.
+async fn exercise() -> (TestApp, workers::Running, tokio::net::TcpSocket) {
+    let stripe_port = tokio::net::TcpSocket::new_v4().unwrap();
+    stripe_port.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut env = Env::new().await;
     env.set("ROLLUP_INTERVAL_SECS", "1")
         .set("RECONCILE_INTERVAL_SECS", "1")
         .set("JOB_RETRY_BASE_MS", "200")
         .set(
             "STRIPE_API_BASE",
-            format!("http://127.0.0.1:{}", free_port()),
+            format!("http://{}", stripe_port.local_addr().unwrap()),
         );
     let app = TestApp::spawn_with(env).await;
     let worker = app.start_worker().await;
@@ -533,7 +537,7 @@ async fn exercise() -> (TestApp, workers::Running) {
         c.get(app.url("/healthz")).send().await.unwrap().status(),
         200
     );
-    (app, worker)
+    (app, worker, stripe_port)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -542,7 +546,7 @@ async fn exercise() -> (TestApp, workers::Running) {
 
 #[tokio::test]
 async fn dashboard_and_rules_name_only_exported_metrics() {
-    let (app, worker) = exercise().await;
+    let (app, worker, _stripe_port) = exercise().await;
     let worker_url = format!("http://{}/metrics", worker.metrics_addr);
     // Wait for what only the worker's background work registers.
     let needed = [
@@ -800,7 +804,7 @@ fn rules_and_dashboard_queries_pass_promtool() {
             serde_json::to_string(&substitute_grafana(e)).unwrap()
         ));
     }
-    let tmp = std::env::temp_dir().join(format!("rtos-ops-kit-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("rtos-ops-kit-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::write(tmp.join("dashboard-rules.yml"), rules).unwrap();
     run_promtool(&["check", "rules", "dashboard-rules.yml"], &tmp);
