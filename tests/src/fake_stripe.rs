@@ -26,7 +26,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, OnceLock,
+    },
     time::Duration,
 };
 
@@ -62,8 +65,75 @@ pub enum Fault {
     TimeoutAfterApplying,
     /// Waits this long (holding the idempotency key in flight), then proceeds normally.
     Slow(Duration),
+    /// Holds the request (its idempotency key in flight, nothing applied) until the test
+    /// opens the [`Gate`], then proceeds normally: an explicit synchronisation point for
+    /// "while the request is in flight, ...", where a [`Fault::Slow`] delay only usually
+    /// outlasts the test's next step.
+    Held(Gate),
     /// 400 `invalid_request_error` with this code and message (not saved for the key).
     Status400 { code: String, message: String },
+}
+
+/// What a [`Fault::Held`] request waits on. Opening it releases every request held on it,
+/// now and later; [`Gate::held`] says how many are waiting at it, so a test can wait for
+/// "the request is at Stripe and holds its key" instead of guessing with a delay.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<GateInner>);
+
+#[derive(Debug)]
+struct GateInner {
+    open: tokio::sync::watch::Sender<bool>,
+    held: AtomicUsize,
+}
+
+impl Default for GateInner {
+    fn default() -> Self {
+        Self {
+            open: tokio::sync::watch::Sender::new(false),
+            held: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Gate {}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Releases every request held on the gate, and lets later ones through at once.
+    pub fn open(&self) {
+        self.0.open.send_replace(true);
+    }
+
+    /// How many requests are waiting at the gate right now (each has claimed its
+    /// idempotency key and applied nothing yet). A request whose client went away stops
+    /// waiting and is no longer counted.
+    pub fn held(&self) -> usize {
+        self.0.held.load(Ordering::SeqCst)
+    }
+
+    async fn pass(&self) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let mut open = self.0.open.subscribe();
+        self.0.held.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.0.held);
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 /// One request the fake received.
@@ -276,6 +346,18 @@ impl FakeStripe {
             .into_iter()
             .filter(|r| format!("{} {}", r.method, r.path).starts_with(prefix))
             .collect()
+    }
+
+    /// How many idempotency keys a request is executing under right now (claimed and not
+    /// yet answered, nor released because the request failed or its client went away).
+    /// Tests wait for 0 before retrying with the same key when the first attempt was cut
+    /// short on the client's side.
+    pub fn keys_in_flight(&self) -> usize {
+        lock(&self.store)
+            .idempotency
+            .values()
+            .filter(|e| matches!(e.state, IdemState::InFlight))
+            .count()
     }
 
     pub fn clear_requests(&self) {
@@ -496,11 +578,16 @@ fn build_event(kind: &str, object: Value, request: Value) -> Value {
     })
 }
 
+/// One delivery client for the whole test binary. It keeps no idle connections: a pooled
+/// connection belongs to the runtime of the test that opened it, and every `#[tokio::test]`
+/// has its own runtime, so a connection reused by a later test (a port the OS handed out
+/// again) would fail with "runtime dropped the dispatch task" or hang until the timeout.
 fn http() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("delivery client")
@@ -810,6 +897,10 @@ async fn handle(
         }
         Some(Fault::Slow(d)) => {
             tokio::time::sleep(d).await;
+            outcome(execute(&store, &req))
+        }
+        Some(Fault::Held(gate)) => {
+            gate.pass().await;
             outcome(execute(&store, &req))
         }
         Some(Fault::Status429 { .. }) | None => outcome(execute(&store, &req)),

@@ -146,13 +146,23 @@ impl Env {
             ("OPS_TOKEN", "test-ops-token-123"),
             ("API_ADDR", "127.0.0.1:0"),
             ("WORKER_METRICS_ADDR", "127.0.0.1:0"),
-            ("JOB_LEASE_SECS", "3"),
+            // The production lease (renewed every 10 s): a loaded machine can stall a worker
+            // for seconds, and a short lease would then hand its task to another worker and
+            // run it twice. Tests that kill a worker set a short lease themselves
+            // (`Env::short_lease`).
+            ("JOB_LEASE_SECS", "30"),
             ("SHUTDOWN_TIMEOUT_SECS", "5"),
             ("RECONCILE_INTERVAL_SECS", "3600"),
         ] {
             vars.insert(k.to_string(), v.to_string());
         }
         Self { vars }
+    }
+
+    /// A 3 s job lease, for tests that kill a worker and wait for its tasks to come back
+    /// (they assert nothing that a stalled, not dead, worker losing its lease would break).
+    pub fn short_lease(&mut self) -> &mut Self {
+        self.set("JOB_LEASE_SECS", "3")
     }
 
     pub fn set(&mut self, k: &str, v: impl Into<String>) -> &mut Self {

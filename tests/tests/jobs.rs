@@ -133,7 +133,8 @@ async fn the_same_idempotency_key_runs_once() {
 
 #[tokio::test]
 async fn kill_9_mid_job_another_worker_completes_it_once() {
-    let env = Env::new().await;
+    let mut env = Env::new().await;
+    env.short_lease();
     let pool = env.pool().await;
     let mut a = env.spawn_worker_process();
     // Held at a gate: the job is certainly running, not done, when its process dies.
@@ -720,7 +721,8 @@ async fn dead_letters_through_the_cli() {
 
 #[tokio::test]
 async fn a_task_that_crashes_its_process_is_dead_lettered() {
-    let env = Env::new().await;
+    let mut env = Env::new().await;
+    env.short_lease();
     let pool = env.pool().await;
     let id = durable_probe(
         &env,

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use harness::fake_stripe::{self, FakeStripe, Fault, SubscriptionIds};
+use harness::{
+    fake_stripe::{self, FakeStripe, Fault, Gate, SubscriptionIds},
+    wait_until,
+};
 use serde_json::Value;
 use shared::stripe::{
     client::{StripeClient, StripeError, API_VERSION},
@@ -13,6 +16,21 @@ use shared::stripe::{
 };
 
 const KEY: &str = "rk_test_tenant_a_51abcdef";
+/// The timeout of the clients that talk to the fake normally: generous, since a request to
+/// a server on loopback takes milliseconds and a timeout there is a loaded machine, not a
+/// behaviour under test.
+const GENEROUS: Duration = Duration::from_secs(30);
+/// The timeout of the clients in the timeout tests. Long enough for the request to reach
+/// the fake on a loaded machine (the fake then hangs far longer, see [`HANG`]), short
+/// enough to keep the tests quick.
+const SHORT: Duration = Duration::from_secs(2);
+/// How long [`Fault::Timeout`] hangs in the timeout tests: only the client's timeout can
+/// end the call.
+const HANG: Duration = Duration::from_secs(600);
+/// How long to wait for a condition before failing (returns as soon as it holds).
+const DEADLINE: Duration = Duration::from_secs(60);
+/// A fixed clock for the rate limiter's exact schedule (2026-01-01T00:00:00Z).
+const T0: Duration = Duration::from_secs(1_767_225_600);
 
 fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -23,7 +41,7 @@ fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 async fn setup() -> (FakeStripe, StripeClient, SubscriptionIds) {
     let fake = FakeStripe::start().await;
-    let client = StripeClient::new(&fake.base_url(), Duration::from_secs(5));
+    let client = StripeClient::new(&fake.base_url(), GENEROUS);
     let cus = fake.create_customer("ada@example.com");
     let sub = fake.create_subscription(&cus, "price_pro_monthly", 4900, "month", "active");
     (fake, client, sub)
@@ -495,11 +513,10 @@ async fn same_key_twice_applies_once_and_flags_the_replay() {
 #[tokio::test]
 async fn same_key_while_in_flight_is_a_retryable_conflict() {
     let (fake, client, sub) = setup().await;
-    fake.fail_next(
-        "POST /v1/subscriptions",
-        1,
-        Fault::Slow(Duration::from_millis(800)),
-    );
+    // The first request is held at the fake, holding its key, until the second one has
+    // been answered: "while in flight" by construction, not by a delay.
+    let gate = Gate::new();
+    fake.fail_next("POST /v1/subscriptions", 1, Fault::Held(gate.clone()));
     let params = p(&[("cancel_at_period_end", "true")]);
     let first = {
         let (client, id, params) = (client.clone(), sub.id.clone(), params.clone());
@@ -509,12 +526,10 @@ async fn same_key_while_in_flight_is_a_retryable_conflict() {
                 .await
         })
     };
-    // Wait until the first request is at the fake (and holds the key), however slow CI is.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fake.requests_to("POST /v1/subscriptions").is_empty() {
-        assert!(Instant::now() < deadline, "the first request never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        wait_until(DEADLINE, || async { gate.held() == 1 }).await,
+        "the first request never arrived"
+    );
     let e = client
         .update_subscription(KEY, &sub.id, &params, "cancel:sess_5")
         .await
@@ -522,6 +537,7 @@ async fn same_key_while_in_flight_is_a_retryable_conflict() {
     assert_eq!(e, StripeError::Conflict);
     assert!(e.is_retryable());
 
+    gate.open();
     let first = first.await.unwrap().unwrap();
     assert!(!first.idempotent_replayed);
     let again = client
@@ -660,23 +676,34 @@ async fn http_500_after_applying_is_settled_by_refetching() {
 
 #[tokio::test]
 async fn timeout_is_a_retryable_network_error() {
-    let (fake, _, sub) = setup().await;
-    let client = StripeClient::new(&fake.base_url(), Duration::from_millis(300));
-    fake.set_hang(Duration::from_secs(3));
+    let (fake, client, sub) = setup().await;
+    let impatient = StripeClient::new(&fake.base_url(), SHORT);
+    fake.set_hang(HANG);
     fake.fail_next("POST /v1/subscriptions", 1, Fault::Timeout);
     let params = p(&[("cancel_at_period_end", "true")]);
     let started = Instant::now();
-    let e = client
+    let e = impatient
         .update_subscription(KEY, &sub.id, &params, "cancel:sess_10")
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Cut short by the client's timeout, long before the fake would have answered.
+    assert!(started.elapsed() < HANG / 2, "{:?}", started.elapsed());
     assert!(
         matches!(&e, StripeError::Network(m) if m.starts_with("timeout")),
         "{e:?}"
     );
     assert!(e.is_retryable());
-    // Nothing was applied nor saved: the retry with the same key executes.
+    assert_eq!(
+        fake.requests_to("POST /v1/subscriptions").len(),
+        1,
+        "the timed-out request reached the fake"
+    );
+    // Nothing was applied nor saved: once the fake has dropped the abandoned request (and
+    // released its key), the retry with the same key executes.
+    assert!(
+        wait_until(DEADLINE, || async { fake.keys_in_flight() == 0 }).await,
+        "the abandoned request still holds its key"
+    );
     let r = client
         .update_subscription(KEY, &sub.id, &params, "cancel:sess_10")
         .await
@@ -685,19 +712,19 @@ async fn timeout_is_a_retryable_network_error() {
     assert_eq!(fake.mutations(), 1);
 
     fake.fail_next("GET /v1/subscriptions", 1, Fault::Timeout);
-    let e = client.get_subscription(KEY, &sub.id).await.unwrap_err();
+    let e = impatient.get_subscription(KEY, &sub.id).await.unwrap_err();
     assert!(matches!(e, StripeError::Network(_)), "{e:?}");
 }
 
 #[tokio::test]
 async fn timeout_after_applying_then_retry_replays_instead_of_applying_twice() {
-    let (fake, _, sub) = setup().await;
-    let client = StripeClient::new(&fake.base_url(), Duration::from_millis(300));
-    fake.set_hang(Duration::from_secs(3));
+    let (fake, client, sub) = setup().await;
+    let impatient = StripeClient::new(&fake.base_url(), SHORT);
+    fake.set_hang(HANG);
     fake.create_coupon_percent("SAVE25", 25.0, "once");
     fake.fail_next("POST /v1/subscriptions", 1, Fault::TimeoutAfterApplying);
     let params = p(&[("discounts[0][coupon]", "SAVE25")]);
-    let e = client
+    let e = impatient
         .update_subscription(KEY, &sub.id, &params, "offer:sess_11:discount")
         .await
         .unwrap_err();
@@ -782,14 +809,19 @@ async fn bad_api_key_is_a_permanent_401() {
 
 #[tokio::test]
 async fn connection_refused_is_a_network_error() {
-    let port = harness::free_port();
-    let client = StripeClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2));
+    // A port bound for the whole test but never listening: connections to it are refused,
+    // and no other test can take it meanwhile (a freed port could be handed out again).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
+    let client = StripeClient::new(&format!("http://127.0.0.1:{port}"), GENEROUS);
     let e = client.get_customer(KEY, "cus_x").await.unwrap_err();
     assert!(
         matches!(&e, StripeError::Network(m) if m.starts_with("connect")),
         "{e:?}"
     );
     assert!(e.is_retryable());
+    drop(reserved);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -802,90 +834,158 @@ async fn limiter() -> (AccountRateLimiter, String) {
     (AccountRateLimiter::new(conn, prefix.clone()), prefix)
 }
 
+/// In no one-second window of `slots` (sorted) are there more than `max`.
+fn assert_at_most_per_second(slots: &[Duration], max: usize) {
+    for (i, g) in slots.iter().enumerate() {
+        let in_window = slots[i..]
+            .iter()
+            .take_while(|h| **h - *g < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= max, "{in_window} slots within 1 s from {g:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limiter_spaces_two_concurrent_tasks_to_the_rate() {
     let (limiter, _) = limiter().await;
+    // The schedule, exactly, on a fixed clock: two tasks book 30 slots each at once.
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let mut waits = Vec::new();
+                for _ in 0..30 {
+                    waits.push(limiter.reserve("acct_1", 20, Some(T0)).await.unwrap());
+                }
+                waits
+            })
+        })
+        .collect();
+    let mut slots = Vec::new();
+    for t in tasks {
+        slots.extend(t.await.unwrap());
+    }
+    slots.sort();
+    // 60 slots at 20/s with a burst of 4: four at once, then one every 50 ms, the last one
+    // 56 intervals = 2.8 s later. No two tasks got the same slot.
+    let want: Vec<Duration> = std::iter::repeat_n(Duration::ZERO, 4)
+        .chain((1..=56).map(|k| Duration::from_millis(50 * k)))
+        .collect();
+    assert_eq!(slots, want);
+    // In no one-second window do more than rate + burst requests go out.
+    assert_at_most_per_second(&slots, 24);
+
+    // As time moves: callers that book again when their slot comes, an idle spell that
+    // refills the burst, then a steady stream. Still never more than 24 in a second.
+    let mut booked = Vec::new();
+    let mut now = T0 + Duration::from_secs(3600);
+    for i in 0..120 {
+        if i == 60 {
+            now += Duration::from_millis(700);
+        }
+        let wait = limiter.reserve("acct_2", 20, Some(now)).await.unwrap();
+        booked.push(now + wait);
+        // Every other caller books its next slot only once it has been served.
+        if i % 2 == 1 {
+            now += wait;
+        }
+    }
+    booked.sort();
+    let first = booked[0];
+    let booked: Vec<Duration> = booked.iter().map(|b| *b - first).collect();
+    // A burst of 4, 56 slots 50 ms apart (to 2.8 s); after the idle spell (the last
+    // booking at 2.8 s, the next at 3.5 s) a fresh burst of 4, then 50 ms apart again.
+    let want: Vec<Duration> = std::iter::repeat_n(0, 4)
+        .chain((1..=56).map(|k| 50 * k))
+        .chain(std::iter::repeat_n(3500, 4))
+        .chain((1..=56).map(|k| 3500 + 50 * k))
+        .map(Duration::from_millis)
+        .collect();
+    assert_eq!(booked, want);
+    assert_at_most_per_second(&booked, 24);
+
+    // The real thing: the real clock and real waits. Never faster than the rate (this
+    // bound cannot be missed by a slow machine); the upper bound only catches a limiter
+    // that is far too slow (the exact spacing is asserted above).
     let started = Instant::now();
     let tasks: Vec<_> = (0..2)
         .map(|_| {
             let limiter = limiter.clone();
             tokio::spawn(async move {
-                let mut grants = Vec::new();
                 for _ in 0..30 {
-                    limiter.acquire("acct_1", 20).await.unwrap();
-                    grants.push(started.elapsed());
+                    limiter.acquire("acct_3", 20).await.unwrap();
                 }
-                grants
             })
         })
         .collect();
-    let mut grants = Vec::new();
     for t in tasks {
-        grants.extend(t.await.unwrap());
+        t.await.unwrap();
     }
     let total = started.elapsed();
-    // 60 slots at 20/s with a burst of 4: 56 intervals of 50 ms = 2.8 s.
     assert!(
-        total >= Duration::from_millis(2600) && total <= Duration::from_millis(4500),
+        total >= Duration::from_millis(2600) && total <= Duration::from_secs(60),
         "{total:?}"
     );
-    // In no one-second window do more than rate + burst requests go out.
-    grants.sort();
-    for (i, g) in grants.iter().enumerate() {
-        let in_window = grants[i..]
-            .iter()
-            .take_while(|h| **h - *g < Duration::from_secs(1))
-            .count();
-        assert!(in_window <= 24, "{in_window} grants within 1 s from {g:?}");
+    for a in ["acct_1", "acct_2", "acct_3"] {
+        redis_del(&limiter.key(a)).await;
     }
-    redis_del(&limiter.key("acct_1")).await;
 }
 
 #[tokio::test]
 async fn penalize_delays_the_next_acquire_of_that_account_only() {
     let (limiter, _) = limiter().await;
-    limiter.acquire("acct_p", 20).await.unwrap();
+    let ms = Duration::from_millis;
+    // Exactly, on a fixed clock.
+    assert_eq!(
+        limiter.reserve("acct_p", 20, Some(T0)).await.unwrap(),
+        Duration::ZERO
+    );
     limiter
-        .penalize("acct_p", Duration::from_millis(1000))
+        .penalize_at("acct_p", ms(1000), Some(T0))
         .await
         .unwrap();
-    let started = Instant::now();
-    limiter.acquire("acct_other", 20).await.unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
+    assert_eq!(
+        limiter.reserve("acct_other", 20, Some(T0)).await.unwrap(),
+        Duration::ZERO,
         "other accounts are not held"
     );
-    limiter.acquire("acct_p", 20).await.unwrap();
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1800),
-        "{waited:?}"
+    assert_eq!(
+        limiter.reserve("acct_p", 20, Some(T0)).await.unwrap(),
+        ms(1000)
     );
     // After a hold, no burst: the next slot is one interval later.
-    let t = Instant::now();
-    limiter.acquire("acct_p", 20).await.unwrap();
-    assert!(
-        t.elapsed() >= Duration::from_millis(30),
-        "{:?}",
-        t.elapsed()
+    let t1 = T0 + ms(1000);
+    assert_eq!(
+        limiter.reserve("acct_p", 20, Some(t1)).await.unwrap(),
+        ms(50)
     );
     // A shorter penalty never shortens a longer one.
+    let t2 = t1 + ms(50);
     limiter
-        .penalize("acct_p", Duration::from_millis(800))
+        .penalize_at("acct_p", ms(800), Some(t2))
         .await
         .unwrap();
     limiter
-        .penalize("acct_p", Duration::from_millis(10))
+        .penalize_at("acct_p", ms(10), Some(t2))
         .await
         .unwrap();
-    let t = Instant::now();
-    limiter.acquire("acct_p", 20).await.unwrap();
-    assert!(
-        t.elapsed() >= Duration::from_millis(700),
-        "{:?}",
-        t.elapsed()
+    assert_eq!(
+        limiter.reserve("acct_p", 20, Some(t2)).await.unwrap(),
+        ms(800)
     );
-    for a in ["acct_p", "acct_other"] {
+
+    // With the real clock, `acquire` really waits out a penalty: measured from before the
+    // penalty, so a slow machine only makes the wait look longer.
+    limiter.acquire("acct_rt", 20).await.unwrap();
+    let started = Instant::now();
+    limiter.penalize("acct_rt", ms(1000)).await.unwrap();
+    limiter.acquire("acct_rt", 20).await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= ms(900) && waited < Duration::from_secs(60),
+        "{waited:?}"
+    );
+    for a in ["acct_p", "acct_other", "acct_rt"] {
         redis_del(&limiter.key(a)).await;
     }
 }
@@ -903,8 +1003,25 @@ async fn limiter_keys_expire_by_themselves() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(ttl > 0 && ttl <= 1_100, "{ttl}");
-    redis_del(&key).await;
+    // -2: already gone (more than the TTL passed since the acquire on a slow machine),
+    // which is expiring by itself too; -1 (no TTL) or a long TTL would be a leak.
+    assert!(ttl == -2 || (ttl > 0 && ttl <= 1_100), "{ttl}");
+    assert!(
+        wait_until(DEADLINE, || {
+            let mut conn = conn.clone();
+            let key = key.clone();
+            async move {
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                exists == 0
+            }
+        })
+        .await,
+        "the key never expired"
+    );
 }
 
 async fn redis_del(key: &str) {
@@ -999,7 +1116,8 @@ async fn deliveries_are_signed_and_duplicates_and_stale_ones_are_delivered_as_as
     let dups = fake_stripe::deliver_concurrently(&url, &ev, SECRET, 3).await;
     assert!(dups.iter().all(|r| r.status() == 200));
 
-    let stale = chrono::Utc::now().timestamp() - 301;
+    // Far from the 300 s tolerance (the boundary itself is unit-tested with a fixed clock).
+    let stale = chrono::Utc::now().timestamp() - 400;
     assert_eq!(
         fake_stripe::deliver_at(&url, &ev, SECRET, stale)
             .await

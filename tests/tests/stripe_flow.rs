@@ -16,6 +16,9 @@ use shared::{
 
 const WHSEC: &str = "whsec_test_secret_1";
 const WHSEC_OLD: &str = "whsec_test_secret_0";
+/// How long to wait for asynchronous work (jobs, retries) before failing: generous, as
+/// `wait_until` returns as soon as the condition holds.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Stack {
     app: TestApp,
@@ -177,7 +180,7 @@ impl Stack {
     }
 
     async fn wait_offer_state(&self, sid: &str, state: &str) -> bool {
-        wait_until(Duration::from_secs(20), || async {
+        wait_until(DEADLINE, || async {
             self.session(sid).await["offer_state"] == state
         })
         .await
@@ -237,42 +240,44 @@ async fn webhook_failure_modes_store_nothing() {
         .fake
         .subscription_event("customer.subscription.updated", &sub);
     let body = fake_stripe::event_body(&event);
-    let now = chrono::Utc::now().timestamp();
-    let cases: Vec<(Option<String>, Vec<u8>, &str)> = vec![
-        (None, body.clone(), "missing_signature"),
+    /// The signature of a case, made at the moment of sending: a timestamp taken before
+    /// the deliveries would drift towards the server's clock while they run.
+    enum Sig {
+        None,
+        Raw(&'static str),
+        /// Signed with this secret at the current time plus this many seconds.
+        At(&'static str, i64),
+    }
+    // Stale both ways, far from the 300 s tolerance (the exact boundary, 299/300/301 s, is
+    // unit-tested with a fixed clock in shared::stripe::webhook).
+    let cases: Vec<(Sig, Vec<u8>, &str)> = vec![
+        (Sig::None, body.clone(), "missing_signature"),
         (
-            Some(shared::stripe::webhook::sign(&body, "whsec_wrong", now)),
+            Sig::At("whsec_wrong", 0),
             body.clone(),
             "signature_mismatch",
         ),
-        (
-            Some(shared::stripe::webhook::sign(&body, WHSEC, now - 301)),
-            body.clone(),
-            "stale_signature",
-        ),
-        (
-            Some(shared::stripe::webhook::sign(&body, WHSEC, now + 301)),
-            body.clone(),
-            "stale_signature",
-        ),
-        (
-            Some("t=abc,v1=zz".into()),
-            body.clone(),
-            "malformed_signature",
-        ),
-        (
-            Some(shared::stripe::webhook::sign(b"{not json", WHSEC, now)),
-            b"{not json".to_vec(),
-            "malformed_event",
-        ),
+        (Sig::At(WHSEC, -400), body.clone(), "stale_signature"),
+        (Sig::At(WHSEC, 400), body.clone(), "stale_signature"),
+        (Sig::Raw("t=abc,v1=zz"), body.clone(), "malformed_signature"),
+        (Sig::At(WHSEC, 0), b"{not json".to_vec(), "malformed_event"),
     ];
     for (sig, b, code) in cases {
-        let r = fake_stripe::deliver_raw(&s.hook(), b, sig.as_deref()).await;
+        let header = match sig {
+            Sig::None => None,
+            Sig::Raw(h) => Some(h.to_string()),
+            Sig::At(secret, offset) => Some(shared::stripe::webhook::sign(
+                &b,
+                secret,
+                chrono::Utc::now().timestamp() + offset,
+            )),
+        };
+        let r = fake_stripe::deliver_raw(&s.hook(), b, header.as_deref()).await;
         assert_eq!(r.status(), 400, "{code}");
         assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], code);
     }
     // Tampered body with a valid header for the original.
-    let header = shared::stripe::webhook::sign(&body, WHSEC, now);
+    let header = shared::stripe::webhook::sign(&body, WHSEC, chrono::Utc::now().timestamp());
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     assert_eq!(
@@ -357,7 +362,7 @@ async fn a_thousand_duplicate_deliveries_are_processed_once() {
     );
     let w = s.app.start_worker().await;
     assert!(
-        wait_until(Duration::from_secs(15), || async {
+        wait_until(DEADLINE, || async {
             count(
                 &s.app.pool,
                 "SELECT count(*) FROM stripe_events WHERE processed_at IS NOT NULL",
@@ -367,7 +372,26 @@ async fn a_thousand_duplicate_deliveries_are_processed_once() {
         })
         .await
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past the point where a second processing could start: the one job is recorded done
+    // and the webhooks queue holds nothing (ready, scheduled or leased).
+    let q = s.app.env.queues();
+    assert!(
+        wait_until(DEADLINE, || async {
+            let st = q.stats(jobs::queues::WEBHOOKS).await.unwrap();
+            count(
+                &s.app.pool,
+                "SELECT count(*) FROM job_outbox WHERE kind = 'process_stripe_event' AND status = 'done'",
+            )
+            .await
+                == 1
+                && st.ready == 0
+                && st.scheduled == 0
+                && st.in_flight == 0
+        })
+        .await,
+        "the job never settled: {:?}",
+        q.stats(jobs::queues::WEBHOOKS).await
+    );
     assert_eq!(
         s.fake
             .requests_to(&format!("GET /v1/subscriptions/{sub}"))
@@ -406,7 +430,7 @@ async fn out_of_order_deliveries_converge_on_stripes_state() {
         200
     );
     assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(DEADLINE, || async {
             count(
                 &s.app.pool,
                 "SELECT count(*) FROM stripe_events WHERE processed_at IS NOT NULL",
@@ -423,7 +447,7 @@ async fn out_of_order_deliveries_converge_on_stripes_state() {
         200
     );
     assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(DEADLINE, || async {
             count(
                 &s.app.pool,
                 "SELECT count(*) FROM stripe_events WHERE processed_at IS NOT NULL",
@@ -450,7 +474,7 @@ async fn out_of_order_deliveries_converge_on_stripes_state() {
         .subscription_event("customer.subscription.deleted", &sub);
     fake_stripe::deliver(&s.hook(), &deleted, WHSEC).await;
     assert!(
-        wait_until(Duration::from_secs(10), || async {
+        wait_until(DEADLINE, || async {
             let r: Option<(String, Option<String>)> = sqlx::query_as(
                 "SELECT status, churn_kind FROM subscriptions WHERE stripe_subscription_id = $1",
             )
@@ -550,25 +574,30 @@ async fn every_offer_type_reaches_stripe_with_its_parameters_and_a_key() {
 
 #[tokio::test]
 async fn a_worker_killed_mid_call_applies_the_offer_once() {
-    let s = Stack::new().await;
+    // Worker a's task comes back to b when a's lease runs out.
+    let s = Stack::with(|env| {
+        env.short_lease();
+    })
+    .await;
     s.flow(None).await;
     let (cus, sub) = s.customer();
+    // Worker a's call is held at Stripe (key claimed, nothing applied) until a is dead, so
+    // the kill always lands mid-call, however slow the machine.
+    let gate = fake_stripe::Gate::new();
     s.fake.fail_next(
         &format!("POST /v1/subscriptions/{sub}"),
         1,
-        Fault::Slow(Duration::from_secs(3)),
+        Fault::Held(gate.clone()),
     );
     let mut a = s.app.env.spawn_worker_process();
     let sid = s.accept(&cus, &sub, Some("pause")).await;
     assert!(
-        wait_until(Duration::from_secs(15), || async {
-            !s.fake
-                .requests_to(&format!("POST /v1/subscriptions/{sub}"))
-                .is_empty()
-        })
-        .await
+        wait_until(DEADLINE, || async { gate.held() == 1 }).await,
+        "worker a's call never reached Stripe"
     );
     kill9(&mut a);
+    // Stripe finishes whatever it still has of a's request (or has already dropped it).
+    gate.open();
     let mut b = s.app.env.spawn_worker_process();
     assert!(
         s.wait_offer_state(&sid, "applied").await,
@@ -603,7 +632,7 @@ async fn a_429_storm_backs_off_and_completes() {
     let w = s.app.start_worker().await;
     let sid = s.accept(&cus, &sub, Some("trial")).await;
     assert!(
-        wait_until(Duration::from_secs(40), || async {
+        wait_until(DEADLINE, || async {
             s.session(&sid).await["offer_state"] == "applied"
         })
         .await
@@ -641,7 +670,7 @@ async fn a_permanent_stripe_error_lands_in_the_dead_letter_set_with_its_reason()
     );
     let q = s.app.env.queues();
     assert!(
-        wait_until(Duration::from_secs(5), || async {
+        wait_until(DEADLINE, || async {
             q.stats("stripe").await.unwrap().dead == 1
         })
         .await
@@ -710,7 +739,7 @@ async fn confirmed_cancels_follow_the_tenants_cancel_mode_and_paid_invoices_vali
     let (cus, sub) = s.customer();
     let sid = s.accept(&cus, &sub, None).await;
     assert!(
-        wait_until(Duration::from_secs(15), || async {
+        wait_until(DEADLINE, || async {
             s.session(&sid).await["cancel_state"] == "applied"
         })
         .await
@@ -723,13 +752,28 @@ async fn confirmed_cancels_follow_the_tenants_cancel_mode_and_paid_invoices_vali
     let (cus2, sub2) = s.customer();
     let sid2 = s.accept(&cus2, &sub2, Some("disc")).await;
     assert!(s.wait_offer_state(&sid2, "applied").await);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A save is validated by a payment after it: `paid_at` (whole seconds) must be later
+    // than the session's recorded end, so wait until the clock's second has passed it.
+    let (ended_at,): (f64,) = sqlx::query_as(
+        "SELECT extract(epoch FROM ended_at)::float8 FROM cancel_sessions WHERE id = $1::uuid",
+    )
+    .bind(&sid2)
+    .fetch_one(&s.app.pool)
+    .await
+    .unwrap();
+    assert!(
+        wait_until(DEADLINE, || async {
+            chrono::Utc::now().timestamp() as f64 > ended_at
+        })
+        .await
+    );
+    let paid_at = chrono::Utc::now().timestamp();
     let invoice = fake_stripe::event(
         "invoice.paid",
         json!({
             "id": "in_1", "object": "invoice", "subscription": sub2, "customer": cus2,
-            "status": "paid", "created": chrono::Utc::now().timestamp(),
-            "status_transitions": {"paid_at": chrono::Utc::now().timestamp()}
+            "status": "paid", "created": paid_at,
+            "status_transitions": {"paid_at": paid_at}
         }),
     );
     assert_eq!(
@@ -739,7 +783,7 @@ async fn confirmed_cancels_follow_the_tenants_cancel_mode_and_paid_invoices_vali
         200
     );
     assert!(
-        wait_until(Duration::from_secs(15), || async {
+        wait_until(DEADLINE, || async {
             !s.session(&sid2).await["validated_at"].is_null()
         })
         .await
@@ -758,7 +802,40 @@ async fn confirmed_cancels_follow_the_tenants_cancel_mode_and_paid_invoices_vali
     let (cus3, sub3) = s.customer();
     let sid3 = s.accept(&cus3, &sub3, None).await;
     assert_eq!(s.session(&sid3).await["cancel_state"], "recorded");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Only a job calls Stripe: none was written for this session, and the stripe queue has
+    // nothing left to run, so nothing can touch the subscription later.
+    let jobs_for = |sid: String| {
+        let pool = s.app.pool.clone();
+        async move {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM job_outbox WHERE payload->>'session_id' = $1")
+                    .bind(sid)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            n
+        }
+    };
+    assert_eq!(
+        jobs_for(sid.clone()).await,
+        1,
+        "the performed cancel had its job"
+    );
+    assert_eq!(
+        jobs_for(sid3.clone()).await,
+        0,
+        "record_only enqueued a Stripe call"
+    );
+    let q = s.app.env.queues();
+    assert!(
+        wait_until(DEADLINE, || async {
+            let st = q.stats(jobs::queues::STRIPE).await.unwrap();
+            st.ready == 0 && st.scheduled == 0 && st.in_flight == 0
+        })
+        .await,
+        "{:?}",
+        q.stats(jobs::queues::STRIPE).await
+    );
     assert!(s
         .fake
         .requests_to(&format!("POST /v1/subscriptions/{sub3}"))

@@ -67,11 +67,18 @@ pub fn is_live_key(api_key: &str) -> bool {
 /// and ARGV[3] the burst tolerance tau (µs); books the next slot and returns how long to
 /// wait for it (µs). A slot after a hold starts a fresh, burst-less spacing. `penalize`:
 /// ARGV[2] is the delay (µs); moves `hold` to at least now + delay and returns 0.
+/// ARGV[4]: the clock in µs since the Unix epoch, or `''` for Redis's own (`TIME`); tests
+/// pass a fixed clock to check the exact schedule.
 /// Numbers are written with `%.0f`: Lua 5.1's default conversion keeps 14 significant
 /// digits, fewer than a microsecond timestamp has.
 const SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now
+if ARGV[4] ~= nil and ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0') or 0
 local hold = tonumber(redis.call('HGET', KEYS[1], 'hold') or '0') or 0
 local wait = 0
@@ -129,17 +136,34 @@ impl AccountRateLimiter {
     /// account id, or any stable name for its API key), at most `per_second` requests per
     /// second across all processes (clamped to 1..=1,000,000). Cancel-safe.
     pub async fn acquire(&self, account: &str, per_second: u32) -> Result<(), redis::RedisError> {
-        let per_second = u64::from(per_second.clamp(1, 1_000_000));
-        let interval_us = 1_000_000 / per_second;
-        let burst = (per_second / 5).max(1);
-        let tau_us = (burst - 1) * interval_us;
-        let wait_us = self.run("acquire", account, interval_us, tau_us).await?;
-        metrics::histogram!("stripe_ratelimit_wait_seconds").record(wait_us as f64 / 1e6);
-        if wait_us > 0 {
-            tracing::trace!(account, wait_us, "waiting for a Stripe rate-limit slot");
-            tokio::time::sleep(Duration::from_micros(wait_us)).await;
+        let wait = self.reserve(account, per_second, None).await?;
+        metrics::histogram!("stripe_ratelimit_wait_seconds").record(wait.as_secs_f64());
+        if !wait.is_zero() {
+            tracing::trace!(
+                account,
+                wait_us = wait.as_micros() as u64,
+                "waiting for a Stripe rate-limit slot"
+            );
+            tokio::time::sleep(wait).await;
         }
         Ok(())
+    }
+
+    /// Books the next slot for `account` like [`acquire`](Self::acquire) and returns how long
+    /// the caller must wait for it, without waiting. `now` is the clock to judge by (time
+    /// since the Unix epoch); `None` means Redis's clock, which is what production uses so
+    /// that every process agrees. Tests pass a fixed clock to check the exact schedule.
+    pub async fn reserve(
+        &self,
+        account: &str,
+        per_second: u32,
+        now: Option<Duration>,
+    ) -> Result<Duration, redis::RedisError> {
+        let (interval_us, tau_us) = spacing(per_second);
+        let wait_us = self
+            .run("acquire", account, interval_us, tau_us, now)
+            .await?;
+        Ok(Duration::from_micros(wait_us))
     }
 
     /// Holds back every process's next request to `account` for at least `delay` from now
@@ -147,9 +171,22 @@ impl AccountRateLimiter {
     /// for an earlier slot are not recalled; later ones queue behind the delay, one interval
     /// apart and without a burst.
     pub async fn penalize(&self, account: &str, delay: Duration) -> Result<(), redis::RedisError> {
+        self.penalize_at(account, delay, None).await
+    }
+
+    /// [`penalize`](Self::penalize) judged by the clock `now` (time since the Unix epoch;
+    /// `None`: Redis's clock), for tests with a fixed clock.
+    pub async fn penalize_at(
+        &self,
+        account: &str,
+        delay: Duration,
+        now: Option<Duration>,
+    ) -> Result<(), redis::RedisError> {
         let delay_us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX / 4);
         metrics::counter!("stripe_ratelimit_penalties_total").increment(1);
-        self.run("penalize", account, delay_us, 0).await.map(|_| ())
+        self.run("penalize", account, delay_us, 0, now)
+            .await
+            .map(|_| ())
     }
 
     async fn run(
@@ -158,17 +195,29 @@ impl AccountRateLimiter {
         account: &str,
         a_us: u64,
         tau_us: u64,
+        now: Option<Duration>,
     ) -> Result<u64, redis::RedisError> {
         let mut conn = self.conn.clone();
+        let now_us = now.map(|d| d.as_micros().to_string()).unwrap_or_default();
         let wait: String = GCRA
             .key(self.key(account))
             .arg(mode)
             .arg(a_us)
             .arg(tau_us)
+            .arg(now_us)
             .invoke_async(&mut conn)
             .await?;
         Ok(wait.parse().unwrap_or(0))
     }
+}
+
+/// The GCRA parameters for `per_second` (clamped to 1..=1,000,000): the emission interval
+/// and the burst tolerance, in µs. A burst is `max(1, per_second / 5)` back-to-back slots.
+fn spacing(per_second: u32) -> (u64, u64) {
+    let per_second = u64::from(per_second.clamp(1, 1_000_000));
+    let interval_us = 1_000_000 / per_second;
+    let burst = (per_second / 5).max(1);
+    (interval_us, (burst - 1) * interval_us)
 }
 
 #[cfg(test)]
@@ -183,5 +232,18 @@ mod tests {
         assert_eq!(r.for_key("rk_live_abc"), 80);
         assert_eq!(r.for_key("sk_live_abc"), 80);
         assert_eq!(r.for_key("weird"), 20);
+    }
+
+    #[test]
+    fn spacing_and_burst_follow_the_rate() {
+        // 20/s: a slot every 50 ms, bursts of 4 (a tolerance of 3 intervals).
+        assert_eq!(spacing(20), (50_000, 150_000));
+        assert_eq!(spacing(80), (12_500, 15 * 12_500));
+        // Under 10/s the burst is a single request.
+        assert_eq!(spacing(4), (250_000, 0));
+        assert_eq!(spacing(1), (1_000_000, 0));
+        // Clamped to 1..=1,000,000.
+        assert_eq!(spacing(0), spacing(1));
+        assert_eq!(spacing(u32::MAX), (1, 199_999));
     }
 }

@@ -304,6 +304,30 @@ mod tests {
     }
 
     #[test]
+    fn the_default_tolerance_is_inclusive_at_300_s_both_ways() {
+        // Exactly at the boundary, with a fixed `now`: integration tests deliver at the real
+        // clock and keep far from it (±400 s), so these cases live here.
+        let header = sign(BODY, NEW, T);
+        let at = |now| verify(&header, BODY, &[NEW], now, DEFAULT_TOLERANCE_SECS);
+        assert_eq!(DEFAULT_TOLERANCE_SECS, 300);
+        for (now, want) in [
+            (T, Ok(())),
+            // `t` in the past (a delivery signed a while ago).
+            (T + 299, Ok(())),
+            (T + 300, Ok(())),
+            (T + 301, Err(WebhookError::StaleTimestamp)),
+            (T + 400, Err(WebhookError::StaleTimestamp)),
+            // `t` in the future (the sender's clock runs ahead).
+            (T - 299, Ok(())),
+            (T - 300, Ok(())),
+            (T - 301, Err(WebhookError::StaleTimestamp)),
+            (T - 400, Err(WebhookError::StaleTimestamp)),
+        ] {
+            assert_eq!(at(now), want, "now = t {:+}", now - T);
+        }
+    }
+
+    #[test]
     fn a_stale_forgery_reports_a_mismatch_not_staleness() {
         let header = sign(BODY, OLD, T - 10_000);
         assert_eq!(ok(&header, &[NEW]), Err(WebhookError::SignatureMismatch));
