@@ -40,8 +40,22 @@ export async function screenshot(page, name) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The deadline of every wait on a real condition (a locator, a callback, a row, a request).
+// Generous on purpose: a wait returns as soon as its condition holds, so this costs nothing
+// when the suite is green, and a loaded 2-core CI machine never trips it.
+export const DEADLINE_MS = 60000;
+
+// A fresh browser context whose Playwright actions and navigations wait up to DEADLINE_MS
+// (Playwright's own default is 30 s).
+export async function newContext(browser, options = {}) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(DEADLINE_MS);
+  context.setDefaultNavigationTimeout(DEADLINE_MS);
+  return context;
+}
+
 // Calls fn until it returns a truthy value or the time is up; returns the last value.
-export async function poll(fn, { timeoutMs = 10000, intervalMs = 200 } = {}) {
+export async function poll(fn, { timeoutMs = DEADLINE_MS, intervalMs = 100 } = {}) {
   const end = Date.now() + timeoutMs;
   let v;
   for (;;) {

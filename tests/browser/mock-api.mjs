@@ -75,6 +75,8 @@ function readBody(req) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A request that is never answered (the browser aborts it, or close() drops the connection).
+const hang = () => new Promise(() => {});
 
 function listen(server) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
@@ -83,11 +85,14 @@ function listen(server) {
 export async function startMock() {
   const state = {
     // Per customer token: how to answer the session request.
-    //   { status, delayMs, body (object merged into the default answer), raw (string body) }
+    //   { status, delayMs, body (object merged into the default answer), raw (string body),
+    //     hold: true (never answer: the request is recorded, then left hanging until the
+    //     browser gives up on it) }
     sessions: {},
     // Per customer token: how to answer event requests.
     //   { failFirst: N (answer 500 to the first N attempts of each client_event_id),
-    //     delayMs: { <event type>: ms }, status: code }
+    //     delayMs: { <event type>: ms }, hold: [<event type>, ...] (never answer those),
+    //     status: code }
     events: {},
     requests: [], // every request: { method, path, headers, body, at }
     eventsBySession: {}, // session id -> accepted events, in arrival order
@@ -139,6 +144,7 @@ export async function startMock() {
         }
         const token = req.headers['x-customer-token'] || '';
         const sc = state.sessions[token] || {};
+        if (sc.hold) return hang();
         if (sc.delayMs) await sleep(sc.delayMs);
         if (sc.raw !== undefined) {
           res.writeHead(sc.status || 201, { 'Content-Type': 'application/json', ...cors });
@@ -159,6 +165,7 @@ export async function startMock() {
         let ev;
         try { ev = JSON.parse(body); } catch { return json(res, 400, { error: { code: 'invalid_json' } }); }
         const n = (state.attempts[ev.client_event_id] = (state.attempts[ev.client_event_id] || 0) + 1);
+        if (ec.hold && ec.hold.includes(ev.type)) return hang();
         const delay = ec.delayMs && ec.delayMs[ev.type];
         if (delay) await sleep(delay);
         if (ec.failFirst && n <= ec.failFirst) return json(res, 500, { error: { code: 'internal' } });

@@ -12,8 +12,9 @@
 #    fail-open, accessibility, style isolation, size budget);
 # 3. e2e.test.mjs against a stack of its own: builds retentionos-api and retentionos-workers,
 #    creates a fresh database rtos_browser_<random> (`retentionos-api migrate`), starts the
-#    api and the workers on free ports with REDIS_PREFIX=rtos_browser:<random>:, waits for
-#    /readyz, then runs the demo-page scenarios (save, cancel, abandon, fail-open).
+#    api and the workers on ports they bind themselves (port 0; the api's address is read
+#    from its log) with REDIS_PREFIX=rtos_browser:<random>:, waits for /readyz, then runs
+#    the demo-page scenarios (save, cancel, abandon, fail-open).
 # On exit (success, failure or interrupt) it stops the processes it started, drops its
 # database and deletes its Redis keys. Screenshots go to tests/browser/screenshots/.
 #
@@ -76,8 +77,21 @@ fi
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 ((node_major >= 18)) || die "Node $node_major is too old: the tests need Node 18 or newer (20 recommended)"
 
-blog "npm ci (playwright-core, pinned)"
-(cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+# npm ci empties node_modules first: under a lock, and only when node_modules was not
+# installed from this very package-lock.json, so a second run in the same checkout neither
+# races the install nor pulls the modules from under a suite that is running.
+lock_sum="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1)"
+(
+    flock 9
+    if [[ "$(cat "$HERE/node_modules/.rtos-lock-sha256" 2>/dev/null)" == "$lock_sum" && -d "$HERE/node_modules/playwright-core" ]]; then
+        blog "npm deps up to date (node_modules matches package-lock.json)"
+    else
+        blog "npm ci (playwright-core, pinned)"
+        cd "$HERE"
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+        printf '%s\n' "$lock_sum" >"$HERE/node_modules/.rtos-lock-sha256"
+    fi
+) 9>"${TMPDIR:-/tmp}/rtos-browser-npm-$(printf '%s' "$HERE" | sha256sum | cut -c1-16).lock"
 mkdir -p "$HERE/screenshots"
 
 run_suite() {
@@ -110,15 +124,11 @@ export APP_ENV="${APP_ENV:-development}"
 # The configuration below is this stack's own, whatever the caller exported.
 unset DATABASE_READ_URL READ_DATABASE_URL 2>/dev/null || true
 
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-API_PORT="$(free_port)"
-METRICS_PORT="$(free_port)"
-while [[ "$METRICS_PORT" == "$API_PORT" ]]; do METRICS_PORT="$(free_port)"; done
-export API_ADDR="127.0.0.1:${API_PORT}"
-export WORKER_METRICS_ADDR="127.0.0.1:${METRICS_PORT}"
-API_URL="http://127.0.0.1:${API_PORT}"
+# Port 0: each process binds a port of the kernel's choosing, so no other process can take
+# it between a "free port" probe and the bind. The api's address comes from its log.
+export API_ADDR="127.0.0.1:0"
+export WORKER_METRICS_ADDR="127.0.0.1:0"
+API_URL=""
 
 LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rtos-browser.XXXXXX")"
 API_PID=""
@@ -193,20 +203,34 @@ blog "database $DB_NAME: retentionos-api migrate"
 DB_CREATED=1
 "$API_BIN" migrate >"$LOG_DIR/migrate.log" 2>&1 || die "retentionos-api migrate failed"
 
-blog "starting api on $API_ADDR and workers (metrics on $WORKER_METRICS_ADDR)"
+blog "starting api and workers (each on a port of its own choosing)"
 "$API_BIN" serve >"$LOG_DIR/api.log" 2>&1 &
 API_PID=$!
 "$WORKERS_BIN" >"$LOG_DIR/workers.log" 2>&1 &
 WORKERS_PID=$!
 
-for ((i = 0; i < 600; i++)); do
-    if curl -fsS -o /dev/null --max-time 2 "$API_URL/readyz"; then
+# The address the api bound: its "api listening" line (compact or JSON log format, colours
+# stripped). Then /readyz. Generous deadlines: they end as soon as the condition holds.
+api_addr() {
+    sed 's/\x1b\[[0-9;]*m//g' "$LOG_DIR/api.log" 2>/dev/null | grep -m1 'api listening' |
+        grep -oE '(addr=|"addr":")[0-9.]+:[0-9]+' | grep -oE '[0-9.]+:[0-9]+$' || true
+}
+deadline=$((SECONDS + 120))
+until [[ -n "$API_URL" ]]; do
+    addr="$(api_addr)"
+    if [[ -n "$addr" ]]; then
+        API_URL="http://${addr}"
         break
     fi
     kill -0 "$API_PID" 2>/dev/null || die "the api exited during startup"
+    ((SECONDS < deadline)) || die "the api did not log its address within 120 s"
     sleep 0.1
 done
-curl -fsS -o /dev/null --max-time 2 "$API_URL/readyz" || die "the api is not ready after 60 s"
+until curl -fsS -o /dev/null --max-time 5 "$API_URL/readyz"; do
+    kill -0 "$API_PID" 2>/dev/null || die "the api exited during startup"
+    ((SECONDS < deadline)) || die "the api is not ready after 120 s"
+    sleep 0.1
+done
 kill -0 "$WORKERS_PID" 2>/dev/null || die "the workers exited during startup"
 blog "stack ready at $API_URL"
 
