@@ -66,6 +66,9 @@ pub struct LimitsConfig {
     pub ip_per_second: u32,
     /// Requests per second per tenant unless the tenant's settings say otherwise.
     pub tenant_per_second: u32,
+    /// Stripe webhook deliveries per second per tenant (0 disables): a bucket of its own, so
+    /// forged deliveries to a tenant's public webhook URL never use its API or widget budget.
+    pub webhook_per_second: u32,
     /// Requests served at once; more wait up to `shed_queue_timeout`, then get 503.
     pub max_concurrent_requests: usize,
     pub shed_queue_timeout: Duration,
@@ -162,6 +165,7 @@ impl Config {
             limits: LimitsConfig {
                 ip_per_second: parse(&get, "RATE_LIMIT_IP_PER_SECOND", 1000)?,
                 tenant_per_second: parse(&get, "RATE_LIMIT_TENANT_PER_SECOND", 1000)?,
+                webhook_per_second: parse(&get, "RATE_LIMIT_WEBHOOK_PER_SECOND", 1000)?,
                 max_concurrent_requests: parse(&get, "MAX_CONCURRENT_REQUESTS", 32)?,
                 shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 20)?,
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,

@@ -327,3 +327,111 @@ async fn requests_fail_fast_while_postgres_is_down() {
     .await;
     assert!(back, "did not recover after PostgreSQL came back");
 }
+
+/// Forged deliveries to a tenant's webhook URL: no signature, a malformed one, a well-formed
+/// one that matches no secret. Sent 50 at a time; returns every status.
+async fn forge_webhooks(app: &TestApp, tenant: uuid::Uuid, n: usize) -> Vec<u16> {
+    let url = app.url(&format!("/v1/webhooks/stripe/{tenant}"));
+    let body = r#"{"id":"evt_forged","type":"customer.subscription.updated","livemode":true,"data":{"object":{"id":"sub_x"}}}"#;
+    let mut codes = Vec::with_capacity(n);
+    for batch in (0..n).collect::<Vec<_>>().chunks(50) {
+        let sends = batch.iter().map(|i| {
+            let mut req = app.client.post(&url).body(body);
+            match i % 3 {
+                0 => {}
+                1 => req = req.header("stripe-signature", "nonsense"),
+                _ => {
+                    // Signed "now" (a valid time), with a signature no secret produces.
+                    let t = chrono::Utc::now().timestamp();
+                    req = req.header("stripe-signature", format!("t={t},v1={}", "0".repeat(64)));
+                }
+            }
+            async move { req.send().await.unwrap().status().as_u16() }
+        });
+        codes.extend(futures::future::join_all(sends).await);
+    }
+    codes
+}
+
+#[tokio::test]
+async fn forged_webhooks_cost_the_tenant_nothing() {
+    // Only the tenant bucket is under test: the per-IP limit is off (every request here comes
+    // from 127.0.0.1).
+    let mut env = Env::new().await;
+    env.set("RATE_LIMIT_IP_PER_SECOND", "0");
+    let app = TestApp::spawn_with(env).await;
+    let t = app.create_tenant("Targeted").await;
+    let sk = t.key(KeyKind::Secret, Mode::Test);
+    let r = app
+        .client
+        .put(app.url("/v1/settings"))
+        .bearer_auth(sk)
+        .json(&json!({ "rate_limit_per_second": 20 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let codes = forge_webhooks(&app, t.tenant.id, 300).await;
+    assert!(
+        codes.iter().all(|c| *c == 400),
+        "forged deliveries: {codes:?}"
+    );
+    // The tenant's own calls right after: its budget (burst 40) is untouched.
+    for i in 0..30 {
+        let r = app
+            .client
+            .get(app.url("/v1/tenant"))
+            .bearer_auth(sk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "call {i} after the forged flood");
+    }
+}
+
+#[tokio::test]
+async fn webhook_deliveries_have_their_own_bucket() {
+    let mut env = Env::new().await;
+    env.set("RATE_LIMIT_IP_PER_SECOND", "0")
+        .set("RATE_LIMIT_WEBHOOK_PER_SECOND", "5");
+    let app = TestApp::spawn_with(env).await;
+    let t = app.create_tenant("Flooded").await;
+    let sk = t.key(KeyKind::Secret, Mode::Test);
+    // 50 at once, until the webhook bucket (5/s, burst 10) says no.
+    let started = Instant::now();
+    let mut limited = None;
+    while limited.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never limited");
+        let url = app.url(&format!("/v1/webhooks/stripe/{}", t.tenant.id));
+        let t0 = chrono::Utc::now().timestamp();
+        let sends = (0..50).map(|_| {
+            app.client
+                .post(&url)
+                .header("stripe-signature", format!("t={t0},v1={}", "0".repeat(64)))
+                .body(r#"{"id":"evt_1","type":"invoice.paid","data":{"object":{}}}"#)
+                .send()
+        });
+        for r in futures::future::join_all(sends).await {
+            let r = r.unwrap();
+            match r.status().as_u16() {
+                400 => {}
+                429 => {
+                    assert!(r.headers().contains_key("retry-after"));
+                    let body: Value = r.json().await.unwrap();
+                    limited = Some(body["error"]["message"].as_str().unwrap().to_string());
+                }
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert!(limited.unwrap().contains("webhook"));
+    // Another bucket: the tenant's API calls are served.
+    let r = app
+        .client
+        .get(app.url("/v1/tenant"))
+        .bearer_auth(sk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -44,6 +44,17 @@ fn bad(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(code, message)
 }
 
+/// A delivery whose signature does not hold, counted by reason.
+fn rejected(e: webhook::WebhookError) -> ApiError {
+    metrics::counter!("stripe_webhooks_rejected_total", "reason" => format!("{e:?}")).increment(1);
+    let code = match e {
+        webhook::WebhookError::StaleTimestamp => "stale_signature",
+        webhook::WebhookError::SignatureMismatch => "signature_mismatch",
+        _ => "malformed_signature",
+    };
+    bad(code, e.to_string())
+}
+
 async fn receive_stripe_event(
     State(st): State<AppState>,
     Path(tenant_id): Path<String>,
@@ -51,7 +62,10 @@ async fn receive_stripe_event(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let tenant = Uuid::parse_str(&tenant_id).map_err(|_| ApiError::not_found("tenant"))?;
-    crate::overload::check_tenant(&st, tenant).await?;
+    // Tenant ids are public (this URL, tokens), so everything a stranger can send is turned
+    // away before it costs the tenant anything: the header's shape and the body are checked
+    // first (free), then the delivery is charged to the tenant's webhook bucket, never to its
+    // API or widget budget; only then are the secrets looked up and the signature checked.
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
@@ -61,6 +75,9 @@ async fn receive_stripe_event(
             "missing_signature",
             "The Stripe-Signature header is missing.",
         ));
+    }
+    if let Err(e) = webhook::check_header_shape(header) {
+        return Err(rejected(e));
     }
     let event: Value = serde_json::from_slice(&body)
         .map_err(|_| bad("malformed_event", "The body is not a JSON Stripe event."))?;
@@ -72,6 +89,13 @@ async fn receive_stripe_event(
     } else {
         Mode::Test
     };
+    st.overload
+        .limiter
+        .check(
+            &format!("webhook:{tenant}"),
+            st.config.limits.webhook_per_second,
+        )
+        .map_err(|wait| crate::overload::rate_limited("webhook endpoint", wait))?;
     let secrets = st
         .settings_cache
         .webhook_secrets(&st.pools.primary, &st.master, tenant, mode)
@@ -84,14 +108,7 @@ async fn receive_stripe_event(
         chrono::Utc::now().timestamp(),
         webhook::DEFAULT_TOLERANCE_SECS,
     ) {
-        metrics::counter!("stripe_webhooks_rejected_total", "reason" => format!("{e:?}"))
-            .increment(1);
-        let code = match e {
-            webhook::WebhookError::StaleTimestamp => "stale_signature",
-            webhook::WebhookError::SignatureMismatch => "signature_mismatch",
-            _ => "malformed_signature",
-        };
-        return Err(bad(code, e.to_string()));
+        return Err(rejected(e));
     }
     if !HANDLED.contains(&kind) {
         return Ok((

@@ -92,6 +92,13 @@ fn mac(raw_body: &[u8], secret: &str, timestamp: i64) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Checks only the shape of a `Stripe-Signature` header (one integer `t`, at least one `v1`),
+/// with no secret and no clock: what the webhook route checks before anything that costs a
+/// lookup or a tenant's budget, so a stranger's unsigned traffic is turned away for free.
+pub fn check_header_shape(header: &str) -> Result<(), WebhookError> {
+    parse(header).map(|_| ())
+}
+
 /// Checks a delivery: `header` is the `Stripe-Signature` value (pass `""` when absent),
 /// `raw_body` the exact bytes received, `secrets` every endpoint secret currently accepted
 /// (empty strings are skipped: an empty HMAC key would let anyone sign), `now_unix` the
@@ -151,6 +158,21 @@ pub fn sign_with_secrets(raw_body: &[u8], secrets: &[&str], t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_shape_is_checked_without_a_secret() {
+        assert_eq!(check_header_shape(""), Err(WebhookError::MissingHeader));
+        assert_eq!(check_header_shape("nonsense"), Err(WebhookError::Malformed));
+        assert_eq!(
+            check_header_shape("t=1,t=2,v1=ab"),
+            Err(WebhookError::Malformed)
+        );
+        assert_eq!(
+            check_header_shape("t=1,v0=ab"),
+            Err(WebhookError::NoV1Signature)
+        );
+        assert_eq!(check_header_shape("t=1, v1=ab"), Ok(()));
+    }
 
     const BODY: &[u8] =
         br#"{"id":"evt_1","object":"event","type":"customer.subscription.updated"}"#;
