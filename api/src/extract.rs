@@ -72,6 +72,15 @@ fn inner(text: &str) -> String {
         .to_string()
 }
 
+/// The token of an `Authorization` value in the Bearer scheme. Schemes are case-insensitive
+/// (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same); one or more spaces or tabs
+/// separate scheme and token. `None` for another scheme or an empty token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Reads `Authorization: Bearer <token>`.
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
@@ -86,16 +95,12 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
             "The Authorization header is not valid text.",
         )
     })?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "malformed_api_key",
-                "Use the Bearer scheme: `Authorization: Bearer <key>`.",
-            )
-        })?;
+    let token = bearer_token(value).ok_or_else(|| {
+        ApiError::unauthorized(
+            "malformed_api_key",
+            "Use the Bearer scheme: `Authorization: Bearer <key>`.",
+        )
+    })?;
     Ok(token)
 }
 
@@ -262,5 +267,26 @@ fn check_origin(parts: &Parts, allowed: &[String]) -> Result<(), ApiError> {
             "origin_not_allowed",
             format!("Origin {origin} is not in this tenant's allowed_origins."),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer k",
+            "bearer k",
+            "BEARER k",
+            "Bearer   k ",
+            "Bearer\tk",
+        ] {
+            assert_eq!(bearer_token(v), Some("k"), "{v:?}");
+        }
+        for v in ["Bearer", "Bearer ", "Bearerk", "Basic k", "Token k", ""] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
     }
 }

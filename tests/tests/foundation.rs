@@ -164,6 +164,8 @@ async fn every_auth_failure_is_a_401_envelope() {
         (None, "missing_api_key"),
         (Some("Basic abc".into()), "malformed_api_key"),
         (Some("Bearer ".into()), "malformed_api_key"),
+        (Some("Bearerx abc".into()), "malformed_api_key"),
+        (Some(format!("Token {sk}")), "malformed_api_key"),
         (Some("Bearer not-a-key".into()), "malformed_api_key"),
         (
             Some(format!("Bearer sk_test_{}", "x".repeat(32))),
@@ -177,6 +179,17 @@ async fn every_auth_failure_is_a_401_envelope() {
             "secret_key_required",
         ),
     ];
+    // The scheme is case-insensitive (RFC 9110): these all authenticate.
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let res = app
+            .client
+            .get(&url)
+            .header("authorization", format!("{scheme}  {sk}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "scheme {scheme:?}");
+    }
     for (header, code) in cases {
         let mut req = app.client.get(&url);
         if let Some(h) = header {

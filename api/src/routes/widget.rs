@@ -571,8 +571,7 @@ async fn create_widget_token(
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(crate::extract::bearer_token)
         .unwrap_or_default();
     let exp = chrono::Utc::now().timestamp() + ttl;
     let claims = Claims {
