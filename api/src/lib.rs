@@ -144,6 +144,10 @@ pub fn app(state: AppState) -> Router {
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(trace)
         .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::security_headers,
+        ))
         .with_state(state)
 }
 

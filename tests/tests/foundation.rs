@@ -611,3 +611,49 @@ async fn openapi_documents_every_route() {
     }
     assert!(n >= 25, "only {n} routes found");
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Headers").await;
+    let sk = t.key(KeyKind::Secret, Mode::Test).to_string();
+    // API success, API error, unknown route, the widget script, the demo page, probes.
+    let reqs = [
+        app.client.get(app.url("/v1/tenant")).bearer_auth(&sk),
+        app.client.get(app.url("/v1/tenant")),
+        app.client.get(app.url("/no/such/route")),
+        app.client.get(app.url("/widget.js")),
+        app.client.get(app.url("/demo")),
+        app.client.get(app.url("/healthz")),
+    ];
+    for req in reqs {
+        let res = req.send().await.unwrap();
+        let path = res.url().path().to_string();
+        let h = res.headers();
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(
+            get("referrer-policy"),
+            "strict-origin-when-cross-origin",
+            "{path}"
+        );
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        assert!(
+            get("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        // PUBLIC_BASE_URL is not https here: no HSTS (it would pin plain-HTTP clients out).
+        assert!(h.get("strict-transport-security").is_none(), "{path}");
+    }
+    // Behind TLS (PUBLIC_BASE_URL https), HSTS too.
+    let mut env = Env::new().await;
+    env.set("PUBLIC_BASE_URL", "https://retention.example.com");
+    let tls = TestApp::spawn_with(env).await;
+    let res = tls.client.get(tls.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        res.headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000; includeSubDomains")
+    );
+}
