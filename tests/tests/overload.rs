@@ -435,3 +435,39 @@ async fn webhook_deliveries_have_their_own_bucket() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_tenant_cannot_raise_its_limit_past_the_platforms() {
+    let mut env = Env::new().await;
+    env.set("RATE_LIMIT_TENANT_PER_SECOND", "50");
+    let app = TestApp::spawn_with(env).await;
+    let t = app.create_tenant("Greedy").await;
+    let sk = t.key(KeyKind::Secret, Mode::Test);
+    let put = |rate: u64| {
+        app.client
+            .put(app.url("/v1/settings"))
+            .bearer_auth(sk)
+            .json(&json!({ "rate_limit_per_second": rate }))
+            .send()
+    };
+    assert_eq!(put(20).await.unwrap().status(), 200);
+    for too_many in [51, 1_000_000, u64::from(u32::MAX)] {
+        let r = put(too_many).await.unwrap();
+        assert_eq!(r.status(), 400, "{too_many}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["param"], "rate_limit_per_second");
+    }
+    // Nothing changed.
+    let s: Value = app
+        .client
+        .get(app.url("/v1/settings"))
+        .bearer_auth(sk)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["rate_limit_per_second"], 20);
+    assert_eq!(put(50).await.unwrap().status(), 200);
+}

@@ -59,6 +59,18 @@ async fn put_settings(
             "at most 3650 days",
         ));
     }
+    // A tenant may lower its own limit, never raise it past the operator's
+    // (RATE_LIMIT_TENANT_PER_SECOND; when that is off, 100,000/s).
+    let most = match st.config.limits.tenant_per_second {
+        0 => 100_000,
+        n => n,
+    };
+    if s.rate_limit_per_second > most {
+        return Err(ApiError::invalid_param(
+            "rate_limit_per_second",
+            format!("at most {most} requests per second (0: the platform's default)"),
+        ));
+    }
     if !["record_only", "cancel_at_period_end"].contains(&s.cancel_mode.as_str()) {
         return Err(ApiError::invalid_param(
             "cancel_mode",
