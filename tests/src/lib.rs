@@ -440,9 +440,7 @@ pub fn kill9(child: &mut Child) {
 
 /// SIGTERM, then wait for the exit status.
 pub fn sigterm(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    // SAFETY-free: libc::kill is a plain syscall wrapper; the pid is our child's.
-    let pid = child.id() as i32;
-    send_sigterm(pid);
+    send_sigterm(child);
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -453,10 +451,12 @@ pub fn sigterm(child: &mut Child, timeout: Duration) -> Option<std::process::Exi
     None
 }
 
-fn send_sigterm(pid: i32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+/// SIGTERM without waiting for the exit; true when the signal was sent.
+pub fn send_sigterm(child: &Child) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Scalar helper.

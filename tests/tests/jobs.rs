@@ -811,7 +811,7 @@ async fn sigterm_finishes_running_jobs_and_a_restart_starts_cleanly() {
     assert!(wait_until(PATIENCE, || async { runs(&pool, id).await == 1 }).await);
     // SIGTERM while the job is certainly running; the gate opens only once the worker has
     // taken the signal, so the job can only finish during the shutdown.
-    send_sigterm(&a);
+    assert!(harness::send_sigterm(&a), "kill -TERM failed");
     signalled
         .recv_timeout(PATIENCE)
         .expect("the worker never logged the shutdown signal");
@@ -862,16 +862,6 @@ fn log_watch(
         }
     });
     rx
-}
-
-/// SIGTERM without waiting for the exit.
-fn send_sigterm(child: &std::process::Child) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM failed");
 }
 
 #[tokio::test]

@@ -32,6 +32,17 @@ fn metric(text: &str, series: &str) -> f64 {
         .sum()
 }
 
+/// `PUT /v1/settings {"rate_limit_per_second": rate}` with the tenant's key.
+async fn set_rate_limit(app: &TestApp, key: &str, rate: u64) -> reqwest::Response {
+    app.client
+        .put(app.url("/v1/settings"))
+        .bearer_auth(key)
+        .json(&json!({ "rate_limit_per_second": rate }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn scrape(app: &TestApp) -> String {
     app.client
         .get(app.url("/metrics"))
@@ -108,15 +119,10 @@ async fn per_tenant_limits_follow_the_tenants_setting() {
     let a = app.create_tenant("Limited").await;
     let b = app.create_tenant("Free").await;
     let ska = a.key(KeyKind::Secret, Mode::Test);
-    let r = app
-        .client
-        .put(app.url("/v1/settings"))
-        .bearer_auth(ska)
-        .json(&json!({ "rate_limit_per_second": RATE }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        set_rate_limit(&app, ska, u64::from(RATE)).await.status(),
+        200
+    );
     // As above: send until 10 were limited, then bound the admitted ones by the elapsed time.
     let started = Instant::now();
     let mut codes = Vec::new();
@@ -362,15 +368,7 @@ async fn forged_webhooks_cost_the_tenant_nothing() {
     let app = TestApp::spawn_with(env).await;
     let t = app.create_tenant("Targeted").await;
     let sk = t.key(KeyKind::Secret, Mode::Test);
-    let r = app
-        .client
-        .put(app.url("/v1/settings"))
-        .bearer_auth(sk)
-        .json(&json!({ "rate_limit_per_second": 20 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(set_rate_limit(&app, sk, 20).await.status(), 200);
     let codes = forge_webhooks(&app, t.tenant.id, 300).await;
     assert!(
         codes.iter().all(|c| *c == 400),
@@ -443,16 +441,9 @@ async fn a_tenant_cannot_raise_its_limit_past_the_platforms() {
     let app = TestApp::spawn_with(env).await;
     let t = app.create_tenant("Greedy").await;
     let sk = t.key(KeyKind::Secret, Mode::Test);
-    let put = |rate: u64| {
-        app.client
-            .put(app.url("/v1/settings"))
-            .bearer_auth(sk)
-            .json(&json!({ "rate_limit_per_second": rate }))
-            .send()
-    };
-    assert_eq!(put(20).await.unwrap().status(), 200);
+    assert_eq!(set_rate_limit(&app, sk, 20).await.status(), 200);
     for too_many in [51, 1_000_000, u64::from(u32::MAX)] {
-        let r = put(too_many).await.unwrap();
+        let r = set_rate_limit(&app, sk, too_many).await;
         assert_eq!(r.status(), 400, "{too_many}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["param"], "rate_limit_per_second");
@@ -469,5 +460,5 @@ async fn a_tenant_cannot_raise_its_limit_past_the_platforms() {
         .await
         .unwrap();
     assert_eq!(s["rate_limit_per_second"], 20);
-    assert_eq!(put(50).await.unwrap().status(), 200);
+    assert_eq!(set_rate_limit(&app, sk, 50).await.status(), 200);
 }
