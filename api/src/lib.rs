@@ -1,6 +1,7 @@
 //! The RetentionOS HTTP API (axum). Handlers parse → authorize → one short write or cache
 //! read → enqueue → respond; anything slow is a job for the workers.
 
+pub mod audit;
 pub mod auth_cache;
 pub mod batch;
 pub mod cli;

@@ -102,12 +102,16 @@ fn client_ip(req: &Request, trust_forwarded: bool) -> Option<IpAddr> {
 }
 
 /// Admission (bounded concurrency with a short queue), per-IP limit and the database gate.
-pub async fn protect(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn protect(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let limits = &st.config.limits;
+    let ip = client_ip(&req, limits.trust_forwarded_for);
+    if let Some(ip) = ip {
+        req.extensions_mut().insert(crate::audit::ClientIp(ip));
+    }
     if exempt(req.uri().path()) {
         return next.run(req).await;
     }
-    let limits = &st.config.limits;
-    if let Some(ip) = client_ip(&req, limits.trust_forwarded_for) {
+    if let Some(ip) = ip {
         if let Err(wait) = st
             .overload
             .limiter

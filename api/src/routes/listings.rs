@@ -110,11 +110,11 @@ const SESSIONS: Resource = Resource {
     filters: &["outcome", "plan", "region"],
 };
 
-fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+pub(crate) fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
     format!("{}_{}", at.timestamp_micros(), id.simple())
 }
 
-fn decode_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
+pub(crate) fn decode_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::invalid_param("cursor", "cursor is not one this API returned");
     let (t, id) = c.split_once('_').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(t.parse().map_err(|_| bad())?).ok_or_else(bad)?;

@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod flows;
 pub mod health;
 pub mod keys;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(sessions::router())
         .merge(analytics::router())
         .merge(listings::router())
+        .merge(audit::router())
 }
 
 /// The endpoint class of a route (metrics label, SLOs and alert rules use it).

@@ -9,9 +9,11 @@ use axum::{
 use jobs::{ops, EnqueueOpts, Probe};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::audit::Change;
 use uuid::Uuid;
 
 use crate::{
+    audit::ReqMeta,
     error::{ApiError, ApiResult},
     extract::{ApiJson, OpsAuth},
     AppState,
@@ -99,6 +101,7 @@ async fn show_dead(
 
 async fn retry_dead(
     _ops: OpsAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
@@ -107,6 +110,7 @@ async fn retry_dead(
         return Err(ApiError::not_found("dead_task"));
     }
     tracing::info!(queue, job_id = %id, "dead task retried by ops");
+    audit(&st, &meta, "dead_task.retry", &queue, &[id], None).await?;
     Ok(Json(json!({ "retried": [id], "count": 1 })))
 }
 
@@ -118,6 +122,7 @@ struct KindFilter {
 
 async fn retry_all_dead(
     _ops: OpsAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path(queue): Path<String>,
     body: axum::body::Bytes,
@@ -138,11 +143,21 @@ async fn retry_all_dead(
     let ids =
         ops::retry_all_dead(&st.pools.primary, &st.jobs.queues, &queue, kind.as_deref()).await?;
     tracing::info!(queue, count = ids.len(), "dead tasks retried by ops");
+    audit(
+        &st,
+        &meta,
+        "dead_task.retry_all",
+        &queue,
+        &ids,
+        kind.as_deref(),
+    )
+    .await?;
     Ok(Json(json!({ "retried": ids, "count": ids.len() })))
 }
 
 async fn purge_dead(
     _ops: OpsAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path(queue): Path<String>,
     Query(f): Query<KindFilter>,
@@ -156,11 +171,21 @@ async fn purge_dead(
     )
     .await?;
     tracing::info!(queue, count = ids.len(), "dead tasks purged by ops");
+    audit(
+        &st,
+        &meta,
+        "dead_task.purge",
+        &queue,
+        &ids,
+        f.kind.as_deref(),
+    )
+    .await?;
     Ok(Json(json!({ "purged": ids, "count": ids.len() })))
 }
 
 async fn purge_one_dead(
     _ops: OpsAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
@@ -176,7 +201,37 @@ async fn purge_one_dead(
     if ids.is_empty() {
         return Err(ApiError::not_found("dead_task"));
     }
+    audit(&st, &meta, "dead_task.purge", &queue, &ids, None).await?;
     Ok(Json(json!({ "purged": ids, "count": 1 })))
+}
+
+/// The audit row of a dead-letter action. The change itself is in Redis (and the outbox),
+/// which no PostgreSQL transaction spans, so the row is written right after it succeeded:
+/// an action that failed leaves none.
+async fn audit(
+    st: &AppState,
+    meta: &ReqMeta,
+    action: &str,
+    queue: &str,
+    ids: &[Uuid],
+    kind: Option<&str>,
+) -> ApiResult<()> {
+    let mut conn = st.pools.primary.acquire().await?;
+    shared::audit::record(
+        &mut conn,
+        &meta.ops_actor(),
+        Change {
+            tenant_id: None,
+            mode: None,
+            action,
+            target_type: "queue",
+            target_id: Some(queue.to_string()),
+            before: None,
+            after: Some(json!({ "ids": ids, "count": ids.len(), "kind": kind })),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
