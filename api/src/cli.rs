@@ -184,13 +184,17 @@ async fn demo(
     master: &shared::crypto::MasterKey,
 ) -> anyhow::Result<serde_json::Value> {
     let existing: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM tenants WHERE name = 'Demo' ORDER BY created_at LIMIT 1")
+        sqlx::query_as("SELECT id FROM tenants WHERE demo ORDER BY created_at LIMIT 1")
             .fetch_optional(pool)
             .await?;
     let (tenant, created) = match existing {
         Some((id,)) => (id, None),
         None => {
             let t = tenants::create_tenant(pool, master, "Demo").await?;
+            sqlx::query("UPDATE tenants SET demo = true WHERE id = $1")
+                .bind(t.tenant.id)
+                .execute(pool)
+                .await?;
             (t.tenant.id, Some(t.keys))
         }
     };

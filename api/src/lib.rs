@@ -16,7 +16,7 @@ pub mod session_cache;
 pub mod settings_cache;
 pub mod strings;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::IntoFuture, net::SocketAddr, sync::Arc};
 
 use axum::{extract::DefaultBodyLimit, Router};
 use jobs::{JobClient, Queues};
@@ -106,8 +106,54 @@ impl AppState {
     }
 }
 
+/// Which listener a router serves (see `OPS_ADDR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// `API_ADDR` with no `OPS_ADDR`: every route.
+    All,
+    /// `API_ADDR` when `OPS_ADDR` is set: everything but the ops routes.
+    Public,
+    /// `OPS_ADDR`: the ops routes and the probes only.
+    Ops,
+}
+
+/// Routes only the ops listener serves when there is one: metrics, the ops API and the
+/// ops-token tenant routes.
+pub fn is_ops_route(path: &str) -> bool {
+    path == "/metrics"
+        || path == "/v1/tenants"
+        || path.starts_with("/v1/ops/")
+        || path.starts_with("/v1/tenants/")
+}
+
+/// Answers 404 (the envelope) for a route this listener does not serve.
+async fn listener_filter(
+    axum::extract::State(which): axum::extract::State<Listener>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    let probe = matches!(path, "/healthz" | "/readyz");
+    let served = match which {
+        Listener::All => true,
+        Listener::Public => !is_ops_route(path),
+        Listener::Ops => probe || is_ops_route(path),
+    };
+    if served {
+        next.run(req).await
+    } else {
+        error::ApiError::not_found("route").into_response()
+    }
+}
+
 /// The full application with every layer.
 pub fn app(state: AppState) -> Router {
+    app_for(state, Listener::All)
+}
+
+/// The application as served on one listener.
+pub fn app_for(state: AppState, listener: Listener) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<_>| {
@@ -146,6 +192,10 @@ pub fn app(state: AppState) -> Router {
         .layer(trace)
         .layer(axum::middleware::from_fn(middleware::request_id))
         .layer(axum::middleware::from_fn_with_state(
+            listener,
+            listener_filter,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::security_headers,
         ))
@@ -158,11 +208,50 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_split(listener, None, state, shutdown).await
+}
+
+/// Serves the public listener, and the internal ops listener when given (then the public
+/// one no longer serves the ops routes); both drain on `shutdown`.
+pub async fn serve_split(
+    listener: tokio::net::TcpListener,
+    ops: Option<tokio::net::TcpListener>,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     overload::spawn_db_watch(state.clone());
-    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let which = if ops.is_some() {
+        Listener::Public
+    } else {
+        Listener::All
+    };
+    let ops_task = ops.map(|l| {
+        let app = app_for(state.clone(), Listener::Ops)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(
+            axum::serve(l, app)
+                .with_graceful_shutdown(stopped())
+                .into_future(),
+        )
+    });
+    let app = app_for(state, which).into_make_service_with_connect_info::<SocketAddr>();
+    let public = axum::serve(listener, app).with_graceful_shutdown(stopped());
+    let signal = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    let (res, ()) = tokio::join!(public.into_future(), signal);
+    if let Some(t) = ops_task {
+        t.await.map_err(std::io::Error::other)??;
+    }
+    res
 }
 
 /// The `serve` command: bind, serve, stop gracefully on SIGTERM or Ctrl-C.
@@ -174,8 +263,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = shared::telemetry::prometheus();
     let listener = tokio::net::TcpListener::bind(config.api_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let ops = match config.ops_addr {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a).await?;
+            tracing::info!(addr = %l.local_addr()?, "ops listener (metrics, probes, ops API)");
+            Some(l)
+        }
+        None => None,
+    };
     let state = AppState::new(config)?;
-    serve(listener, state, async {
+    serve_split(listener, ops, state, async {
         shutdown_signal().await;
         tracing::info!("shutdown signal received: draining requests");
     })

@@ -44,6 +44,10 @@ pub struct Config {
     pub redis_prefix: String,
     pub redis_timeout: Duration,
     pub api_addr: SocketAddr,
+    /// Optional internal listener for `/metrics`, `/readyz`, `/healthz`, `/v1/ops/*` and
+    /// `/v1/tenants`; when set, the public `api_addr` no longer serves `/metrics`, `/v1/ops/*`
+    /// or `/v1/tenants`.
+    pub ops_addr: Option<SocketAddr>,
     pub worker_metrics_addr: SocketAddr,
     pub public_base_url: String,
     pub log_format: LogFormat,
@@ -104,7 +108,7 @@ impl Config {
     /// Reads configuration through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let cfg = Config {
+        let mut cfg = Config {
             app_env: get("APP_ENV").unwrap_or_else(|| "development".into()),
             database_url: Secret::new(
                 get("DATABASE_URL")
@@ -124,6 +128,14 @@ impl Config {
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "rtos:".into()),
             redis_timeout: millis(&get, "REDIS_TIMEOUT_MS", 5000)?,
             api_addr: parse(&get, "API_ADDR", "127.0.0.1:8080".parse().expect("addr"))?,
+            ops_addr: match get("OPS_ADDR") {
+                Some(_) => Some(parse(
+                    &get,
+                    "OPS_ADDR",
+                    "127.0.0.1:0".parse().expect("addr"),
+                )?),
+                None => None,
+            },
             worker_metrics_addr: parse(
                 &get,
                 "WORKER_METRICS_ADDR",
@@ -170,14 +182,30 @@ impl Config {
                 shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 20)?,
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
             },
-            demo_enabled: flag(
-                &get,
-                "DEMO_ENABLED",
-                get("APP_ENV").as_deref() != Some("production"),
-            )?,
+            // Decided in `validate`: off wherever the deployment is exposed.
+            demo_enabled: false,
         };
+        let demo = match get("DEMO_ENABLED") {
+            Some(_) => Some(flag(&get, "DEMO_ENABLED", false)?),
+            None => None,
+        };
+        cfg.demo_enabled = demo.unwrap_or(!cfg.is_exposed());
+        if demo == Some(true) && cfg.is_exposed() {
+            return Err(ConfigError::Invalid {
+                name: "DEMO_ENABLED",
+                reason: "the demo page is for localhost only: it cannot be served with APP_ENV=production or on a non-loopback API_ADDR".into(),
+            });
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Whether this deployment can be reached from other machines (or says it is
+    /// production): then the development secrets are refused and the demo is off.
+    pub fn is_exposed(&self) -> bool {
+        self.is_production()
+            || !self.api_addr.ip().is_loopback()
+            || self.ops_addr.is_some_and(|a| !a.ip().is_loopback())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -199,17 +227,26 @@ impl Config {
                 reason: "must be at least 8 characters".into(),
             });
         }
-        if self.is_production() {
+        if self.is_exposed() {
+            let why = "with APP_ENV=production or a non-loopback API_ADDR/OPS_ADDR";
             if self.master_key.expose() == DEV_MASTER_KEY {
                 return Err(ConfigError::Invalid {
                     name: "MASTER_KEY",
-                    reason: "the development default cannot be used with APP_ENV=production".into(),
+                    reason: format!("the public development default cannot be used {why}"),
                 });
             }
             if self.ops_token.expose() == DEV_OPS_TOKEN {
                 return Err(ConfigError::Invalid {
                     name: "OPS_TOKEN",
-                    reason: "the development default cannot be used with APP_ENV=production".into(),
+                    reason: format!("the public development default cannot be used {why}"),
+                });
+            }
+            if !strong_token(self.ops_token.expose()) {
+                return Err(ConfigError::Invalid {
+                    name: "OPS_TOKEN",
+                    reason: format!(
+                        "must be at least 32 random characters {why} (openssl rand -hex 32)"
+                    ),
                 });
             }
         }
@@ -223,7 +260,7 @@ impl Config {
     /// Secret-free summary for the startup log line.
     pub fn describe(&self) -> String {
         format!(
-            "env={} database={} read_replica={} redis={} prefix={} api_addr={} worker_metrics_addr={}",
+            "env={} database={} read_replica={} redis={} prefix={} api_addr={} ops_addr={} worker_metrics_addr={}",
             self.app_env,
             redact_url(self.database_url.expose()),
             self.database_read_url
@@ -233,6 +270,9 @@ impl Config {
             redact_url(self.redis_url.expose()),
             self.redis_prefix,
             self.api_addr,
+            self.ops_addr
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "none".into()),
             self.worker_metrics_addr,
         )
     }
@@ -248,6 +288,13 @@ impl Config {
         }
         w
     }
+}
+
+/// At least 32 characters, and not a short pattern repeated: at least 12 distinct
+/// characters (a 32-character random hex or base64 token has ~16 or more).
+fn strong_token(t: &str) -> bool {
+    let distinct: std::collections::HashSet<char> = t.chars().collect();
+    t.chars().count() >= 32 && distinct.len() >= 12
 }
 
 fn parse<T: FromStr>(
@@ -345,5 +392,66 @@ mod tests {
         assert!(cfg(&[("DATABASE_MAX_CONNECTIONS", "abc")]).is_err());
         assert!(cfg(&[("MASTER_KEY", "short")]).is_err());
         assert!(cfg(&[("APP_ENV", "production")]).is_err());
+    }
+
+    const STRONG: &str = "3f9a1c0e7b2d48a6905e1f3c7d2b8a40";
+    const MASTER: &str = "cHJvZHVjdGlvbi1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
+
+    #[test]
+    fn exposed_deployments_refuse_development_secrets_and_weak_tokens() {
+        // On loopback in development, the defaults only warn.
+        let dev = cfg(&[]).unwrap();
+        assert!(!dev.is_exposed());
+        assert_eq!(dev.warnings().len(), 2);
+        assert!(dev.demo_enabled);
+        for exposure in [
+            vec![("APP_ENV", "production")],
+            vec![("API_ADDR", "0.0.0.0:8080")],
+            vec![("API_ADDR", "10.1.2.3:8080")],
+            vec![("API_ADDR", "[::]:8080")],
+            vec![("OPS_ADDR", "0.0.0.0:9090")],
+        ] {
+            let with = |extra: &[(&'static str, &'static str)]| {
+                let mut v = exposure.clone();
+                v.extend_from_slice(extra);
+                cfg(&v)
+            };
+            let err = |r: Result<Config, ConfigError>| match r {
+                Err(ConfigError::Invalid { name, .. }) => name,
+                Ok(_) => "accepted",
+            };
+            assert_eq!(
+                err(with(&[("OPS_TOKEN", STRONG)])),
+                "MASTER_KEY",
+                "{exposure:?}"
+            );
+            assert_eq!(
+                err(with(&[("MASTER_KEY", MASTER)])),
+                "OPS_TOKEN",
+                "{exposure:?}"
+            );
+            for weak in ["short-token-1", "abababababababababababababababab12"] {
+                assert_eq!(
+                    err(with(&[("MASTER_KEY", MASTER), ("OPS_TOKEN", weak)])),
+                    "OPS_TOKEN",
+                    "{exposure:?} {weak}"
+                );
+            }
+            assert_eq!(
+                err(with(&[
+                    ("MASTER_KEY", MASTER),
+                    ("OPS_TOKEN", STRONG),
+                    ("DEMO_ENABLED", "1")
+                ])),
+                "DEMO_ENABLED",
+                "{exposure:?}"
+            );
+            let ok = with(&[("MASTER_KEY", MASTER), ("OPS_TOKEN", STRONG)]).unwrap();
+            assert!(ok.is_exposed() && !ok.demo_enabled, "{exposure:?}");
+            assert!(ok.warnings().is_empty());
+        }
+        // A loopback development stack may turn the demo off, and keeps short tokens.
+        let off = cfg(&[("DEMO_ENABLED", "0"), ("OPS_TOKEN", "8charsok")]).unwrap();
+        assert!(!off.demo_enabled);
     }
 }

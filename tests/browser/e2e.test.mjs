@@ -100,7 +100,7 @@ function widgetTimeoutScript(ms) {
 // (its timers fire only when the test advances time), and the widget keeps its default
 // timeoutMs.
 async function openDemo(label, { clock = false } = {}) {
-  const customer = `cus_browser_${label}_${RUN}`;
+  const customer = `cus_demo_browser_${label}_${RUN}`;
   const context = await newContext(browser, { viewport: { width: 1100, height: 800 } });
   if (clock) await context.clock.install();
   else await context.addInitScript({ content: widgetTimeoutScript(DEADLINE_MS) });
@@ -114,7 +114,7 @@ async function openDemo(label, { clock = false } = {}) {
 }
 
 before(async () => {
-  const t = await api('POST', '/v1/tenants', OPS_TOKEN, { name: 'Browser Co' });
+  const t = await api('POST', '/v1/tenants', OPS_TOKEN, { name: 'Browser Co', demo: true });
   assert.equal(t.status, 201, `POST /v1/tenants: ${t.text}`);
   const key = (kind) => t.json.keys.find((k) => k.kind === kind && k.mode === 'test').key;
   const secret = key('secret');
@@ -137,7 +137,7 @@ test('the API serves this widget.js, and the demo loads its content-hashed URL',
   assert.match(res.headers.get('content-type') || '', /javascript/);
   const body = await res.text();
   assert.equal(body, fs.readFileSync(path.join(WIDGET_DIR, 'widget.js'), 'utf8'), 'the api embeds the current widget/widget.js (rebuild?)');
-  const demo = await fetch(`${API}/demo?pk=${encodeURIComponent(publishableKey)}&customer=cus_browser_probe_${RUN}`);
+  const demo = await fetch(`${API}/demo?pk=${encodeURIComponent(publishableKey)}&customer=cus_demo_browser_probe_${RUN}`);
   assert.equal(demo.status, 200);
   const html = await demo.text();
   assert.doesNotMatch(html, /\{\{[A-Z_]+\}\}/, 'every placeholder replaced');

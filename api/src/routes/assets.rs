@@ -93,6 +93,16 @@ fn demo_customer() -> String {
     "cus_demo".into()
 }
 
+/// `cus_demo`, or `cus_demo_` and a short suffix (one demo visitor or browser test each).
+fn is_demo_customer(c: &str) -> bool {
+    c == "cus_demo"
+        || c.strip_prefix("cus_demo_").is_some_and(|s| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
 /// A fake account page with a Cancel button, for a test-mode publishable key. It signs a
 /// customer token server-side, as a tenant's backend would. Off when `DEMO_ENABLED=0`.
 async fn get_demo(
@@ -114,10 +124,24 @@ async fn get_demo(
                 "The demo needs a valid test-mode publishable key (pk_test_…).",
             )
         })?;
-    if q.customer.is_empty() || q.customer.len() > 255 {
+    // Only the demo tenant's own demo customers: with any other tenant's (public) pk_test_
+    // key, or for a customer the caller picks, the demo would hand out customer tokens.
+    let demo: Option<(bool,)> = sqlx::query_as("SELECT demo FROM tenants WHERE id = $1")
+        .bind(id.tenant_id)
+        .fetch_optional(&st.pools.primary)
+        .await?;
+    if demo.is_none_or(|(d,)| !d) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request",
+            "not_demo_tenant",
+            "The demo page serves the demo tenant only (`retentionos-api demo` prints its key).",
+        ));
+    }
+    if !is_demo_customer(&q.customer) {
         return Err(ApiError::invalid_param(
             "customer",
-            "customer must be 1 to 255 characters",
+            "the demo signs tokens for cus_demo or cus_demo_<1 to 64 letters, digits, _ or ->",
         ));
     }
     let secrets =

@@ -20,6 +20,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub name: String,
+    /// A demo tenant: `/demo` signs customer tokens for its `cus_demo…` customers.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 /// Creates a tenant and returns its four keys (shown once).
@@ -36,7 +39,13 @@ async fn create_tenant(
         ));
     }
     let created = shared::tenants::create_tenant(&st.pools.primary, &st.master, name).await?;
-    tracing::info!(tenant_id = %created.tenant.id, "tenant created");
+    if body.demo {
+        sqlx::query("UPDATE tenants SET demo = true WHERE id = $1")
+            .bind(created.tenant.id)
+            .execute(&st.pools.primary)
+            .await?;
+    }
+    tracing::info!(tenant_id = %created.tenant.id, demo = body.demo, "tenant created");
     Ok((
         StatusCode::CREATED,
         Json(json!({ "tenant": created.tenant, "keys": created.keys })),
