@@ -846,3 +846,52 @@ async fn the_migration_copies_tenant_wide_configuration_into_both_modes() {
     assert_eq!(n, 2);
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_test_keys_rate_limit_and_traffic_never_throttle_live() {
+    // Only the tenant buckets are under test: the per-IP limit is off.
+    let mut env = harness::Env::new().await;
+    env.set("RATE_LIMIT_IP_PER_SECOND", "0");
+    let app = TestApp::spawn_with(env).await;
+    let t = app.create_tenant("Budgets").await;
+    let tenant_call = |mode: Mode| {
+        app.client
+            .get(app.url("/v1/tenant"))
+            .bearer_auth(t.key(KeyKind::Secret, mode))
+            .send()
+    };
+    let res = app
+        .client
+        .patch(app.url("/v1/settings"))
+        .bearer_auth(t.key(KeyKind::Secret, Mode::Test))
+        .json(&json!({"rate_limit_per_second": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Spend the test budget (1/s, burst 2) until test calls are refused.
+    let mut refused = false;
+    for _ in 0..50 {
+        if tenant_call(Mode::Test).await.unwrap().status() == 429 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the test limit applies to test keys");
+    // Live keys keep the live limit (the default) and their own budget.
+    for i in 0..30 {
+        let r = tenant_call(Mode::Live).await.unwrap();
+        assert_eq!(r.status(), 200, "live call {i}");
+    }
+    let (_, live): (u16, Value) = {
+        let r = app
+            .client
+            .get(app.url("/v1/settings"))
+            .bearer_auth(t.key(KeyKind::Secret, Mode::Live))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    };
+    assert_eq!(live["rate_limit_per_second"], 0);
+}
