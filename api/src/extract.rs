@@ -158,7 +158,7 @@ impl FromRequestParts<AppState> for TenantAuth {
     ) -> Result<Self, Self::Rejection> {
         let id = authenticate_key(parts, state, KeyKind::Secret).await?;
         tracing::Span::current().record("tenant_id", tracing::field::display(id.tenant_id));
-        crate::overload::check_tenant(state, id.tenant_id).await?;
+        crate::overload::check_tenant(state, id.tenant_id, id.mode).await?;
         Ok(TenantAuth(id))
     }
 }
@@ -205,7 +205,7 @@ impl FromRequestParts<AppState> for WidgetAuth {
         let mode = key.mode;
         let settings = state
             .settings_cache
-            .get(&state.pools.primary, key.tenant_id)
+            .get(&state.pools.primary, key.tenant_id, mode)
             .await?;
         check_origin(parts, &settings.allowed_origins)?;
         let customer_token = parts
@@ -236,7 +236,7 @@ impl FromRequestParts<AppState> for WidgetAuth {
             ApiError::unauthorized(code, e.to_string())
         })?;
         tracing::Span::current().record("tenant_id", tracing::field::display(key.tenant_id));
-        crate::overload::check_tenant(state, key.tenant_id).await?;
+        crate::overload::check_tenant(state, key.tenant_id, mode).await?;
         Ok(WidgetAuth { key, claims })
     }
 }

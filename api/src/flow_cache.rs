@@ -1,7 +1,9 @@
-//! Published flows, cached per tenant in process and in Redis (5 minutes, as the
+//! Published flows, cached per tenant and mode in process and in Redis (5 minutes, as the
 //! specification says for flow data). Publishing deletes the Redis copy and announces the
 //! change on the `{prefix}invalidate` channel; every api process listens and drops its own
-//! copy, so a publish is visible everywhere within a second.
+//! copy, so a publish is visible everywhere within a second. Published versions (immutable)
+//! are cached by tenant, mode, flow and version: a lookup never answers another tenant's or
+//! mode's version.
 
 use std::{
     collections::HashMap,
@@ -10,7 +12,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use shared::{flows::PublishedFlow, redis_conn::Redis};
+use shared::{flows::PublishedFlow, redis_conn::Redis, tenants::Mode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,12 +22,15 @@ type Entry = (Arc<Vec<PublishedFlow>>, Instant);
 
 #[derive(Default)]
 pub struct FlowCache {
-    local: Mutex<HashMap<Uuid, Entry>>,
-    versions: Mutex<HashMap<(Uuid, i32), Arc<shared::flows::FlowDefinition>>>,
+    local: Mutex<HashMap<(Uuid, Mode), Entry>>,
+    versions: Mutex<HashMap<VersionKey, Arc<shared::flows::FlowDefinition>>>,
 }
 
-fn redis_key(redis: &Redis, tenant: Uuid) -> String {
-    redis.key(&format!("cache:{tenant}:flows:published"))
+/// (tenant, mode, flow, version).
+type VersionKey = (Uuid, Mode, Uuid, i32);
+
+fn redis_key(redis: &Redis, tenant: Uuid, mode: Mode) -> String {
+    redis.key(&format!("cache:{tenant}:{}:flows:published", mode.as_str()))
 }
 
 impl FlowCache {
@@ -34,25 +39,26 @@ impl FlowCache {
         pool: &PgPool,
         redis: &Redis,
         tenant: Uuid,
+        mode: Mode,
     ) -> Result<Arc<Vec<PublishedFlow>>, sqlx::Error> {
-        if let Some((flows, at)) = self.local.lock().expect("lock").get(&tenant) {
+        if let Some((flows, at)) = self.local.lock().expect("lock").get(&(tenant, mode)) {
             if at.elapsed() < TTL {
                 return Ok(flows.clone());
             }
         }
         let mut conn = redis.conn.clone();
         let cached: Option<String> = redis::cmd("GET")
-            .arg(redis_key(redis, tenant))
+            .arg(redis_key(redis, tenant, mode))
             .query_async(&mut conn)
             .await
             .unwrap_or(None);
         let flows = match cached.and_then(|c| serde_json::from_str::<Vec<PublishedFlow>>(&c).ok()) {
             Some(f) => f,
             None => {
-                let f = load(pool, tenant).await?;
+                let f = load(pool, tenant, mode).await?;
                 if let Ok(json) = serde_json::to_string(&f) {
                     let _: Result<(), _> = redis::cmd("SET")
-                        .arg(redis_key(redis, tenant))
+                        .arg(redis_key(redis, tenant, mode))
                         .arg(json)
                         .arg("EX")
                         .arg(TTL.as_secs())
@@ -66,7 +72,7 @@ impl FlowCache {
         self.local
             .lock()
             .expect("lock")
-            .insert(tenant, (flows.clone(), Instant::now()));
+            .insert((tenant, mode), (flows.clone(), Instant::now()));
         Ok(flows)
     }
 
@@ -75,16 +81,19 @@ impl FlowCache {
         &self,
         pool: &PgPool,
         tenant: Uuid,
+        mode: Mode,
         flow: Uuid,
         version: i32,
     ) -> Result<Option<Arc<shared::flows::FlowDefinition>>, sqlx::Error> {
-        if let Some(d) = self.versions.lock().expect("lock").get(&(flow, version)) {
+        let key = (tenant, mode, flow, version);
+        if let Some(d) = self.versions.lock().expect("lock").get(&key) {
             return Ok(Some(d.clone()));
         }
         let row: Option<(serde_json::Value,)> = sqlx::query_as(
-            "SELECT definition FROM flow_versions WHERE tenant_id = $1 AND flow_id = $2 AND version = $3",
+            "SELECT definition FROM flow_versions WHERE tenant_id = $1 AND mode = $2 AND flow_id = $3 AND version = $4",
         )
         .bind(tenant)
+        .bind(mode.as_str())
         .bind(flow)
         .bind(version)
         .fetch_optional(pool)
@@ -97,21 +106,28 @@ impl FlowCache {
         if map.len() > 10_000 {
             map.clear();
         }
-        map.insert((flow, version), def.clone());
+        map.insert(key, def.clone());
         Ok(Some(def))
     }
 
-    pub fn forget(&self, tenant: Uuid) {
-        self.local.lock().expect("lock").remove(&tenant);
+    /// Drops this process's copy of the tenant's published flows of `mode` (both modes when
+    /// `None`).
+    pub fn forget(&self, tenant: Uuid, mode: Option<Mode>) {
+        self.local
+            .lock()
+            .expect("lock")
+            .retain(|(t, m), _| *t != tenant || mode.is_some_and(|mode| mode != *m));
     }
 
-    /// Drops every copy of the tenant's published flows, here and in every api process.
-    pub async fn invalidate_everywhere(&self, redis: &Redis, tenant: Uuid) {
-        self.forget(tenant);
+    /// Drops every copy of the tenant's published flows of `mode`, here and in every api
+    /// process.
+    pub async fn invalidate_everywhere(&self, redis: &Redis, tenant: Uuid, mode: Mode) {
+        self.forget(tenant, Some(mode));
         let mut conn = redis.conn.clone();
-        let msg = serde_json::json!({ "tenant_id": tenant, "scope": "flows" }).to_string();
+        let msg =
+            serde_json::json!({ "tenant_id": tenant, "mode": mode, "scope": "flows" }).to_string();
         let res: redis::RedisResult<()> = redis::pipe()
-            .del(redis_key(redis, tenant))
+            .del(redis_key(redis, tenant, mode))
             .publish(redis.key("invalidate"), msg)
             .query_async(&mut conn)
             .await;
@@ -122,14 +138,16 @@ impl FlowCache {
     }
 }
 
-async fn load(pool: &PgPool, tenant: Uuid) -> Result<Vec<PublishedFlow>, sqlx::Error> {
+async fn load(pool: &PgPool, tenant: Uuid, mode: Mode) -> Result<Vec<PublishedFlow>, sqlx::Error> {
     // The default role lives on the flow row (publishing another default flow takes it).
     let rows: Vec<(Uuid, i32, serde_json::Value, bool)> = sqlx::query_as(
         "SELECT f.id, v.version, v.definition, f.is_default FROM flows f
            JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.published_version
-          WHERE f.tenant_id = $1 AND f.deleted_at IS NULL AND f.published_version IS NOT NULL",
+          WHERE f.tenant_id = $1 AND f.mode = $2 AND f.deleted_at IS NULL
+            AND f.published_version IS NOT NULL",
     )
     .bind(tenant)
+    .bind(mode.as_str())
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -173,7 +191,9 @@ async fn listen(cache: &FlowCache, url: &str, channel: &str) -> redis::RedisResu
                 .as_str()
                 .and_then(|t| Uuid::parse_str(t).ok())
             {
-                cache.forget(t);
+                // An announcement without a mode (an older process) drops both.
+                let mode = v["mode"].as_str().and_then(Mode::parse);
+                cache.forget(t, mode);
             }
         }
     }

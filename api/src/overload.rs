@@ -149,9 +149,18 @@ pub async fn protect(State(st): State<AppState>, mut req: Request, next: Next) -
     res
 }
 
-/// Checks the per-tenant limit (from the tenant's settings, else the default).
-pub async fn check_tenant(st: &AppState, tenant: uuid::Uuid) -> Result<(), ApiError> {
-    let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
+/// Checks the per-tenant limit of the key's mode (from that mode's settings, else the
+/// default). Test and live have separate budgets, so test traffic (or a test key's settings)
+/// never throttles live.
+pub async fn check_tenant(
+    st: &AppState,
+    tenant: uuid::Uuid,
+    mode: shared::tenants::Mode,
+) -> Result<(), ApiError> {
+    let settings = st
+        .settings_cache
+        .get(&st.pools.primary, tenant, mode)
+        .await?;
     let rate = if settings.rate_limit_per_second > 0 {
         settings.rate_limit_per_second
     } else {
@@ -159,7 +168,7 @@ pub async fn check_tenant(st: &AppState, tenant: uuid::Uuid) -> Result<(), ApiEr
     };
     st.overload
         .limiter
-        .check(&format!("tenant:{tenant}"), rate)
+        .check(&format!("tenant:{tenant}:{}", mode.as_str()), rate)
         .map_err(|wait| rate_limited("tenant", wait))
 }
 

@@ -1064,8 +1064,9 @@ fn to_datetime(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).expect("timestamp in range")
 }
 
-/// Creates one published default flow (version 1) for the tenant; the tenant's other
-/// flows lose the default role, as when publishing a default flow.
+/// Creates one published default live flow (version 1) for the tenant (the seeded data is
+/// live); the tenant's other live flows lose the default role, as when publishing a default
+/// flow.
 async fn insert_flow(
     pool: &PgPool,
     tenant: Uuid,
@@ -1074,13 +1075,15 @@ async fn insert_flow(
 ) -> anyhow::Result<Uuid> {
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE flows SET is_default = false WHERE tenant_id = $1 AND is_default")
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
-        "INSERT INTO flows (id, tenant_id, name, language, ranking_score, is_default, draft, published_version, created_at, updated_at)
-         VALUES ($1, $2, $3, 'en', 0, true, $4, 1, $5, $5)",
+        "UPDATE flows SET is_default = false WHERE tenant_id = $1 AND mode = 'live' AND is_default",
+    )
+    .bind(tenant)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft, published_version, created_at, updated_at)
+         VALUES ($1, $2, 'live', $3, 'en', 0, true, $4, 1, $5, $5)",
     )
     .bind(id)
     .bind(tenant)
@@ -1090,8 +1093,8 @@ async fn insert_flow(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO flow_versions (tenant_id, flow_id, version, definition, published_at)
-         VALUES ($1, $2, 1, $3, $4)",
+        "INSERT INTO flow_versions (tenant_id, mode, flow_id, version, definition, published_at)
+         VALUES ($1, 'live', $2, 1, $3, $4)",
     )
     .bind(tenant)
     .bind(id)

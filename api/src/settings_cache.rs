@@ -1,6 +1,7 @@
-//! Short-lived per-process cache of tenant settings, decrypted secret keys and webhook
-//! signing secrets for the hot paths (widget, webhooks). Writes through the settings API and key rotation clear it at once on that
-//! process; other processes pick changes up within `TTL`.
+//! Short-lived per-process cache of tenant settings (per tenant and mode), decrypted secret
+//! keys and webhook signing secrets for the hot paths (widget, webhooks). Writes through the
+//! settings API and key rotation clear it at once on that process; other processes pick
+//! changes up within `TTL`.
 
 use std::{
     collections::HashMap,
@@ -27,27 +28,29 @@ enum Secrets {
 
 #[derive(Default)]
 pub struct SettingsCache {
-    settings: Mutex<HashMap<Uuid, (Arc<TenantSettings>, Instant)>>,
+    settings: Mutex<HashMap<(Uuid, Mode), (Arc<TenantSettings>, Instant)>>,
     keys: Mutex<HashMap<(Uuid, Mode, Secrets), (Keys, Instant)>>,
 }
 
 impl SettingsCache {
+    /// The tenant's settings of `mode` (a test key's requests never see live settings).
     pub async fn get(
         &self,
         pool: &PgPool,
         tenant: Uuid,
+        mode: Mode,
     ) -> Result<Arc<TenantSettings>, sqlx::Error> {
-        if let Some((s, at)) = self.settings.lock().expect("lock").get(&tenant) {
+        if let Some((s, at)) = self.settings.lock().expect("lock").get(&(tenant, mode)) {
             if at.elapsed() < TTL {
                 return Ok(s.clone());
             }
         }
-        let s = Arc::new(shared::tenants::settings(pool, tenant).await?);
+        let s = Arc::new(shared::tenants::settings(pool, tenant, mode).await?);
         let mut map = self.settings.lock().expect("lock");
         if map.len() > 50_000 {
             map.clear();
         }
-        map.insert(tenant, (s.clone(), Instant::now()));
+        map.insert((tenant, mode), (s.clone(), Instant::now()));
         Ok(s)
     }
 
@@ -114,8 +117,12 @@ impl SettingsCache {
         Ok(k)
     }
 
+    /// Drops everything cached for the tenant (both modes).
     pub fn forget(&self, tenant: Uuid) {
-        self.settings.lock().expect("lock").remove(&tenant);
+        self.settings
+            .lock()
+            .expect("lock")
+            .retain(|(t, _), _| *t != tenant);
         self.keys
             .lock()
             .expect("lock")

@@ -116,7 +116,7 @@ def setup(base, tenant_json, out):
     tid = tenant["tenant"]["id"]
     # A high per-tenant limit, so the scenarios measure the service and not the limiter
     # (the overload scenario is about load shedding; see loadtests/README.md).
-    request(base, "PUT", "/v1/settings", sk, {"rate_limit_per_second": 1000000}, expect=(200,))
+    request(base, "PATCH", "/v1/settings", sk, {"rate_limit_per_second": 1000000}, expect=(200,))
     request(
         base, "PUT", "/v1/settings/stripe", sk,
         {"mode": "test", "api_key": "rk_test_load", "webhook_secrets": [WEBHOOK_SECRET]},

@@ -80,7 +80,6 @@ pub fn parse_key_shape(key: &str) -> Option<(KeyKind, Mode)> {
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,
-    pub timezone: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -181,7 +180,8 @@ async fn issue_key<'e>(
     })
 }
 
-/// Creates a tenant with a secret and a publishable key for test and for live mode.
+/// Creates a tenant with a secret and a publishable key for test and for live mode, and the
+/// default settings of each mode.
 pub async fn create_tenant(
     pool: &PgPool,
     master: &MasterKey,
@@ -189,14 +189,16 @@ pub async fn create_tenant(
 ) -> Result<TenantWithKeys, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let tenant: Tenant = sqlx::query_as(
-        "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, timezone, created_at",
+        "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
     )
     .bind(Uuid::now_v7())
     .bind(name)
     .fetch_one(&mut *tx)
     .await?;
+    let defaults = TenantSettings::default();
     let mut keys = Vec::with_capacity(4);
     for mode in [Mode::Test, Mode::Live] {
+        store_settings(&mut *tx, tenant.id, mode, &defaults).await?;
         for kind in [KeyKind::Secret, KeyKind::Publishable] {
             keys.push(issue_key(&mut *tx, master, tenant.id, kind, mode).await?);
         }
@@ -206,14 +208,14 @@ pub async fn create_tenant(
 }
 
 pub async fn get_tenant(pool: &PgPool, id: Uuid) -> Result<Option<Tenant>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, timezone, created_at FROM tenants WHERE id = $1")
+    sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await
 }
 
 pub async fn list_tenants(pool: &PgPool) -> Result<Vec<Tenant>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, timezone, created_at FROM tenants ORDER BY created_at")
+    sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY created_at")
         .fetch_all(pool)
         .await
 }
@@ -323,7 +325,9 @@ pub async fn secret_keys(
         .collect())
 }
 
-/// Per-tenant settings (stored in `tenants.settings`).
+/// A tenant's settings of one mode (stored in `tenant_settings`, one row per tenant and mode;
+/// a test key reads and changes only the test row). Fields missing from a stored row take
+/// their defaults.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
@@ -343,7 +347,8 @@ pub struct TenantSettings {
     /// IANA time zone for analytics buckets.
     #[serde(default = "default_tz")]
     pub timezone: String,
-    /// Requests per second allowed for this tenant (0 = the deployment default).
+    /// Requests per second allowed for this tenant's keys of this mode (0 = the deployment
+    /// default).
     #[serde(default)]
     pub rate_limit_per_second: u32,
 }
@@ -364,19 +369,81 @@ impl Default for TenantSettings {
     }
 }
 
-pub async fn settings(pool: &PgPool, tenant_id: Uuid) -> Result<TenantSettings, sqlx::Error> {
-    let row: Option<(serde_json::Value, String)> =
-        sqlx::query_as("SELECT settings, timezone FROM tenants WHERE id = $1")
+impl TenantSettings {
+    /// The names of every field (what `PUT /v1/settings` requires).
+    pub fn field_names() -> Vec<String> {
+        match serde_json::to_value(TenantSettings::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn decode_settings(v: serde_json::Value) -> TenantSettings {
+    serde_json::from_value(v).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "stored tenant settings do not decode; using the defaults");
+        TenantSettings::default()
+    })
+}
+
+/// The tenant's settings of `mode` (the defaults when none are stored).
+pub async fn settings<'e>(
+    db: impl PgExecutor<'e>,
+    tenant_id: Uuid,
+    mode: Mode,
+) -> Result<TenantSettings, sqlx::Error> {
+    let row: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT settings FROM tenant_settings WHERE tenant_id = $1 AND mode = $2")
             .bind(tenant_id)
-            .fetch_optional(pool)
+            .bind(mode.as_str())
+            .fetch_optional(db)
             .await?;
-    Ok(row
-        .and_then(|(v, tz)| {
-            let mut s: TenantSettings = serde_json::from_value(v).ok()?;
-            s.timezone = tz;
-            Some(s)
-        })
-        .unwrap_or_default())
+    Ok(row.map(|(v,)| decode_settings(v)).unwrap_or_default())
+}
+
+/// The tenant's settings of `mode`, locked until `tx` ends (a read-modify-write such as
+/// `PATCH /v1/settings` cannot lose a concurrent change). Creates the default row if absent.
+pub async fn lock_settings(
+    tx: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    mode: Mode,
+) -> Result<TenantSettings, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO tenant_settings (tenant_id, mode, settings) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, mode) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(mode.as_str())
+    .bind(sqlx::types::Json(TenantSettings::default()))
+    .execute(&mut *tx)
+    .await?;
+    let (v,): (serde_json::Value,) = sqlx::query_as(
+        "SELECT settings FROM tenant_settings WHERE tenant_id = $1 AND mode = $2 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(mode.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(decode_settings(v))
+}
+
+/// Stores the tenant's settings of `mode` (every field).
+pub async fn store_settings<'e>(
+    db: impl PgExecutor<'e>,
+    tenant_id: Uuid,
+    mode: Mode,
+    s: &TenantSettings,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO tenant_settings (tenant_id, mode, settings) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, mode) DO UPDATE SET settings = $3, updated_at = now()",
+    )
+    .bind(tenant_id)
+    .bind(mode.as_str())
+    .bind(sqlx::types::Json(s))
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

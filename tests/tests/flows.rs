@@ -664,7 +664,7 @@ async fn guardrails_hide_discounts_and_pauses_during_cooldowns() {
     let r = c
         .app
         .client
-        .put(c.app.url("/v1/settings"))
+        .patch(c.app.url("/v1/settings"))
         .bearer_auth(c.sk())
         .json(&settings)
         .send()
@@ -816,7 +816,7 @@ async fn cors_follows_allowed_origins() {
     assert_eq!(
         c.app
             .client
-            .put(c.app.url("/v1/settings"))
+            .patch(c.app.url("/v1/settings"))
             .bearer_auth(c.sk())
             .json(&settings)
             .send()

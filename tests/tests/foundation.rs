@@ -592,10 +592,19 @@ async fn openapi_documents_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/routes");
-    let src: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    // Every file under routes/, submodules (routes/flows/…) included.
+    let mut src: Vec<String> = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(dir)];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                src.push(std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
     let mut n = 0;
     for file in &src {
         for line in file.lines() {

@@ -32,10 +32,10 @@ fn metric(text: &str, series: &str) -> f64 {
         .sum()
 }
 
-/// `PUT /v1/settings {"rate_limit_per_second": rate}` with the tenant's key.
+/// `PATCH /v1/settings {"rate_limit_per_second": rate}` with the tenant's key.
 async fn set_rate_limit(app: &TestApp, key: &str, rate: u64) -> reqwest::Response {
     app.client
-        .put(app.url("/v1/settings"))
+        .patch(app.url("/v1/settings"))
         .bearer_auth(key)
         .json(&json!({ "rate_limit_per_second": rate }))
         .send()

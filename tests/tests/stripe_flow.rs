@@ -102,7 +102,7 @@ impl Stack {
             let r = self
                 .app
                 .client
-                .put(self.app.url("/v1/settings"))
+                .patch(self.app.url("/v1/settings"))
                 .bearer_auth(self.sk())
                 .json(&s)
                 .send()
@@ -792,7 +792,7 @@ async fn confirmed_cancels_follow_the_tenants_cancel_mode_and_paid_invoices_vali
     let r = s
         .app
         .client
-        .put(s.app.url("/v1/settings"))
+        .patch(s.app.url("/v1/settings"))
         .bearer_auth(s.sk())
         .json(&json!({"cancel_mode": "record_only"}))
         .send()

@@ -13,6 +13,7 @@ use axum::{
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::tenants::Mode;
 use uuid::Uuid;
 
 use crate::{
@@ -88,10 +89,10 @@ async fn resolve(st: &AppState, b: Bound, tz: &str) -> ApiResult<DateTime<Utc>> 
     }
 }
 
-async fn range(st: &AppState, tenant: Uuid, q: &RangeQuery) -> ApiResult<Range> {
+async fn range(st: &AppState, tenant: Uuid, mode: Mode, q: &RangeQuery) -> ApiResult<Range> {
     let tz = st
         .settings_cache
-        .get(&st.pools.primary, tenant)
+        .get(&st.pools.primary, tenant, mode)
         .await?
         .timezone
         .clone();
@@ -182,7 +183,7 @@ async fn get_summary(
     State(st): State<AppState>,
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let r = range(&st, auth.tenant_id, &q).await?;
+    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
     let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
     cached(&st, &auth, "summary", &params, Duration::from_secs(3600), || async move {
@@ -239,7 +240,7 @@ async fn get_offers(
     State(st): State<AppState>,
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let r = range(&st, auth.tenant_id, &q).await?;
+    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
     let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
     cached(&st, &auth, "offers", &params, Duration::from_secs(1800), || async move {
@@ -340,7 +341,7 @@ async fn get_timeseries(
             "interval must be hour, day or week",
         ));
     }
-    let r = range(&st, auth.tenant_id, &q).await?;
+    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     if interval == "hour" && r.to - r.from > chrono::Duration::days(31) {
         return Err(ApiError::invalid_param(
             "interval",
@@ -408,7 +409,7 @@ async fn get_churn_reasons(
     State(st): State<AppState>,
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let r = range(&st, auth.tenant_id, &q).await?;
+    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
     let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
     cached(&st, &auth, "churn_reasons", &params, Duration::from_secs(3600), || async move {

@@ -1,4 +1,9 @@
-//! The flow builder API: drafts, atomic publishing, kept versions.
+//! The flow builder API: drafts, atomic publishing, kept versions, and copying a tested flow
+//! to live ([`copy_to_live`]). Every flow belongs to the mode of the key that created it: a
+//! key reads and changes its own mode's flows only (another mode's flow is a 404, like
+//! another tenant's). Every change is audited in its own transaction.
+
+mod copy_to_live;
 
 use axum::{
     extract::{Path, State},
@@ -9,10 +14,12 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::flows::FlowDefinition;
+use shared::{audit::Change, flows::FlowDefinition, tenants::KeyIdentity};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
+    audit::ReqMeta,
     error::{ApiError, ApiResult},
     extract::{ApiJson, TenantAuth},
     AppState,
@@ -27,22 +34,40 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/flows/{id}/publish", post(publish_flow))
         .route("/v1/flows/{id}/versions", get(list_versions))
+        .route(
+            "/v1/flows/{id}/copy_to_live",
+            post(copy_to_live::copy_to_live),
+        )
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct FlowRow {
     pub id: Uuid,
+    pub mode: String,
     pub name: String,
     pub language: String,
     pub ranking_score: i32,
     pub is_default: bool,
     pub draft: Value,
     pub published_version: Option<i32>,
+    /// On a live flow made by `copy_to_live`: the test flow it copies.
+    pub copied_from: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, name, language, ranking_score, is_default, draft, published_version, created_at, updated_at";
+impl FlowRow {
+    /// What an audit row says of the flow (the draft itself is in the flow's history).
+    fn summary(&self) -> Value {
+        json!({
+            "name": self.name, "language": self.language, "ranking_score": self.ranking_score,
+            "is_default": self.is_default, "published_version": self.published_version,
+            "copied_from": self.copied_from,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at";
 
 fn validated(body: Value) -> ApiResult<FlowDefinition> {
     let def = shared::flows::parse_flow(body).map_err(|e| {
@@ -62,36 +87,86 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("flow"))
 }
 
-async fn fetch(st: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<FlowRow> {
+/// The key's flow `id` (its tenant and mode, not deleted); `lock` takes a row lock.
+async fn fetch(
+    conn: &mut PgConnection,
+    auth: &KeyIdentity,
+    id: Uuid,
+    lock: bool,
+) -> ApiResult<FlowRow> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM flows WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
+        "SELECT {COLUMNS} FROM flows
+          WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL{lock}"
     )))
-    .bind(tenant)
+    .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .bind(id)
-    .fetch_optional(&st.pools.primary)
+    .fetch_optional(conn)
     .await?
     .ok_or_else(|| ApiError::not_found("flow"))
 }
 
+/// Appends the audit row of a flow change on the change's transaction.
+async fn audit(
+    conn: &mut PgConnection,
+    meta: &ReqMeta,
+    auth: &KeyIdentity,
+    action: &str,
+    id: Uuid,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> ApiResult<()> {
+    shared::audit::record(
+        conn,
+        &meta.key_actor(auth),
+        Change {
+            tenant_id: Some(auth.tenant_id),
+            mode: Some(auth.mode),
+            action,
+            target_type: "flow",
+            target_id: Some(id.to_string()),
+            before,
+            after,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 async fn create_flow(
     TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     ApiJson(def): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<FlowRow>)> {
     let def = validated(def)?;
+    let mut tx = st.pools.primary.begin().await?;
     let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO flows (id, tenant_id, name, language, ranking_score, is_default, draft)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())
     .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .bind(&def.name)
     .bind(&def.language)
     .bind(def.ranking_score)
     .bind(def.is_default)
     .bind(serde_json::to_value(&def).map_err(ApiError::internal)?)
-    .fetch_one(&st.pools.primary)
+    .fetch_one(&mut *tx)
     .await?;
+    audit(
+        &mut tx,
+        &meta,
+        &auth,
+        "flow.create",
+        row.id,
+        None,
+        Some(row.summary()),
+    )
+    .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -100,10 +175,11 @@ async fn list_flows(
     State(st): State<AppState>,
 ) -> ApiResult<Json<Value>> {
     let rows: Vec<FlowRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM flows WHERE tenant_id = $1 AND deleted_at IS NULL
+        "SELECT {COLUMNS} FROM flows WHERE tenant_id = $1 AND mode = $2 AND deleted_at IS NULL
          ORDER BY ranking_score DESC, created_at"
     )))
     .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .fetch_all(&st.pools.primary)
     .await?;
     Ok(Json(json!({ "data": rows })))
@@ -114,102 +190,155 @@ async fn get_flow(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FlowRow>> {
-    Ok(Json(fetch(&st, auth.tenant_id, parse_id(&id)?).await?))
+    let id = parse_id(&id)?;
+    let mut conn = st.pools.primary.acquire().await?;
+    Ok(Json(fetch(&mut conn, &auth, id, false).await?))
 }
 
 /// Replaces the draft; the published version is untouched until the next publish.
 async fn update_flow(
     TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path(id): Path<String>,
     ApiJson(def): ApiJson<Value>,
 ) -> ApiResult<Json<FlowRow>> {
     let id = parse_id(&id)?;
     let def = validated(def)?;
-    let row: Option<FlowRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE flows SET name = $3, language = $4, ranking_score = $5, is_default = $6, draft = $7, updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    let mut tx = st.pools.primary.begin().await?;
+    let before = fetch(&mut tx, &auth, id, true).await?;
+    let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE flows SET name = $4, language = $5, ranking_score = $6, is_default = $7, draft = $8, updated_at = now()
+         WHERE tenant_id = $1 AND mode = $2 AND id = $3 RETURNING {COLUMNS}"
     )))
     .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .bind(id)
     .bind(&def.name)
     .bind(&def.language)
     .bind(def.ranking_score)
     .bind(def.is_default)
     .bind(serde_json::to_value(&def).map_err(ApiError::internal)?)
-    .fetch_optional(&st.pools.primary)
+    .fetch_one(&mut *tx)
     .await?;
-    row.map(Json).ok_or_else(|| ApiError::not_found("flow"))
+    audit(
+        &mut tx,
+        &meta,
+        &auth,
+        "flow.update",
+        id,
+        Some(before.summary()),
+        Some(row.summary()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(row))
 }
 
 /// Removes the flow (and its published version) from the widget; versions are kept.
 async fn delete_flow(
     TenantAuth(auth): TenantAuth,
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = parse_id(&id)?;
-    let res = sqlx::query("UPDATE flows SET deleted_at = now() WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
-        .bind(auth.tenant_id)
-        .bind(id)
-        .execute(&st.pools.primary)
-        .await?;
-    if res.rows_affected() == 0 {
-        return Err(ApiError::not_found("flow"));
-    }
-    st.flow_cache
-        .invalidate_everywhere(&st.redis, auth.tenant_id)
-        .await;
-    Ok(Json(json!({ "id": id, "deleted": true })))
-}
-
-/// Publishes the draft as a new immutable version, atomically (one transaction; a default
-/// flow takes the default role from the tenant's other flows).
-async fn publish_flow(
-    TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let mut tx = st.pools.primary.begin().await?;
-    let row: Option<(Value, bool)> = sqlx::query_as(
-        "SELECT draft, is_default FROM flows WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+    let before = fetch(&mut tx, &auth, id, true).await?;
+    sqlx::query(
+        "UPDATE flows SET deleted_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3",
     )
     .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .execute(&mut *tx)
     .await?;
-    let (draft, is_default) = row.ok_or_else(|| ApiError::not_found("flow"))?;
+    audit(
+        &mut tx,
+        &meta,
+        &auth,
+        "flow.delete",
+        id,
+        Some(before.summary()),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    st.flow_cache
+        .invalidate_everywhere(&st.redis, auth.tenant_id, auth.mode)
+        .await;
+    Ok(Json(json!({ "id": id, "deleted": true })))
+}
+
+/// Publishes `definition` as the flow's next immutable version on `tx` (the flow row must be
+/// locked): the flow's `published_version` moves to it and a default flow takes the default
+/// role from the other flows of its mode. Returns the version.
+async fn publish_definition(
+    tx: &mut PgConnection,
+    auth: &KeyIdentity,
+    id: Uuid,
+    definition: &Value,
+    is_default: bool,
+) -> ApiResult<i32> {
     let (version,): (i32,) = sqlx::query_as(
-        "INSERT INTO flow_versions (tenant_id, flow_id, version, definition)
-         SELECT $1, $2, coalesce(max(version), 0) + 1, $3 FROM flow_versions WHERE flow_id = $2
+        "INSERT INTO flow_versions (tenant_id, mode, flow_id, version, definition)
+         SELECT $1, $2, $3, coalesce(max(version), 0) + 1, $4 FROM flow_versions WHERE flow_id = $3
          RETURNING version",
     )
     .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .bind(id)
-    .bind(&draft)
+    .bind(definition)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE flows SET published_version = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2")
+    sqlx::query("UPDATE flows SET published_version = $4, updated_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3")
         .bind(auth.tenant_id)
+        .bind(auth.mode.as_str())
         .bind(id)
         .bind(version)
         .execute(&mut *tx)
         .await?;
     if is_default {
         sqlx::query(
-            "UPDATE flows SET is_default = false WHERE tenant_id = $1 AND id <> $2 AND is_default",
+            "UPDATE flows SET is_default = false
+              WHERE tenant_id = $1 AND mode = $2 AND id <> $3 AND is_default",
         )
         .bind(auth.tenant_id)
+        .bind(auth.mode.as_str())
         .bind(id)
         .execute(&mut *tx)
         .await?;
     }
+    Ok(version)
+}
+
+/// Publishes the draft as a new immutable version, atomically (one transaction; a default
+/// flow takes the default role from the other flows of its mode).
+async fn publish_flow(
+    TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let mut tx = st.pools.primary.begin().await?;
+    let row = fetch(&mut tx, &auth, id, true).await?;
+    let version = publish_definition(&mut tx, &auth, id, &row.draft, row.is_default).await?;
+    audit(
+        &mut tx,
+        &meta,
+        &auth,
+        "flow.publish",
+        id,
+        Some(json!({ "published_version": row.published_version })),
+        Some(json!({ "published_version": version, "is_default": row.is_default })),
+    )
+    .await?;
     tx.commit().await?;
     st.flow_cache
-        .invalidate_everywhere(&st.redis, auth.tenant_id)
+        .invalidate_everywhere(&st.redis, auth.tenant_id, auth.mode)
         .await;
-    tracing::info!(flow_id = %id, version, "flow published");
+    tracing::info!(flow_id = %id, version, mode = auth.mode.as_str(), "flow published");
     Ok(Json(json!({ "id": id, "published_version": version })))
 }
 
@@ -219,13 +348,16 @@ async fn list_versions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
-    fetch(&st, auth.tenant_id, id).await?;
+    let mut conn = st.pools.primary.acquire().await?;
+    fetch(&mut conn, &auth, id, false).await?;
     let rows: Vec<(i32, Value, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT version, definition, published_at FROM flow_versions WHERE tenant_id = $1 AND flow_id = $2 ORDER BY version DESC",
+        "SELECT version, definition, published_at FROM flow_versions
+          WHERE tenant_id = $1 AND mode = $2 AND flow_id = $3 ORDER BY version DESC",
     )
     .bind(auth.tenant_id)
+    .bind(auth.mode.as_str())
     .bind(id)
-    .fetch_all(&st.pools.primary)
+    .fetch_all(&mut *conn)
     .await?;
     let data: Vec<Value> = rows
         .into_iter()

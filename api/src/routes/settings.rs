@@ -1,12 +1,20 @@
-//! Tenant settings (origins, cooldowns, cancel mode, time zone, rate limit) and Stripe
-//! settings (restricted key and webhook signing secrets per mode, encrypted at rest).
+//! Tenant settings (origins, cooldowns, cancel mode, time zone, rate limit), one set per
+//! mode: a key reads and changes its own mode's settings only. `PUT` replaces them and needs
+//! every field; `PATCH` changes the fields it names. Both validate the result the same way
+//! and write a `settings.update` audit row (before/after) in the change's transaction.
+//! Stripe settings (restricted key and webhook signing secrets per mode, encrypted at rest)
+//! live here too.
 
 use axum::{extract::State, routing::get, Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use shared::tenants::{Mode, TenantSettings};
+use serde_json::{json, Map, Value};
+use shared::{
+    audit::Change,
+    tenants::{Mode, TenantSettings},
+};
 
 use crate::{
+    audit::ReqMeta,
     error::{ApiError, ApiResult},
     extract::{ApiJson, TenantAuth},
     AppState,
@@ -14,7 +22,10 @@ use crate::{
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/settings", get(get_settings).put(put_settings))
+        .route(
+            "/v1/settings",
+            get(get_settings).put(put_settings).patch(patch_settings),
+        )
         .route(
             "/v1/settings/stripe",
             get(get_stripe_settings).put(put_stripe_settings),
@@ -26,15 +37,125 @@ async fn get_settings(
     State(st): State<AppState>,
 ) -> ApiResult<Json<TenantSettings>> {
     Ok(Json(
-        shared::tenants::settings(&st.pools.primary, auth.tenant_id).await?,
+        shared::tenants::settings(&st.pools.primary, auth.tenant_id, auth.mode).await?,
     ))
 }
 
+/// `PUT /v1/settings`: every field is required (an omitted field is a 400
+/// `missing_field`, never a silent reset to its default).
 async fn put_settings(
     TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
-    ApiJson(s): ApiJson<TenantSettings>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<TenantSettings>> {
+    if let Some(missing) = TenantSettings::field_names()
+        .into_iter()
+        .find(|f| !body.contains_key(f))
+    {
+        return Err(ApiError::invalid(
+            "missing_field",
+            format!("PUT replaces every setting: {missing} is missing (PATCH /v1/settings changes only the fields it names)"),
+        )
+        .with_param(missing));
+    }
+    update(&st, &meta, &auth, body, true).await
+}
+
+/// `PATCH /v1/settings`: changes the fields given, keeps the others.
+async fn patch_settings(
+    TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<TenantSettings>> {
+    update(&st, &meta, &auth, body, false).await
+}
+
+/// Checks the given fields, locks the key's mode's settings, applies the fields over them
+/// (`PUT` gives them all), validates the result, stores it and audits the change, in one
+/// transaction. Nothing changes when any field is bad.
+async fn update(
+    st: &AppState,
+    meta: &ReqMeta,
+    auth: &shared::tenants::KeyIdentity,
+    body: Map<String, Value>,
+    replace: bool,
+) -> ApiResult<Json<TenantSettings>> {
+    check_fields(&body)?;
+    let mut tx = st.pools.primary.begin().await?;
+    let before = shared::tenants::lock_settings(&mut tx, auth.tenant_id, auth.mode).await?;
+    let mut doc = if replace {
+        Map::new()
+    } else {
+        as_map(&before)?
+    };
+    doc.extend(body);
+    let s: TenantSettings = serde_json::from_value(Value::Object(doc))
+        .map_err(|e| ApiError::invalid("invalid_field", e.to_string()))?;
+    validate(&mut tx, st, &s).await?;
+    if s != before {
+        shared::tenants::store_settings(&mut *tx, auth.tenant_id, auth.mode, &s).await?;
+        shared::audit::record(
+            &mut tx,
+            &meta.key_actor(auth),
+            Change {
+                tenant_id: Some(auth.tenant_id),
+                mode: Some(auth.mode),
+                action: "settings.update",
+                target_type: "settings",
+                target_id: Some(auth.mode.as_str().to_string()),
+                before: Some(serde_json::to_value(&before).map_err(ApiError::internal)?),
+                after: Some(serde_json::to_value(&s).map_err(ApiError::internal)?),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    st.settings_cache.forget(auth.tenant_id);
+    Ok(Json(s))
+}
+
+fn as_map(s: &TenantSettings) -> ApiResult<Map<String, Value>> {
+    match serde_json::to_value(s).map_err(ApiError::internal)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::internal(anyhow::anyhow!(
+            "settings are not an object"
+        ))),
+    }
+}
+
+/// Every given field is a known setting of the right type: a 400 naming the first that is
+/// not (`unknown_field` or `invalid_field`).
+fn check_fields(body: &Map<String, Value>) -> ApiResult<()> {
+    let defaults = as_map(&TenantSettings::default())?;
+    for (k, v) in body {
+        if !defaults.contains_key(k) {
+            return Err(ApiError::invalid(
+                "unknown_field",
+                format!(
+                    "unknown field `{k}`, expected one of {}",
+                    TenantSettings::field_names().join(", ")
+                ),
+            )
+            .with_param(k.clone()));
+        }
+        let mut one = defaults.clone();
+        one.insert(k.clone(), v.clone());
+        if let Err(e) = serde_json::from_value::<TenantSettings>(Value::Object(one)) {
+            return Err(
+                ApiError::invalid("invalid_field", format!("{k}: {e}")).with_param(k.clone())
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn validate(
+    conn: &mut sqlx::PgConnection,
+    st: &AppState,
+    s: &TenantSettings,
+) -> ApiResult<()> {
     for (i, o) in s.allowed_origins.iter().enumerate() {
         let ok = o == "*"
             || ((o.starts_with("https://") || o.starts_with("http://"))
@@ -80,7 +201,7 @@ async fn put_settings(
     let tz_ok: Option<(bool,)> =
         sqlx::query_as("SELECT true FROM pg_timezone_names WHERE name = $1")
             .bind(&s.timezone)
-            .fetch_optional(&st.pools.primary)
+            .fetch_optional(conn)
             .await?;
     if tz_ok.is_none() {
         return Err(ApiError::invalid_param(
@@ -88,18 +209,7 @@ async fn put_settings(
             "timezone must be an IANA time zone such as Europe/Paris",
         ));
     }
-    let mut stored = serde_json::to_value(&s).map_err(ApiError::internal)?;
-    if let Some(o) = stored.as_object_mut() {
-        o.remove("timezone");
-    }
-    sqlx::query("UPDATE tenants SET settings = $2, timezone = $3 WHERE id = $1")
-        .bind(auth.tenant_id)
-        .bind(stored)
-        .bind(&s.timezone)
-        .execute(&st.pools.primary)
-        .await?;
-    st.settings_cache.forget(auth.tenant_id);
-    Ok(Json(s))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -200,11 +200,15 @@ async fn create_session(
             .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
     };
     let tenant = auth.key.tenant_id;
-    let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
+    let mode = auth.key.mode;
+    let settings = st
+        .settings_cache
+        .get(&st.pools.primary, tenant, mode)
+        .await?;
     let customer = customer(&st, &auth, &settings, body.language.as_deref()).await?;
     let published = st
         .flow_cache
-        .published(&st.pools.primary, &st.redis, tenant)
+        .published(&st.pools.primary, &st.redis, tenant, mode)
         .await?;
     let chosen = flows::choose_flow(&published, &customer.attrs);
     let session_id = Uuid::now_v7();
@@ -278,7 +282,7 @@ pub async fn read_customers(
                   FROM cancel_sessions cs
                  WHERE cs.tenant_id = e.t AND cs.mode = e.m AND cs.customer_id = e.c AND cs.outcome = 'saved') cd
            LEFT JOIN LATERAL (SELECT * FROM users WHERE tenant_id = e.t AND mode = e.m AND external_id = e.c LIMIT 1) u ON true
-           LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND stripe_subscription_id = e.s LIMIT 1) s ON true
+           LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND mode = e.m AND stripe_subscription_id = e.s LIMIT 1) s ON true
           ORDER BY e.ord",
     )
     .bind(batch)
@@ -412,7 +416,7 @@ async fn create_event(
     let def = match (session.flow_id, session.flow_version) {
         (Some(f), Some(v)) => {
             st.flow_cache
-                .version(&st.pools.primary, tenant, f, v)
+                .version(&st.pools.primary, tenant, auth.key.mode, f, v)
                 .await?
         }
         _ => None,
@@ -454,7 +458,10 @@ async fn create_event(
             ));
         }
     }
-    let settings = st.settings_cache.get(&st.pools.primary, tenant).await?;
+    let settings = st
+        .settings_cache
+        .get(&st.pools.primary, tenant, auth.key.mode)
+        .await?;
 
     // What an accepted offer or a confirmed cancellation changes, decided here; the batched
     // write applies it only if the session has no outcome yet (checked under its row lock).
