@@ -447,6 +447,13 @@ async fn null_where_a_string_is_documented_is_a_400() {
             r#"{"kind": null}"#,
             "kind",
         ),
+        (
+            "/v1/flows",
+            c.sk(),
+            None,
+            r#"{"name": "F", "language": null, "steps": [{"id": "c", "type": "confirm", "title": "Bye"}]}"#,
+            "language",
+        ),
     ];
     for (path, bearer, token, body, param) in cases {
         let (st, res) = c.send(Method::POST, path, bearer, token, Some(body)).await;
