@@ -351,6 +351,17 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxy_hops_default_to_one_and_must_be_positive_behind_proxies() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.limits.trusted_proxy_hops, 1);
+        assert!(!c.limits.trust_forwarded_for);
+        let c = cfg(&[("TRUST_FORWARDED_FOR", "true"), ("TRUSTED_PROXY_HOPS", "2")]).unwrap();
+        assert_eq!(c.limits.trusted_proxy_hops, 2);
+        assert!(cfg(&[("TRUST_FORWARDED_FOR", "true"), ("TRUSTED_PROXY_HOPS", "0")]).is_err());
+        assert!(cfg(&[("TRUSTED_PROXY_HOPS", "-1")]).is_err());
+    }
+
+    #[test]
     fn rejects_bad_values() {
         assert!(cfg(&[("LOG_FORMAT", "xml")]).is_err());
         assert!(cfg(&[("DATABASE_MAX_CONNECTIONS", "abc")]).is_err());
