@@ -108,7 +108,7 @@ async fn run_batch<T: Clone + Send + 'static, R: Send + 'static>(
     items: Vec<(T, Waiter<R>)>,
 ) {
     let (reqs, waiters): (Vec<T>, Vec<Waiter<R>>) = items.into_iter().unzip();
-    settle(flush.clone(), reqs, waiters).await;
+    settle(flush.clone(), reqs, waiters, 0).await;
 }
 
 /// Writes `reqs` and answers `waiters`; on a database error, bisects (see the module docs).
@@ -116,6 +116,7 @@ fn settle<T: Clone + Send + 'static, R: Send + 'static>(
     flush: FlushFn<T, R>,
     reqs: Vec<T>,
     mut waiters: Vec<Waiter<R>>,
+    depth: u32,
 ) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let retry = (reqs.len() > 1).then(|| reqs.clone());
@@ -137,12 +138,15 @@ fn settle<T: Clone + Send + 'static, R: Send + 'static>(
             }
             Err(e) => match retry {
                 Some(mut left) if matches!(e, sqlx::Error::Database(_)) => {
-                    tracing::warn!(error = %e, size = waiters.len(), "batch failed: bisecting to isolate the bad write");
+                    // One warning per failed batch, not one per level of its bisection.
+                    if depth == 0 {
+                        tracing::warn!(error = %e, size = waiters.len(), "batch failed: bisecting to isolate the bad write");
+                    }
                     metrics::counter!("write_batch_bisections_total").increment(1);
                     let right = left.split_off(left.len() / 2);
                     let right_waiters = waiters.split_off(left.len());
-                    settle(flush.clone(), left, waiters).await;
-                    settle(flush, right, right_waiters).await;
+                    settle(flush.clone(), left, waiters, depth + 1).await;
+                    settle(flush, right, right_waiters, depth + 1).await;
                 }
                 // The bad element itself (or a connection error): its own error.
                 None => {

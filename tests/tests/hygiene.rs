@@ -642,3 +642,54 @@ async fn a_stored_star_is_not_a_wildcard() {
         None
     );
 }
+
+/// The batched session writer on real PostgreSQL: a write PostgreSQL refuses (NUL, which the
+/// edge now stops, but the writer must not rely on it) fails alone; the other writes of its
+/// cross-tenant batch commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_write_fails_alone_in_its_batch() {
+    let env = Env::new().await;
+    let pool = env.pool().await;
+    let master = shared::crypto::MasterKey::parse(env.config().master_key.expose()).unwrap();
+    let a = shared::tenants::create_tenant(&pool, &master, "A")
+        .await
+        .unwrap();
+    let b = shared::tenants::create_tenant(&pool, &master, "B")
+        .await
+        .unwrap();
+    let st = api::AppState::new(env.config()).unwrap();
+    let row = |tenant: uuid::Uuid, cus: &str| {
+        json!({
+            "id": uuid::Uuid::now_v7(), "tenant_id": tenant, "mode": "test", "user_id": null,
+            "customer_id": cus, "subscription_id": null, "flow_id": null, "flow_version": null,
+            "variant": null, "holdout": false, "mrr_cents": 0, "attributes": {},
+        })
+        .to_string()
+    };
+    let writes: Vec<(bool, String)> = (0..40)
+        .map(|i| {
+            let tenant = if i % 2 == 0 { a.tenant.id } else { b.tenant.id };
+            if i == 17 {
+                (false, row(tenant, "bad\u{0}"))
+            } else {
+                (true, row(tenant, &format!("cus_{i}")))
+            }
+        })
+        .collect();
+    let results = futures::future::join_all(writes.iter().map(|(good, w)| {
+        let st = st.clone();
+        async move { (*good, st.session_writes.submit(w.clone()).await) }
+    }))
+    .await;
+    for (good, r) in results {
+        if good {
+            assert!(r.is_ok(), "{r:?}");
+        } else {
+            assert!(matches!(r, Err(sqlx::Error::Database(_))), "{r:?}");
+        }
+    }
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM cancel_sessions").await,
+        39
+    );
+}
