@@ -52,8 +52,8 @@ impl Range {
 
 /// An exact bound widened to the rollups' granularity (whole UTC hours): `from` down, `to`
 /// up, so the answer covers every hour the asked range touches and says so in its
-/// `from`/`to`. The figures are the same as for the raw range would be where the hours are
-/// wholly inside it; a partial hour at either end is counted whole (rollups cannot split it).
+/// `from`/`to`. A range of whole hours is unchanged; a partial hour at either end is counted
+/// whole (an hourly rollup cannot be split).
 fn to_hour(t: DateTime<Utc>, end: bool) -> DateTime<Utc> {
     let s = t.timestamp();
     let floor = s - s.rem_euclid(3600);
