@@ -5,9 +5,13 @@
 //! flushes a lone write at once, a busy one batches naturally while a flush is in flight.
 //! A handler still answers only after its write is committed, so acknowledged means durable.
 //!
-//! When a batch fails with a database error (one bad element), its elements are retried one
-//! by one so only the bad one fails; connection errors fail the batch as they are (retrying
-//! would only multiply the wait while PostgreSQL is down).
+//! When a batch fails with a database error (a bad element: the edge checks should let none
+//! through, but a writer must not depend on it), it is bisected: each half is written again,
+//! a half that commits answers its writers at once, and a failing half is split again, down
+//! to the bad element, which alone gets the error. One bad element among N costs about
+//! 2·log2(N) extra statements, not N, and the good half never waits for the bad one.
+//! Connection errors fail the batch as they are (retrying would only multiply the wait
+//! while PostgreSQL is down).
 
 use std::sync::Arc;
 
@@ -99,42 +103,65 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
-async fn run_batch<T: Clone, R>(flush: &FlushFn<T, R>, items: Vec<(T, Waiter<R>)>) {
+async fn run_batch<T: Clone + Send + 'static, R: Send + 'static>(
+    flush: &FlushFn<T, R>,
+    items: Vec<(T, Waiter<R>)>,
+) {
     let (reqs, waiters): (Vec<T>, Vec<Waiter<R>>) = items.into_iter().unzip();
-    let single = reqs.len() == 1;
-    let retry = if single { Vec::new() } else { reqs.clone() };
-    match flush(reqs).await {
-        Ok(results) if results.len() == waiters.len() => {
-            for (w, r) in waiters.into_iter().zip(results) {
-                let _ = w.send(Ok(r));
+    settle(flush.clone(), reqs, waiters, 0).await;
+}
+
+/// Writes `reqs` and answers `waiters`; on a database error, bisects (see the module docs).
+fn settle<T: Clone + Send + 'static, R: Send + 'static>(
+    flush: FlushFn<T, R>,
+    reqs: Vec<T>,
+    mut waiters: Vec<Waiter<R>>,
+    depth: u32,
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let retry = (reqs.len() > 1).then(|| reqs.clone());
+        match flush(reqs).await {
+            Ok(results) if results.len() == waiters.len() => {
+                for (w, r) in waiters.into_iter().zip(results) {
+                    let _ = w.send(Ok(r));
+                }
             }
-        }
-        Ok(results) => {
-            let msg = format!(
-                "batch returned {} results for {} writes",
-                results.len(),
-                waiters.len()
-            );
-            for w in waiters {
-                let _ = w.send(Err(sqlx::Error::Protocol(msg.clone())));
+            Ok(results) => {
+                let msg = format!(
+                    "batch returned {} results for {} writes",
+                    results.len(),
+                    waiters.len()
+                );
+                for w in waiters {
+                    let _ = w.send(Err(sqlx::Error::Protocol(msg.clone())));
+                }
             }
+            Err(e) => match retry {
+                Some(mut left) if matches!(e, sqlx::Error::Database(_)) => {
+                    // One warning per failed batch, not one per level of its bisection.
+                    if depth == 0 {
+                        tracing::warn!(error = %e, size = waiters.len(), "batch failed: bisecting to isolate the bad write");
+                    }
+                    metrics::counter!("write_batch_bisections_total").increment(1);
+                    let right = left.split_off(left.len() / 2);
+                    let right_waiters = waiters.split_off(left.len());
+                    settle(flush.clone(), left, waiters, depth + 1).await;
+                    settle(flush, right, right_waiters, depth + 1).await;
+                }
+                // The bad element itself (or a connection error): its own error.
+                None => {
+                    if let Some(w) = waiters.pop() {
+                        let _ = w.send(Err(e));
+                    }
+                }
+                Some(_) => {
+                    for w in waiters {
+                        let _ = w.send(Err(same_kind(&e)));
+                    }
+                }
+            },
         }
-        Err(e) if single || !matches!(e, sqlx::Error::Database(_)) => {
-            for w in waiters {
-                let _ = w.send(Err(same_kind(&e)));
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, size = waiters.len(), "batch failed: retrying its writes one by one");
-            for (req, w) in retry.into_iter().zip(waiters) {
-                let r = flush(vec![req]).await.and_then(|mut v| {
-                    v.pop()
-                        .ok_or_else(|| sqlx::Error::Protocol("empty batch result".into()))
-                });
-                let _ = w.send(r);
-            }
-        }
-    }
+    })
 }
 
 /// A copy of `e` for each waiter of a failed batch, keeping what the caller maps to a status
@@ -178,6 +205,56 @@ mod tests {
         fn kind(&self) -> sqlx::error::ErrorKind {
             sqlx::error::ErrorKind::CheckViolation
         }
+    }
+
+    /// A bad element in a full batch fails alone, the others commit, and finding it costs a
+    /// bisection (O(log n) statements), not one statement per element.
+    #[tokio::test]
+    async fn a_bad_element_is_isolated_by_bisection() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let seen = flushes.clone();
+        let flush: FlushFn<i32, i32> = Arc::new(move |batch: Vec<i32>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if batch.contains(&37) {
+                    return Err(sqlx::Error::Database(Box::new(Rejected)));
+                }
+                Ok(batch.iter().map(|x| x * 2).collect())
+            })
+        });
+        let mut waits = Vec::new();
+        let items: Vec<(i32, Waiter<i32>)> = (0..128)
+            .map(|i| {
+                let (tx, rx) = oneshot::channel();
+                waits.push((i, rx));
+                (i, tx)
+            })
+            .collect();
+        run_batch(&flush, items).await;
+        for (i, rx) in waits {
+            match rx.await.unwrap() {
+                Ok(v) => assert_eq!(v, i * 2),
+                Err(e) => {
+                    assert_eq!(i, 37, "only the bad element fails");
+                    assert!(matches!(e, sqlx::Error::Database(_)), "{e}");
+                }
+            }
+        }
+        // 1 + 2 per level of a 128-element bisection (7 levels), not 1 + 128.
+        assert!(flushes.load(Ordering::SeqCst) <= 15, "{flushes:?}");
+        // Connection trouble is not bisected: one statement, every waiter gets the error.
+        flushes.store(0, Ordering::SeqCst);
+        let seen = flushes.clone();
+        let down: FlushFn<i32, i32> = Arc::new(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(sqlx::Error::PoolTimedOut) })
+        });
+        let (tx1, rx1) = oneshot::channel();
+        let (tx2, rx2) = oneshot::channel();
+        run_batch(&down, vec![(1, tx1), (2, tx2)]).await;
+        assert!(matches!(rx1.await.unwrap(), Err(sqlx::Error::PoolTimedOut)));
+        assert!(matches!(rx2.await.unwrap(), Err(sqlx::Error::PoolTimedOut)));
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
     }
 
     /// Writes that arrive together share a flush; one bad write fails alone.

@@ -1,8 +1,14 @@
-//! Extractors: the JSON body extractor whose rejections use the error envelope, and the
-//! authentication extractors (`TenantAuth` for secret keys, `OpsAuth` for the ops token).
+//! Extractors: the JSON body and query extractors whose rejections use the error envelope
+//! and which refuse control characters in any text (the one edge check of input hygiene),
+//! and the authentication extractors (`TenantAuth` for secret keys, `OpsAuth` for the ops
+//! token, `WidgetAuth` for the widget).
 
 use axum::{
-    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
+    body::Bytes,
+    extract::{
+        rejection::{BytesRejection, JsonRejection, QueryRejection},
+        FromRequest, FromRequestParts, Query, Request,
+    },
     http::{header, request::Parts, StatusCode},
 };
 use serde::de::DeserializeOwned;
@@ -11,28 +17,141 @@ use shared::tenants::{KeyIdentity, KeyKind};
 use crate::{error::ApiError, AppState};
 
 /// `Json<T>` with envelope rejections: malformed JSON, wrong content type, unknown fields
-/// (request types use `deny_unknown_fields`) and oversized bodies (413).
+/// (request types use `deny_unknown_fields`), oversized bodies (413), and text with control
+/// characters (400 `invalid_characters` naming the field, see [`check_json_text`]).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(json_rejection(rej)),
+        if !json_content_type(req.headers()) {
+            return Err(unsupported_media_type());
         }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        parse_json(&body).map(ApiJson)
     }
+}
+
+/// The body as `T` (an empty or all-whitespace body is `T::default()`), with the same checks
+/// and envelope as [`ApiJson`]: for routes whose body is optional.
+pub fn parse_optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(body)
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    check_json_text(body)?;
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(v)| v)
+        .map_err(json_rejection)
+}
+
+/// Refuses a JSON body whose strings or keys carry control characters (NUL, C0 except tab,
+/// LF and CR in free text, DEL, C1; see `shared::text`). The raw bytes are scanned first (the
+/// widget's hot path pays only that scan); the parsed document is walked to name the field
+/// only when the scan finds a candidate.
+pub fn check_json_text(body: &[u8]) -> Result<(), ApiError> {
+    if !shared::text::json_may_have_control(body) {
+        return Ok(());
+    }
+    // Not JSON: the typed parse reports it.
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    match shared::text::find_control(&v) {
+        None => Ok(()),
+        Some(path) => Err(invalid_characters(&path)),
+    }
+}
+
+fn invalid_characters(param: &str) -> ApiError {
+    ApiError::invalid(
+        "invalid_characters",
+        format!(
+            "{param} contains a control character (NUL, U+0001-U+001F, DEL or U+0080-U+009F; \
+             tab, line feed and carriage return are allowed in free text only)"
+        ),
+    )
+    .with_param(param)
+}
+
+/// `application/json` or any `application/*+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let Some((ty, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    ty.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json")
+            || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+fn body_rejection(rej: BytesRejection) -> ApiError {
+    if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+    } else {
+        ApiError::invalid("invalid_body", rej.body_text())
+    }
+}
+
+/// `Query<T>` with envelope rejections and the same text hygiene as [`ApiJson`]: every
+/// decoded name and value of the query string is checked for control characters (`%00` in a
+/// listing filter is a 400 naming the parameter, never a database error), then the query is
+/// read as `T` (unknown or malformed parameters: 400 `invalid_query`).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query_error =
+            |rej: QueryRejection| ApiError::invalid("invalid_query", inner_query(&rej.body_text()));
+        let pairs: Vec<(String, String)> = Query::try_from_uri(&parts.uri).map_err(query_error)?.0;
+        for (name, value) in &pairs {
+            if !shared::text::is_clean(name, false) || !shared::text::is_clean(value, false) {
+                return Err(invalid_characters(name));
+            }
+        }
+        let Query(v) = Query::<T>::try_from_uri(&parts.uri).map_err(|rej| {
+            let text = inner_query(&rej.body_text());
+            let mut err = ApiError::invalid("invalid_query", text.clone());
+            if let Some(f) = text.split('`').nth(1) {
+                err = err.with_param(f);
+            }
+            err
+        })?;
+        Ok(ApiQuery(v))
+    }
+}
+
+fn inner_query(text: &str) -> String {
+    text.trim_start_matches("Failed to deserialize query string: ")
+        .to_string()
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request",
+        "unsupported_media_type",
+        "Send the body as JSON with Content-Type: application/json.",
+    )
 }
 
 fn json_rejection(rej: JsonRejection) -> ApiError {
     match rej {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request",
-            "unsupported_media_type",
-            "Send the body as JSON with Content-Type: application/json.",
-        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::JsonSyntaxError(e) => ApiError::invalid(
             "malformed_json",
             format!("The body is not valid JSON: {}", inner(&e.body_text())),
@@ -241,7 +360,19 @@ impl FromRequestParts<AppState> for WidgetAuth {
     }
 }
 
-/// Browsers send `Origin`; it must be the API's own origin or one the tenant allowed.
+/// Whether `origin` is the API's own (the request's `Host`).
+pub fn same_origin(origin: &str, headers: &axum::http::HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host)
+}
+
+/// Browsers send `Origin`; it must be the API's own origin or one the tenant allowed
+/// (exactly: `*` is not a wildcard, settings refuse it).
 fn check_origin(parts: &Parts, allowed: &[String]) -> Result<(), ApiError> {
     let Some(origin) = parts
         .headers
@@ -250,15 +381,7 @@ fn check_origin(parts: &Parts, allowed: &[String]) -> Result<(), ApiError> {
     else {
         return Ok(()); // not a browser (server-to-server or a test client)
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest == host);
-    if same_origin || allowed.iter().any(|a| a == origin || a == "*") {
+    if same_origin(origin, &parts.headers) || allowed.iter().any(|a| a == origin) {
         Ok(())
     } else {
         Err(ApiError::new(

@@ -84,27 +84,36 @@ impl Overload {
     }
 }
 
-fn client_ip(req: &Request, trust_forwarded: bool) -> Option<IpAddr> {
-    if trust_forwarded {
-        if let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-        {
-            return Some(ip);
-        }
-    }
-    req.extensions()
+/// The client's address: the peer's, or behind our proxies (`TRUST_FORWARDED_FOR`) the
+/// `X-Forwarded-For` entry `hops` from the right. Each proxy appends the address it saw, so
+/// the right-most `hops` entries were written by ours and the one our outermost proxy
+/// appended is the client as it saw it; anything further left is the client's own text
+/// (spoofable) and is never used. With fewer entries than `hops` (or one that is not an IP
+/// address) the peer address is used. Several headers count as one list, in order.
+fn client_ip(req: &Request, trust_forwarded: bool, hops: usize) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0.ip());
+    if !trust_forwarded || hops == 0 {
+        return peer;
+    }
+    forwarded_client(req.headers(), hops).or(peer)
+}
+
+fn forwarded_client(headers: &axum::http::HeaderMap, hops: usize) -> Option<IpAddr> {
+    let mut entries: Vec<&str> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        entries.extend(v.to_str().ok()?.split(','));
+    }
+    let entry = entries.len().checked_sub(hops).map(|i| entries[i])?;
+    entry.trim().parse().ok()
 }
 
 /// Admission (bounded concurrency with a short queue), per-IP limit and the database gate.
 pub async fn protect(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let limits = &st.config.limits;
-    let ip = client_ip(&req, limits.trust_forwarded_for);
+    let ip = client_ip(&req, limits.trust_forwarded_for, limits.trusted_proxy_hops);
     if let Some(ip) = ip {
         req.extensions_mut().insert(crate::audit::ClientIp(ip));
     }
@@ -210,4 +219,63 @@ pub fn spawn_db_watch(st: AppState) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+
+    use super::*;
+
+    fn req(xff: &[&str]) -> Request {
+        let mut r = Request::new(axum::body::Body::empty());
+        for v in xff {
+            r.headers_mut()
+                .append("x-forwarded-for", v.parse().unwrap());
+        }
+        r.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 4000))));
+        r
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    /// A client writing its own `X-Forwarded-For` cannot choose its rate-limit bucket: the
+    /// entry our proxy appended (right-most, one hop) is used, whatever comes before it.
+    #[test]
+    fn the_client_cannot_pick_its_ip_by_spoofing_x_forwarded_for() {
+        // Through one proxy of ours, the client sent "1.2.3.4" itself; the proxy saw 9.9.9.9.
+        let spoofed = req(&["1.2.3.4, 9.9.9.9"]);
+        assert_eq!(client_ip(&spoofed, true, 1), ip("9.9.9.9"));
+        let many = req(&["5.5.5.5, 6.6.6.6, 7.7.7.7, 9.9.9.9"]);
+        assert_eq!(client_ip(&many, true, 1), ip("9.9.9.9"));
+        // Two proxies of ours: the second from the right is what the outer one saw.
+        let two = req(&["1.2.3.4, 9.9.9.9, 172.16.0.2"]);
+        assert_eq!(client_ip(&two, true, 2), ip("9.9.9.9"));
+        // Split over several headers, in order.
+        let split = req(&["1.2.3.4", "9.9.9.9"]);
+        assert_eq!(client_ip(&split, true, 1), ip("9.9.9.9"));
+        // Fewer entries than hops, garbage, or no header: the peer.
+        assert_eq!(client_ip(&req(&["9.9.9.9"]), true, 2), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(&req(&["1.2.3.4, nonsense"]), true, 1),
+            ip("10.0.0.1")
+        );
+        assert_eq!(client_ip(&req(&[]), true, 1), ip("10.0.0.1"));
+        // Not behind a proxy: the header is ignored entirely.
+        assert_eq!(client_ip(&spoofed, false, 1), ip("10.0.0.1"));
+        // IPv6 entries.
+        assert_eq!(
+            forwarded_client(
+                &HeaderMap::from_iter([(
+                    axum::http::header::HeaderName::from_static("x-forwarded-for"),
+                    "1.2.3.4, 2001:db8::1".parse().unwrap()
+                )]),
+                1
+            ),
+            ip("2001:db8::1")
+        );
+    }
 }

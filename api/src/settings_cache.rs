@@ -4,7 +4,7 @@
 //! changes up within `TTL`.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -30,6 +30,8 @@ enum Secrets {
 pub struct SettingsCache {
     settings: Mutex<HashMap<(Uuid, Mode), (Arc<TenantSettings>, Instant)>>,
     keys: Mutex<HashMap<(Uuid, Mode, Secrets), (Keys, Instant)>>,
+    /// Every origin some tenant allows (for CORS preflights, which carry no key).
+    origins: Mutex<Option<(Arc<HashSet<String>>, Instant)>>,
 }
 
 impl SettingsCache {
@@ -117,8 +119,36 @@ impl SettingsCache {
         Ok(k)
     }
 
-    /// Drops everything cached for the tenant (both modes).
+    /// Whether some tenant lists `origin` in its `allowed_origins`: a CORS preflight carries
+    /// no key, so it can only be answered for the union of every tenant's origins (the real
+    /// request is then checked against its own tenant's list). One small set, reloaded at
+    /// most every `TTL`, never one query per preflight a stranger sends.
+    pub async fn origin_allowed_by_some_tenant(
+        &self,
+        pool: &PgPool,
+        origin: &str,
+    ) -> Result<bool, sqlx::Error> {
+        if let Some((set, at)) = &*self.origins.lock().expect("lock") {
+            if at.elapsed() < TTL {
+                return Ok(set.contains(origin));
+            }
+        }
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT o FROM tenant_settings t,
+                    jsonb_array_elements_text(CASE WHEN jsonb_typeof(t.settings->'allowed_origins') = 'array'
+                                                   THEN t.settings->'allowed_origins' ELSE '[]'::jsonb END) AS o",
+        )
+        .fetch_all(pool)
+        .await?;
+        let set: Arc<HashSet<String>> = Arc::new(rows.into_iter().map(|(o,)| o).collect());
+        let allowed = set.contains(origin);
+        *self.origins.lock().expect("lock") = Some((set, Instant::now()));
+        Ok(allowed)
+    }
+
+    /// Drops everything cached for the tenant (both modes) and the origin set.
     pub fn forget(&self, tenant: Uuid) {
+        *self.origins.lock().expect("lock") = None;
         self.settings
             .lock()
             .expect("lock")

@@ -76,8 +76,12 @@ pub struct LimitsConfig {
     /// Requests served at once; more wait up to `shed_queue_timeout`, then get 503.
     pub max_concurrent_requests: usize,
     pub shed_queue_timeout: Duration,
-    /// Take the client IP from the first `X-Forwarded-For` hop (behind a trusted proxy).
+    /// Take the client IP from `X-Forwarded-For` (behind trusted proxies): the entry
+    /// `trusted_proxy_hops` from the right, i.e. the address our outermost proxy saw.
     pub trust_forwarded_for: bool,
+    /// How many proxies of ours append to `X-Forwarded-For` (1: one load balancer). Entries
+    /// left of those are the client's to write and are never trusted.
+    pub trusted_proxy_hops: usize,
 }
 
 /// Worker-side settings for the job platform.
@@ -181,6 +185,7 @@ impl Config {
                 max_concurrent_requests: parse(&get, "MAX_CONCURRENT_REQUESTS", 32)?,
                 shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 20)?,
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
+                trusted_proxy_hops: parse(&get, "TRUSTED_PROXY_HOPS", 1)?,
             },
             // Decided in `validate`: off wherever the deployment is exposed.
             demo_enabled: false,
@@ -209,6 +214,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.limits.trust_forwarded_for && self.limits.trusted_proxy_hops == 0 {
+            return Err(ConfigError::Invalid {
+                name: "TRUSTED_PROXY_HOPS",
+                reason: "must be at least 1 when TRUST_FORWARDED_FOR is on (the proxies of ours that append to X-Forwarded-For)".into(),
+            });
+        }
         if self.pool.max_connections == 0 || self.pool.min_connections > self.pool.max_connections {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_MAX_CONNECTIONS",
@@ -384,6 +395,17 @@ mod tests {
         assert!(!dbg.contains("pgpass123"), "{dbg}");
         assert!(!dbg.contains("opsopsops-secret"), "{dbg}");
         assert!(!dbg.contains(DEV_MASTER_KEY), "{dbg}");
+    }
+
+    #[test]
+    fn trusted_proxy_hops_default_to_one_and_must_be_positive_behind_proxies() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.limits.trusted_proxy_hops, 1);
+        assert!(!c.limits.trust_forwarded_for);
+        let c = cfg(&[("TRUST_FORWARDED_FOR", "true"), ("TRUSTED_PROXY_HOPS", "2")]).unwrap();
+        assert_eq!(c.limits.trusted_proxy_hops, 2);
+        assert!(cfg(&[("TRUST_FORWARDED_FOR", "true"), ("TRUSTED_PROXY_HOPS", "0")]).is_err());
+        assert!(cfg(&[("TRUSTED_PROXY_HOPS", "-1")]).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod secret;
 pub mod stripe;
 pub mod telemetry;
 pub mod tenants;
+pub mod text;
 pub mod widget_token;
 
 pub use config::Config;

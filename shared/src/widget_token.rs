@@ -93,6 +93,21 @@ pub fn verify(
     if claims.cus.is_empty() || claims.cus.len() > 255 {
         return Err(TokenError::Malformed);
     }
+    // Claims end up in PostgreSQL (which refuses NUL) and in the tenant's analytics: a
+    // control character anywhere in them makes the token malformed, never a 500 later.
+    let attrs_clean = claims.attrs.as_ref().is_none_or(|a| {
+        a.iter()
+            .all(|(k, v)| crate::text::is_clean(k, false) && crate::text::find_control(v).is_none())
+    });
+    if !crate::text::is_clean(&claims.cus, false)
+        || !claims
+            .sub
+            .as_deref()
+            .is_none_or(|s| crate::text::is_clean(s, false))
+        || !attrs_clean
+    {
+        return Err(TokenError::Malformed);
+    }
     Ok(claims)
 }
 
@@ -155,5 +170,54 @@ mod tests {
             verify(p, t, &["sk_test_a".into()], 900),
             Err(TokenError::Malformed)
         );
+    }
+
+    /// A genuinely signed token whose claims carry a control character is malformed (401 at
+    /// the widget), never a 500 when the session is written.
+    #[test]
+    fn claims_with_control_characters_are_malformed() {
+        let t = uuid::Uuid::now_v7();
+        let base = Claims {
+            tid: t,
+            cus: "cus_1".into(),
+            sub: None,
+            exp: 1_000,
+            attrs: None,
+        };
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("plan".into(), serde_json::json!(["pro\u{0}"]));
+        let mut bad_key = serde_json::Map::new();
+        bad_key.insert("pl\u{7f}an".into(), serde_json::json!("pro"));
+        for c in [
+            Claims {
+                cus: "cus\u{0}1".into(),
+                ..base.clone()
+            },
+            Claims {
+                cus: "cus\n1".into(),
+                ..base.clone()
+            },
+            Claims {
+                sub: Some("sub\u{85}".into()),
+                ..base.clone()
+            },
+            Claims {
+                attrs: Some(attrs),
+                ..base.clone()
+            },
+            Claims {
+                attrs: Some(bad_key),
+                ..base.clone()
+            },
+        ] {
+            let tok = sign(&c, "sk_test_a");
+            assert_eq!(
+                verify(&tok, t, &["sk_test_a".into()], 900),
+                Err(TokenError::Malformed),
+                "{c:?}"
+            );
+        }
+        let tok = sign(&base, "sk_test_a");
+        assert!(verify(&tok, t, &["sk_test_a".into()], 900).is_ok());
     }
 }

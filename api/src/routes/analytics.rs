@@ -5,11 +5,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    extract::{Query, State},
-    routing::get,
-    Json, Router,
-};
+use axum::{extract::State, routing::get, Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult},
-    extract::TenantAuth,
+    extract::{ApiQuery, TenantAuth},
     AppState,
 };
 
@@ -47,10 +43,27 @@ struct Range {
 }
 
 impl Range {
-    /// The range's part of a cache key.
+    /// The range's part of a cache key. Bounded key space: exact bounds are whole hours
+    /// ([`to_hour`]), local-date bounds one instant per date, so a caller varying the seconds
+    /// of `from`/`to` cannot mint new entries.
     fn key(&self) -> String {
         format!("{}:{}", self.from.timestamp(), self.to.timestamp())
     }
+}
+
+/// An exact bound widened to the rollups' granularity (whole UTC hours): `from` down, `to`
+/// up, so the answer covers every hour the asked range touches and says so in its
+/// `from`/`to`. A range of whole hours is unchanged; a partial hour at either end is counted
+/// whole (an hourly rollup cannot be split).
+fn to_hour(t: DateTime<Utc>, end: bool) -> DateTime<Utc> {
+    let s = t.timestamp();
+    let floor = s - s.rem_euclid(3600);
+    let secs = if end && (floor != s || t.timestamp_subsec_nanos() != 0) {
+        floor + 3600
+    } else {
+        floor
+    };
+    DateTime::from_timestamp(secs, 0).unwrap_or(t)
 }
 
 /// A bound as given: an exact instant, or a local date (a whole day in the tenant's zone).
@@ -61,7 +74,7 @@ enum Bound {
 
 fn parse_bound(param: &str, v: &str, end: bool) -> ApiResult<Bound> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(Bound::Exact(t.with_timezone(&Utc)));
+        return Ok(Bound::Exact(to_hour(t.with_timezone(&Utc), end)));
     }
     let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
         ApiError::invalid_param(
@@ -181,7 +194,7 @@ fn rate(num: i64, den: i64) -> Value {
 async fn get_summary(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
@@ -238,7 +251,7 @@ async fn get_summary(
 async fn get_offers(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
@@ -325,7 +338,7 @@ const METRICS: &[&str] = &[
 async fn get_timeseries(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let metric = q.metric.clone().unwrap_or_else(|| "sessions".into());
     if !METRICS.contains(&metric.as_str()) {
@@ -407,7 +420,7 @@ async fn get_timeseries(
 async fn get_churn_reasons(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
     let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
@@ -448,4 +461,52 @@ async fn get_churn_reasons(
         Ok(json!({ "from": r.from, "to": r.to, "total": total, "previous_total": prev_total, "reasons": reasons }))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(from: &str, to: &str) -> String {
+        let exact = |v: &str, end| match parse_bound("x", v, end) {
+            Ok(Bound::Exact(t)) => t,
+            _ => panic!("{v} is exact"),
+        };
+        Range {
+            from: exact(from, false),
+            to: exact(to, true),
+            tz: "UTC".into(),
+        }
+        .key()
+    }
+
+    /// Every second of an hour (and sub-second instants) gives the same cache key: the key
+    /// space grows with hours, not with seconds a caller can vary.
+    #[test]
+    fn cache_keys_are_bounded_to_whole_hours() {
+        let mut keys = std::collections::HashSet::new();
+        for s in 0..3600 {
+            let (m, sec) = (s / 60, s % 60);
+            keys.insert(key_of(
+                &format!("2026-03-01T10:{m:02}:{sec:02}Z"),
+                &format!("2026-03-02T09:{m:02}:{sec:02}.5+00:00"),
+            ));
+        }
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let from = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").unwrap();
+        let to = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap();
+        assert_eq!(
+            keys.into_iter().next().unwrap(),
+            format!("{}:{}", from.timestamp(), to.timestamp())
+        );
+        // Whole hours stay as they are (`to` is exclusive); offsets are normalised to UTC.
+        assert_eq!(
+            key_of("2026-03-01T10:00:00Z", "2026-03-01T12:00:00Z"),
+            key_of("2026-03-01T11:00:00+01:00", "2026-03-01T11:59:59Z")
+        );
+        assert_ne!(
+            key_of("2026-03-01T10:00:00Z", "2026-03-01T12:00:00Z"),
+            key_of("2026-03-01T10:00:00Z", "2026-03-01T12:00:01Z")
+        );
+    }
 }

@@ -2,11 +2,7 @@
 //! tenant-wide rows) and `GET /v1/ops/audit_events` (every tenant, ops token). Newest first,
 //! cursor pagination as in the other listings. There is no write, update or delete route.
 
-use axum::{
-    extract::{Query, State},
-    routing::get,
-    Json, Router,
-};
+use axum::{extract::State, routing::get, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,7 +12,7 @@ use uuid::Uuid;
 use super::listings::{decode_cursor, encode_cursor};
 use crate::{
     error::{ApiError, ApiResult},
-    extract::{OpsAuth, TenantAuth},
+    extract::{ApiQuery, OpsAuth, TenantAuth},
     AppState,
 };
 
@@ -70,7 +66,7 @@ async fn page(st: &AppState, q: AuditQuery, mut f: Filter) -> ApiResult<Json<Val
 async fn tenant_audit(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     if q.tenant_id.is_some() || q.mode.is_some() {
         return Err(ApiError::invalid_param(
@@ -93,7 +89,7 @@ async fn tenant_audit(
 async fn ops_audit(
     _ops: OpsAuth,
     State(st): State<AppState>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     let f = Filter {
         tenant_id: q.tenant_id,

@@ -1,11 +1,7 @@
 //! Listings with cursor pagination (newest first, keyset on `(created_at, id)`), filters and
 //! field selection: `GET /v1/users`, `/v1/subscriptions`, `/v1/sessions`.
 
-use axum::{
-    extract::{Query, State},
-    routing::get,
-    Json, Router,
-};
+use axum::{extract::State, routing::get, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult},
-    extract::TenantAuth,
+    extract::{ApiQuery, TenantAuth},
     AppState,
 };
 
@@ -229,7 +225,7 @@ async fn list(
 async fn list_users(
     auth: TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     list(&st, &auth, &USERS, q).await
 }
@@ -237,7 +233,7 @@ async fn list_users(
 async fn list_subscriptions(
     auth: TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     list(&st, &auth, &SUBSCRIPTIONS, q).await
 }
@@ -245,7 +241,7 @@ async fn list_subscriptions(
 async fn list_sessions(
     auth: TenantAuth,
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     list(&st, &auth, &SESSIONS, q).await
 }

@@ -1,7 +1,7 @@
 //! Ops: queue overview, dead-letter operations and canary probes (`OPS_TOKEN`).
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
     Json, Router,
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::{
     audit::ReqMeta,
     error::{ApiError, ApiResult},
-    extract::{ApiJson, OpsAuth},
+    extract::{ApiJson, ApiQuery, OpsAuth},
     AppState,
 };
 
@@ -55,7 +55,7 @@ async fn list_dead(
     _ops: OpsAuth,
     State(st): State<AppState>,
     Path(queue): Path<String>,
-    Query(p): Query<ListParams>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -117,6 +117,7 @@ async fn retry_dead(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KindFilter {
+    #[serde(default, deserialize_with = "shared::text::some_string")]
     kind: Option<String>,
 }
 
@@ -128,18 +129,7 @@ async fn retry_all_dead(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     // The body is optional: empty means every kind.
-    let kind = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<KindFilter>(&body)
-            .map_err(|e| {
-                ApiError::invalid(
-                    "invalid_body",
-                    format!("Expected {{\"kind\": \"...\"}}: {e}"),
-                )
-            })?
-            .kind
-    };
+    let kind = crate::extract::parse_optional_json::<KindFilter>(&body)?.kind;
     let ids =
         ops::retry_all_dead(&st.pools.primary, &st.jobs.queues, &queue, kind.as_deref()).await?;
     tracing::info!(queue, count = ids.len(), "dead tasks retried by ops");
@@ -160,7 +150,7 @@ async fn purge_dead(
     meta: ReqMeta,
     State(st): State<AppState>,
     Path(queue): Path<String>,
-    Query(f): Query<KindFilter>,
+    ApiQuery(f): ApiQuery<KindFilter>,
 ) -> ApiResult<Json<Value>> {
     let ids = ops::purge_dead(
         &st.pools.primary,

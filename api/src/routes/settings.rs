@@ -157,14 +157,15 @@ async fn validate(
     s: &TenantSettings,
 ) -> ApiResult<()> {
     for (i, o) in s.allowed_origins.iter().enumerate() {
-        let ok = o == "*"
-            || ((o.starts_with("https://") || o.starts_with("http://"))
-                && !o.ends_with('/')
-                && o.len() < 300);
+        // No wildcard: `*` would let any site's page drive a tenant's widget API.
+        let ok = (o.starts_with("https://") || o.starts_with("http://"))
+            && !o.ends_with('/')
+            && !o.contains('*')
+            && o.len() < 300;
         if !ok {
             return Err(ApiError::invalid_param(
                 &format!("allowed_origins[{i}]"),
-                "an origin is scheme://host[:port] without a trailing slash",
+                "an origin is scheme://host[:port] without a trailing slash (no wildcard: list each origin)",
             ));
         }
     }

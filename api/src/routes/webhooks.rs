@@ -79,8 +79,11 @@ async fn receive_stripe_event(
     if let Err(e) = webhook::check_header_shape(header) {
         return Err(rejected(e));
     }
-    let event: Value = serde_json::from_slice(&body)
+    let mut event: Value = serde_json::from_slice(&body)
         .map_err(|_| bad("malformed_event", "The body is not a JSON Stripe event."))?;
+    // The stored copy has any NUL escaped (PostgreSQL cannot store it); the signature below
+    // is still checked on the raw bytes.
+    let escaped = webhook::make_storable(&mut event);
     let (Some(event_id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
         return Err(bad("malformed_event", "The event has no id or type."));
     };
@@ -109,6 +112,10 @@ async fn receive_stripe_event(
         webhook::DEFAULT_TOLERANCE_SECS,
     ) {
         return Err(rejected(e));
+    }
+    if escaped {
+        metrics::counter!("stripe_webhooks_escaped_total").increment(1);
+        tracing::warn!(%tenant, event_id, "verified Stripe event carried NUL characters: stored with U+FFFD");
     }
     if !HANDLED.contains(&kind) {
         return Ok((

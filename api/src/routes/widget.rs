@@ -27,39 +27,28 @@ use crate::{
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/widget/sessions", post(create_session))
-        .route("/v1/widget/sessions/{id}/events", post(create_event))
+        .route(
+            "/v1/widget/sessions",
+            post(create_session).options(preflight),
+        )
+        .route(
+            "/v1/widget/sessions/{id}/events",
+            post(create_event).options(preflight),
+        )
         .layer(axum::middleware::from_fn(cors))
         .route("/v1/widget_tokens", post(create_widget_token))
 }
 
-/// CORS for the widget routes. Preflights carry no key, so they are answered generously;
-/// the real request is checked against the tenant's `allowed_origins` by `WidgetAuth`.
+/// CORS for the widget routes. A preflight (`OPTIONS`, answered by [`preflight`]) carries
+/// no key, so it is allowed only for an origin that some tenant allows (or our own); any
+/// other origin gets no CORS headers and the browser blocks the request. The real request
+/// is checked against its own tenant's `allowed_origins` by `WidgetAuth` (403 there, and no
+/// `Access-Control-Allow-Origin` then).
 async fn cors(req: Request, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).cloned();
     if req.method() == Method::OPTIONS {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        if let Some(o) = origin {
-            let h = res.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("POST, OPTIONS"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(
-                    "authorization, content-type, x-customer-token, x-request-id",
-                ),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
-        return res;
+        return next.run(req).await;
     }
+    let origin = req.headers().get(header::ORIGIN).cloned();
     let mut res = next.run(req).await;
     if let Some(o) = origin {
         if res.status() != StatusCode::FORBIDDEN {
@@ -72,11 +61,54 @@ async fn cors(req: Request, next: Next) -> Response {
     res
 }
 
+/// Answers a CORS preflight of the widget routes (see [`cors`]).
+async fn preflight(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(o) = headers.get(header::ORIGIN) else {
+        return res;
+    };
+    let Ok(origin) = o.to_str() else {
+        return res;
+    };
+    let allowed = crate::extract::same_origin(origin, &headers)
+        || match st
+            .settings_cache
+            .origin_allowed_by_some_tenant(&st.pools.primary, origin)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                // No CORS headers: the browser does not send the request (fails closed).
+                tracing::warn!(error = %e, "allowed origins unavailable for a preflight");
+                false
+            }
+        };
+    if allowed {
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-customer-token, x-request-id"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    res
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateSession {
-    /// The browser's language (used when the token carries none).
-    #[serde(default)]
+    /// The browser's language (used when the token carries none); a string when present.
+    #[serde(default, deserialize_with = "shared::text::some_string")]
     language: Option<String>,
 }
 
@@ -193,12 +225,8 @@ async fn create_session(
     State(st): State<AppState>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateSession::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
-    };
+    // The body is optional; when present it gets ApiJson's checks (control characters).
+    let body: CreateSession = crate::extract::parse_optional_json(&body)?;
     let tenant = auth.key.tenant_id;
     let mode = auth.key.mode;
     let settings = st
@@ -350,11 +378,11 @@ struct EventBody {
     client_event_id: String,
     #[serde(rename = "type")]
     kind: EventType,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::text::some_string")]
     reason_code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::text::some_string")]
     offer_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::text::some_string")]
     text: Option<String>,
 }
 
@@ -547,7 +575,7 @@ async fn create_event(
 #[serde(deny_unknown_fields)]
 struct CreateWidgetToken {
     customer_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::text::some_string")]
     subscription_id: Option<String>,
     /// Lifetime in seconds (default 900, at most 86400).
     #[serde(default)]

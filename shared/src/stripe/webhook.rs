@@ -18,6 +18,15 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Makes a verified event storable: PostgreSQL's `jsonb` and `text` refuse NUL, and a
+/// delivery we cannot store would be answered 5xx and retried by Stripe for days. Every NUL
+/// (in any string or key: the event id, metadata, anywhere) becomes U+FFFD in the stored
+/// copy; the signature is checked on the raw bytes, never on this copy. Returns whether
+/// anything was replaced.
+pub fn make_storable(event: &mut serde_json::Value) -> bool {
+    crate::text::replace_nul(event)
+}
+
 /// The name of the header Stripe signs deliveries with.
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
 
