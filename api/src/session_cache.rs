@@ -51,6 +51,15 @@ impl SessionCache {
         map.insert(id, (meta, Instant::now()));
     }
 
+    /// Forgets the sessions of one customer (after an erasure).
+    pub fn forget_customer(&self, tenant: Uuid, customer_id: &str) {
+        self.entries
+            .lock()
+            .expect("lock")
+            .0
+            .retain(|_, (m, _)| !(m.tenant_id == tenant && m.customer_id == customer_id));
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().expect("lock").0.len()
     }

@@ -10,6 +10,7 @@ pub const ALL_KINDS: &[(&str, &str)] = &[
     (Probe::KIND, Probe::QUEUE),
     (Rollup::KIND, Rollup::QUEUE),
     (Reconcile::KIND, Reconcile::QUEUE),
+    (RetentionSweep::KIND, RetentionSweep::QUEUE),
     (InvalidateCache::KIND, InvalidateCache::QUEUE),
     (ApplyOffer::KIND, ApplyOffer::QUEUE),
     (CancelSubscription::KIND, CancelSubscription::QUEUE),
@@ -68,6 +69,17 @@ pub struct Reconcile {
 
 impl Job for Reconcile {
     const KIND: &'static str = "reconcile";
+    const QUEUE: &'static str = queues::OPS;
+}
+
+/// The retention sweep tick: removes personal data past its retention.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RetentionSweep {
+    pub period: i64,
+}
+
+impl Job for RetentionSweep {
+    const KIND: &'static str = "retention_sweep";
     const QUEUE: &'static str = queues::OPS;
 }
 

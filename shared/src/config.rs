@@ -61,6 +61,8 @@ pub struct Config {
     /// Serve the `/demo` page (signs customer tokens for test-mode publishable keys).
     pub demo_enabled: bool,
     pub limits: LimitsConfig,
+    /// How long personal data is kept (the retention job; see `crate::privacy`).
+    pub retention: crate::privacy::Retention,
 }
 
 /// Overload protection of the api process.
@@ -97,6 +99,8 @@ pub struct JobsConfig {
     pub rollup_interval: Duration,
     /// Period of the reconciler tick.
     pub reconcile_interval: Duration,
+    /// Period of the retention sweep.
+    pub retention_interval: Duration,
     /// Optional override of every queue's backoff base delay (tests use milliseconds).
     pub retry_base_override: Option<Duration>,
     /// Optional multiplier of every queue's concurrency.
@@ -167,6 +171,7 @@ impl Config {
                 done_retention: secs(&get, "JOB_DONE_RETENTION_SECS", 3600)?,
                 rollup_interval: secs(&get, "ROLLUP_INTERVAL_SECS", 3600)?,
                 reconcile_interval: secs(&get, "RECONCILE_INTERVAL_SECS", 60)?,
+                retention_interval: secs(&get, "RETENTION_INTERVAL_SECS", 3600)?,
                 retry_base_override: match get("JOB_RETRY_BASE_MS") {
                     Some(_) => Some(millis(&get, "JOB_RETRY_BASE_MS", 0)?),
                     None => None,
@@ -186,6 +191,11 @@ impl Config {
                 shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 20)?,
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
                 trusted_proxy_hops: parse(&get, "TRUSTED_PROXY_HOPS", 1)?,
+            },
+            retention: crate::privacy::Retention {
+                stripe_payload_days: parse(&get, "RETENTION_STRIPE_PAYLOAD_DAYS", 30)?,
+                feedback_days: parse(&get, "RETENTION_FEEDBACK_DAYS", 365)?,
+                audit_days: parse(&get, "RETENTION_AUDIT_DAYS", 2555)?,
             },
             // Decided in `validate`: off wherever the deployment is exposed.
             demo_enabled: false,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod flows;
+pub mod privacy;
 pub mod redis_conn;
 pub mod secret;
 pub mod stripe;

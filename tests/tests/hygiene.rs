@@ -179,7 +179,7 @@ async fn control_characters_in_bodies_are_a_400_naming_the_field_and_change_noth
         ),
         (
             "timezone",
-            Method::PUT,
+            Method::PATCH,
             "/v1/settings",
             c.sk(),
             None,
@@ -188,7 +188,7 @@ async fn control_characters_in_bodies_are_a_400_naming_the_field_and_change_noth
         ),
         (
             "allowed origin",
-            Method::PUT,
+            Method::PATCH,
             "/v1/settings",
             c.sk(),
             None,
@@ -550,7 +550,7 @@ async fn a_signed_stripe_webhook_with_nul_is_acknowledged_stored_escaped_and_pro
 
 async fn put(c: &Ctx, origins: Value) -> (StatusCode, Value) {
     let body = json!({ "allowed_origins": origins }).to_string();
-    c.send(Method::PUT, "/v1/settings", c.sk(), None, Some(&body))
+    c.send(Method::PATCH, "/v1/settings", c.sk(), None, Some(&body))
         .await
 }
 
@@ -614,7 +614,7 @@ async fn a_stored_star_is_not_a_wildcard() {
     let c = Ctx::new().await;
     // Settings written before `*` was refused.
     sqlx::query(
-        "UPDATE tenants SET settings = jsonb_set(coalesce(settings, '{}'::jsonb), '{allowed_origins}', '[\"*\"]') WHERE id = $1",
+        "UPDATE tenant_settings SET settings = jsonb_set(settings, '{allowed_origins}', '[\"*\"]') WHERE tenant_id = $1",
     )
     .bind(c.t.tenant.id)
     .execute(&c.app.pool)

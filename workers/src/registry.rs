@@ -87,6 +87,7 @@ pub fn register_all(retry_base_override: Option<Duration>) -> Registry {
         .handle(handlers::probe::run)
         .handle(handlers::rollup::run)
         .handle(handlers::reconcile::run)
+        .handle(handlers::retention::run)
         .handle(handlers::cache::run)
         .handle(handlers::offers::apply_offer)
         .handle(handlers::offers::cancel_subscription)

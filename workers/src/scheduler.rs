@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobs::{EnqueueOpts, Job, Reconcile, Rollup};
+use jobs::{EnqueueOpts, Job, Reconcile, RetentionSweep, Rollup};
 
 use crate::WorkerState;
 
@@ -77,10 +77,17 @@ pub async fn run(st: Arc<WorkerState>, mut shutdown: tokio::sync::watch::Receive
         job: |period| Reconcile { period },
         last: None,
     };
+    let mut retention = Duty {
+        name: "retention",
+        interval: st.config.jobs.retention_interval,
+        job: |period| RetentionSweep { period },
+        last: None,
+    };
     loop {
         let now = jobs::queue::now_ms();
         rollups.tick(&st, now).await;
         reconciles.tick(&st, now).await;
+        retention.tick(&st, now).await;
         tokio::select! {
             _ = tokio::time::sleep(check) => {},
             _ = shutdown.changed() => break,

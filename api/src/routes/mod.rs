@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod assets;
 pub mod audit;
+pub mod customers;
 pub mod flows;
 pub mod health;
 pub mod keys;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .merge(analytics::router())
         .merge(listings::router())
         .merge(audit::router())
+        .merge(customers::router())
 }
 
 /// The endpoint class of a route (metrics label, SLOs and alert rules use it).

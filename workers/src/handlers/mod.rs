@@ -5,6 +5,7 @@ pub mod cache;
 pub mod offers;
 pub mod probe;
 pub mod reconcile;
+pub mod retention;
 pub mod rollup;
 pub mod stripe_events;
 

@@ -1,0 +1,202 @@
+//! Personal data: erasure of one customer and the retention sweep. What is stored where is
+//! listed in README.md ("Personal data"); this module is the one place that erases it.
+//!
+//! Erasure pseudonymises instead of deleting, so analytics keep their counts: every row of
+//! the customer gets the same random `erased_…` id (never derived from the real one), the
+//! email, token attributes and free-text feedback are removed, processed Stripe payload
+//! copies naming the customer are redacted, and open sessions end (`abandoned`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::tenants::Mode;
+
+/// What an erasure changed, table by table.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Erased {
+    /// The id the customer's rows carry now (nothing links it to the erased id).
+    pub pseudonym: String,
+    pub users: u64,
+    pub sessions: u64,
+    pub sessions_ended: u64,
+    pub feedback_texts: u64,
+    pub stripe_payloads: u64,
+}
+
+impl Erased {
+    pub fn is_empty(&self) -> bool {
+        self.users + self.sessions + self.feedback_texts + self.stripe_payloads == 0
+    }
+}
+
+/// Erases customer `customer_id` of `tenant` in `mode`, on `conn` (one transaction: the
+/// caller's, with its audit row). Idempotent: a second call finds nothing.
+pub async fn erase_customer(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<Erased, sqlx::Error> {
+    let pseudonym = format!("erased_{}", Uuid::new_v4().simple());
+    let m = mode.as_str();
+    // Serialises with session starts and events of this customer (the widget's writer takes
+    // the session row locks; this takes them too, below).
+    let ended = sqlx::query(
+        "UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now()
+          WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3 AND outcome IS NULL",
+    )
+    .bind(tenant)
+    .bind(m)
+    .bind(customer_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let feedback = sqlx::query(
+        "UPDATE session_events e SET payload = e.payload - 'text'
+           FROM cancel_sessions s
+          WHERE s.tenant_id = $1 AND s.mode = $2 AND s.customer_id = $3
+            AND e.tenant_id = s.tenant_id AND e.session_id = s.id AND e.payload ? 'text'",
+    )
+    .bind(tenant)
+    .bind(m)
+    .bind(customer_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "UPDATE cancel_sessions SET customer_id = $4, attributes = '{}'::jsonb
+          WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3",
+    )
+    .bind(tenant)
+    .bind(m)
+    .bind(customer_id)
+    .bind(&pseudonym)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    // Processed deliveries only: an unprocessed one is still needed by its job (which
+    // re-fetches from Stripe); the retention sweep redacts it later.
+    let payloads = sqlx::query(
+        "UPDATE stripe_events SET payload = $4
+          WHERE tenant_id = $1 AND mode = $2 AND processed_at IS NOT NULL
+            AND NOT (payload ? 'redacted')
+            AND (object_id = $3
+                 OR payload->'data'->'object'->>'customer' = $3
+                 OR payload->'data'->'object'->'customer'->>'id' = $3)",
+    )
+    .bind(tenant)
+    .bind(m)
+    .bind(customer_id)
+    .bind(json!({ "redacted": "erasure" }))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let users = sqlx::query(
+        "UPDATE users SET external_id = $4, email = NULL, attributes = '{}'::jsonb, updated_at = now()
+          WHERE tenant_id = $1 AND mode = $2 AND external_id = $3",
+    )
+    .bind(tenant)
+    .bind(m)
+    .bind(customer_id)
+    .bind(&pseudonym)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(Erased {
+        pseudonym,
+        users,
+        sessions,
+        sessions_ended: ended,
+        feedback_texts: feedback,
+        stripe_payloads: payloads,
+    })
+}
+
+/// How long personal data is kept (days; 0 keeps it forever).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Full Stripe payload copies of processed deliveries (the row stays, for de-duplication).
+    pub stripe_payload_days: u32,
+    /// Free-text feedback and the token attributes copied onto sessions.
+    pub feedback_days: u32,
+    /// Audit rows.
+    pub audit_days: u32,
+}
+
+/// What one sweep removed.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Swept {
+    pub stripe_payloads: u64,
+    pub feedback_texts: u64,
+    pub session_attributes: u64,
+    pub audit_events: u64,
+}
+
+/// Rows changed per statement: a sweep over a large backlog holds no lock for long.
+const BATCH: i64 = 5000;
+
+async fn in_batches(
+    pool: &PgPool,
+    sql: &'static str,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let n = sqlx::query(sql)
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+fn cutoff(now: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
+    (days > 0).then(|| now - chrono::Duration::days(i64::from(days)))
+}
+
+/// Applies `r` as of `now` (the scheduled retention job; idempotent).
+pub async fn sweep(pool: &PgPool, r: Retention, now: DateTime<Utc>) -> Result<Swept, sqlx::Error> {
+    let mut out = Swept::default();
+    if let Some(c) = cutoff(now, r.stripe_payload_days) {
+        out.stripe_payloads = in_batches(
+            pool,
+            "UPDATE stripe_events SET payload = '{\"redacted\": \"retention\"}'::jsonb
+              WHERE id IN (SELECT id FROM stripe_events
+                            WHERE received_at < $1 AND processed_at IS NOT NULL
+                              AND NOT (payload ? 'redacted')
+                            LIMIT $2)",
+            c,
+        )
+        .await?;
+    }
+    if let Some(c) = cutoff(now, r.feedback_days) {
+        out.feedback_texts = in_batches(
+            pool,
+            "UPDATE session_events SET payload = payload - 'text'
+              WHERE id IN (SELECT id FROM session_events
+                            WHERE created_at < $1 AND payload ? 'text' LIMIT $2)",
+            c,
+        )
+        .await?;
+        out.session_attributes = in_batches(
+            pool,
+            "UPDATE cancel_sessions SET attributes = '{}'::jsonb
+              WHERE id IN (SELECT id FROM cancel_sessions
+                            WHERE created_at < $1 AND attributes <> '{}'::jsonb LIMIT $2)",
+            c,
+        )
+        .await?;
+    }
+    if let Some(c) = cutoff(now, r.audit_days) {
+        out.audit_events = crate::audit::purge_older_than(pool, c).await?;
+    }
+    Ok(out)
+}
