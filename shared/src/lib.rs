@@ -11,6 +11,7 @@ pub mod db;
 pub mod flows;
 pub mod redis_conn;
 pub mod secret;
+pub mod secrets;
 pub mod stripe;
 pub mod telemetry;
 pub mod tenants;

@@ -1,12 +1,17 @@
-//! Tenants and their API keys. Keys are shown once, stored as SHA-256 hashes, and can be
-//! rotated (with an optional grace period for the old key) and revoked.
+//! Tenants, their API keys and their customer-token signing secrets. Keys and secrets are
+//! shown once; keys are stored as SHA-256 hashes only, signing secrets encrypted under the
+//! master key (HMAC verification needs them). Both rotate with an optional grace period
+//! for the old one; keys can be revoked.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::crypto::{hash_key, random_token, MasterKey, KEY_RANDOM_LEN};
+use crate::{
+    audit::{self, Actor, Change},
+    crypto::{hash_key, random_token, Aad, Column, MasterKey, KEY_RANDOM_LEN},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,11 +122,46 @@ impl std::fmt::Debug for IssuedKey {
     }
 }
 
-/// The four keys of a new tenant.
+/// Prefix of customer-token signing secrets: `tsk_test_…` / `tsk_live_…`.
+pub const SIGNING_SECRET_PREFIX: &str = "tsk";
+
+/// A freshly issued customer-token signing secret (shown once, like a key).
+#[derive(Clone, Serialize)]
+pub struct IssuedSigningSecret {
+    pub id: Uuid,
+    pub mode: Mode,
+    pub display: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for IssuedSigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSigningSecret")
+            .field("id", &self.id)
+            .field("mode", &self.mode)
+            .field("display", &self.display)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A signing secret as listed (never the plaintext).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct SigningSecretInfo {
+    pub id: Uuid,
+    pub mode: String,
+    pub display: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The four keys and two token signing secrets of a new tenant.
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantWithKeys {
     pub tenant: Tenant,
     pub keys: Vec<IssuedKey>,
+    pub token_signing_secrets: Vec<IssuedSigningSecret>,
 }
 
 impl TenantWithKeys {
@@ -132,6 +172,16 @@ impl TenantWithKeys {
             .find(|k| k.kind == kind && k.mode == mode)
             .expect("a tenant is created with every kind and mode")
             .key
+    }
+
+    /// The customer-token signing secret of `mode`.
+    pub fn signing_secret(&self, mode: Mode) -> &str {
+        &self
+            .token_signing_secrets
+            .iter()
+            .find(|s| s.mode == mode)
+            .expect("a tenant is created with a signing secret per mode")
+            .secret
     }
 }
 
@@ -144,9 +194,10 @@ pub struct KeyIdentity {
     pub mode: Mode,
 }
 
+/// Issues a key: only its SHA-256 is stored (customer tokens are signed with a separate
+/// signing secret, so nothing needs the plaintext again).
 async fn issue_key<'e>(
     db: impl PgExecutor<'e>,
-    master: &MasterKey,
     tenant_id: Uuid,
     kind: KeyKind,
     mode: Mode,
@@ -159,10 +210,8 @@ async fn issue_key<'e>(
     );
     let id = Uuid::now_v7();
     let display = format!("{}…", &key[..12]);
-    // Secret keys sign customer tokens, so an encrypted copy is kept to verify them.
-    let secret_enc = (kind == KeyKind::Secret).then(|| master.encrypt(&key, &id.to_string()));
     sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display, secret_enc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -170,7 +219,6 @@ async fn issue_key<'e>(
     .bind(mode.as_str())
     .bind(hash_key(&key))
     .bind(display)
-    .bind(secret_enc)
     .execute(db)
     .await?;
     Ok(IssuedKey {
@@ -181,7 +229,45 @@ async fn issue_key<'e>(
     })
 }
 
-/// Creates a tenant with a secret and a publishable key for test and for live mode.
+/// Issues a customer-token signing secret, stored encrypted under the master key (it must
+/// be recoverable to verify HMACs).
+async fn issue_signing_secret<'e>(
+    db: impl PgExecutor<'e>,
+    master: &MasterKey,
+    tenant_id: Uuid,
+    mode: Mode,
+) -> Result<IssuedSigningSecret, sqlx::Error> {
+    let secret = format!(
+        "{SIGNING_SECRET_PREFIX}_{}_{}",
+        mode.as_str(),
+        random_token(KEY_RANDOM_LEN)
+    );
+    let id = Uuid::now_v7();
+    let display = format!("{}…", &secret[..13]);
+    let enc = master.encrypt(
+        &secret,
+        &Aad::new(Column::TokenSigningSecret, tenant_id, mode),
+    );
+    sqlx::query(
+        "INSERT INTO token_signing_secrets (id, tenant_id, mode, secret_enc, display) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(mode.as_str())
+    .bind(enc)
+    .bind(&display)
+    .execute(db)
+    .await?;
+    Ok(IssuedSigningSecret {
+        id,
+        mode,
+        display,
+        secret,
+    })
+}
+
+/// Creates a tenant with a secret and a publishable key and a customer-token signing
+/// secret for test and for live mode.
 pub async fn create_tenant(
     pool: &PgPool,
     master: &MasterKey,
@@ -196,13 +282,19 @@ pub async fn create_tenant(
     .fetch_one(&mut *tx)
     .await?;
     let mut keys = Vec::with_capacity(4);
+    let mut token_signing_secrets = Vec::with_capacity(2);
     for mode in [Mode::Test, Mode::Live] {
         for kind in [KeyKind::Secret, KeyKind::Publishable] {
-            keys.push(issue_key(&mut *tx, master, tenant.id, kind, mode).await?);
+            keys.push(issue_key(&mut *tx, tenant.id, kind, mode).await?);
         }
+        token_signing_secrets.push(issue_signing_secret(&mut *tx, master, tenant.id, mode).await?);
     }
     tx.commit().await?;
-    Ok(TenantWithKeys { tenant, keys })
+    Ok(TenantWithKeys {
+        tenant,
+        keys,
+        token_signing_secrets,
+    })
 }
 
 pub async fn get_tenant(pool: &PgPool, id: Uuid) -> Result<Option<Tenant>, sqlx::Error> {
@@ -228,54 +320,134 @@ pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<ApiKeyInfo>
     .await
 }
 
+/// Retires the usable rows of `table` matched by `filter` (bound from `$3` on): at once when
+/// `grace_seconds` is 0, otherwise when the grace period ends. Returns `(id, display)` of
+/// each retired row, for the audit row.
+async fn retire(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    filter: &str,
+    tenant_id: Uuid,
+    mode: Mode,
+    kind: Option<KeyKind>,
+    grace_seconds: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let set = if grace_seconds <= 0 {
+        "revoked_at = now()"
+    } else {
+        "expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $3))"
+    };
+    let sql = format!(
+        "UPDATE {table} SET {set}
+         WHERE tenant_id = $1 AND mode = $2 {filter} AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > now())
+         RETURNING id, display"
+    );
+    // `table`, `filter` and `set` are constants of this module, never input.
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(mode.as_str())
+        .bind(grace_seconds.max(0) as f64);
+    if let Some(kind) = kind {
+        q = q.bind(kind.as_str());
+    }
+    q.fetch_all(conn).await
+}
+
+fn retired_summary(retired: &[(Uuid, String)], grace_seconds: i64) -> serde_json::Value {
+    serde_json::json!({
+        "retired": retired.iter().map(|(id, d)| serde_json::json!({"id": id, "display": d})).collect::<Vec<_>>(),
+        "grace_seconds": grace_seconds.max(0),
+    })
+}
+
 /// Issues a new key of `kind`/`mode` and retires the tenant's current ones of the same kind
 /// and mode: at once when `grace_seconds` is 0, otherwise when the grace period ends.
+/// Audited (`api_key.rotate`) in the same transaction.
 pub async fn rotate_key(
     pool: &PgPool,
-    master: &MasterKey,
+    actor: &Actor,
     tenant_id: Uuid,
     kind: KeyKind,
     mode: Mode,
     grace_seconds: i64,
 ) -> Result<IssuedKey, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    if grace_seconds <= 0 {
-        sqlx::query(
-            "UPDATE api_keys SET revoked_at = now()
-             WHERE tenant_id = $1 AND kind = $2 AND mode = $3 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(kind.as_str())
-        .bind(mode.as_str())
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "UPDATE api_keys SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $4))
-             WHERE tenant_id = $1 AND kind = $2 AND mode = $3 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(kind.as_str())
-        .bind(mode.as_str())
-        .bind(grace_seconds as f64)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let key = issue_key(&mut *tx, master, tenant_id, kind, mode).await?;
+    let retired = retire(
+        &mut tx,
+        "api_keys",
+        "AND kind = $4",
+        tenant_id,
+        mode,
+        Some(kind),
+        grace_seconds,
+    )
+    .await?;
+    let key = issue_key(&mut *tx, tenant_id, kind, mode).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(tenant_id),
+            mode: Some(mode),
+            action: "api_key.rotate",
+            target_type: "api_key",
+            target_id: Some(key.id.to_string()),
+            before: Some(retired_summary(&retired, grace_seconds)),
+            after: Some(serde_json::json!({
+                "id": key.id, "kind": kind, "display": format!("{}…", &key.key[..12]),
+            })),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(key)
 }
 
-/// Revokes one of the tenant's keys. `false` when the tenant has no such key.
-pub async fn revoke_key(pool: &PgPool, tenant_id: Uuid, key_id: Uuid) -> Result<bool, sqlx::Error> {
-    let res = sqlx::query(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2",
+/// Revokes one of the tenant's keys (of `mode` when given). `false` when the tenant has no
+/// such key. Audited (`api_key.revoke`) in the same transaction.
+pub async fn revoke_key(
+    pool: &PgPool,
+    actor: &Actor,
+    tenant_id: Uuid,
+    mode: Option<Mode>,
+    key_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT kind, mode, display, revoked_at FROM api_keys
+         WHERE id = $1 AND tenant_id = $2 AND ($3::text IS NULL OR mode = $3) FOR UPDATE",
     )
     .bind(key_id)
     .bind(tenant_id)
-    .execute(pool)
+    .bind(mode.map(Mode::as_str))
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(res.rows_affected() == 1)
+    let Some((kind, key_mode, display, revoked_at)) = row else {
+        return Ok(false);
+    };
+    sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(tenant_id),
+            mode: Mode::parse(&key_mode),
+            action: "api_key.revoke",
+            target_type: "api_key",
+            target_id: Some(key_id.to_string()),
+            before: Some(serde_json::json!({
+                "kind": kind, "display": display, "revoked_at": revoked_at,
+            })),
+            after: Some(serde_json::json!({ "revoked": true })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Resolves a presented key; `None` for unknown, revoked or expired keys.
@@ -300,26 +472,157 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<KeyIdentity
     }))
 }
 
-/// The tenant's usable secret keys of `mode`, decrypted (customer tokens are signed with
-/// one of them; several are valid during a rotation's grace period).
-pub async fn secret_keys(
+/// Issues a new customer-token signing secret for `mode` and retires the current ones: at
+/// once when `grace_seconds` is 0, otherwise when the grace period ends (tokens signed
+/// with either verify meanwhile). Audited (`token_signing_secret.rotate`).
+pub async fn rotate_signing_secret(
+    pool: &PgPool,
+    master: &MasterKey,
+    actor: &Actor,
+    tenant_id: Uuid,
+    mode: Mode,
+    grace_seconds: i64,
+) -> Result<IssuedSigningSecret, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let retired = retire(
+        &mut tx,
+        "token_signing_secrets",
+        "",
+        tenant_id,
+        mode,
+        None,
+        grace_seconds,
+    )
+    .await?;
+    let issued = issue_signing_secret(&mut *tx, master, tenant_id, mode).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(tenant_id),
+            mode: Some(mode),
+            action: "token_signing_secret.rotate",
+            target_type: "token_signing_secret",
+            target_id: Some(issued.id.to_string()),
+            before: Some(retired_summary(&retired, grace_seconds)),
+            after: Some(serde_json::json!({ "id": issued.id, "display": issued.display })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// Gives every tenant and mode without a usable signing secret one (not shown to anyone:
+/// it is what `POST /v1/widget_tokens` signs with; a tenant that signs tokens itself
+/// rotates to see one). For tenants created before signing secrets existed (all of them,
+/// or `only` one). Returns how many were issued; running it again issues none.
+pub async fn issue_missing_signing_secrets(
+    pool: &PgPool,
+    master: &MasterKey,
+    actor: &Actor,
+    only: Option<Uuid>,
+) -> Result<u64, sqlx::Error> {
+    let missing: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT t.id, m.mode FROM tenants t CROSS JOIN (VALUES ('test'), ('live')) AS m(mode)
+         WHERE NOT EXISTS (SELECT 1 FROM token_signing_secrets s
+                           WHERE s.tenant_id = t.id AND s.mode = m.mode AND s.revoked_at IS NULL
+                             AND (s.expires_at IS NULL OR s.expires_at > now()))
+           AND ($1::uuid IS NULL OR t.id = $1)
+         ORDER BY t.id, m.mode",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut issued = 0;
+    for (tenant_id, mode) in missing {
+        let mode = Mode::parse(&mode).expect("test or live");
+        let mut tx = pool.begin().await?;
+        // Serialises with a concurrent run for this tenant and mode.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!(
+                "token_signing_secrets:{tenant_id}:{}",
+                mode.as_str()
+            ))
+            .execute(&mut *tx)
+            .await?;
+        let (exists,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM token_signing_secrets WHERE tenant_id = $1 AND mode = $2
+                            AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))",
+        )
+        .bind(tenant_id)
+        .bind(mode.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if exists {
+            continue;
+        }
+        let s = issue_signing_secret(&mut *tx, master, tenant_id, mode).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                tenant_id: Some(tenant_id),
+                mode: Some(mode),
+                action: "token_signing_secret.issue",
+                target_type: "token_signing_secret",
+                target_id: Some(s.id.to_string()),
+                before: None,
+                after: Some(serde_json::json!({ "id": s.id, "display": s.display })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        issued += 1;
+    }
+    Ok(issued)
+}
+
+/// The tenant's signing secrets of `mode` (never the plaintext), newest first.
+pub async fn list_signing_secrets(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    mode: Mode,
+) -> Result<Vec<SigningSecretInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, mode, display, created_at, expires_at, revoked_at FROM token_signing_secrets
+         WHERE tenant_id = $1 AND mode = $2 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(tenant_id)
+    .bind(mode.as_str())
+    .fetch_all(pool)
+    .await
+}
+
+/// The tenant's usable customer-token signing secrets of `mode`, decrypted, newest (the
+/// one to sign with) first; several verify during a rotation's grace period. A secret the
+/// configured master keys cannot read is skipped (and logged), never a panic.
+pub async fn signing_secrets(
     pool: &PgPool,
     master: &MasterKey,
     tenant_id: Uuid,
     mode: Mode,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT id, secret_enc FROM api_keys
-         WHERE tenant_id = $1 AND mode = $2 AND kind = 'secret' AND revoked_at IS NULL
-           AND (expires_at IS NULL OR expires_at > now())",
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, secret_enc FROM token_signing_secrets
+         WHERE tenant_id = $1 AND mode = $2 AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > now())
+         ORDER BY created_at DESC, id DESC",
     )
     .bind(tenant_id)
     .bind(mode.as_str())
     .fetch_all(pool)
     .await?;
+    let aad = Aad::new(Column::TokenSigningSecret, tenant_id, mode);
     Ok(rows
         .into_iter()
-        .filter_map(|(id, enc)| master.decrypt(enc.as_deref()?, &id.to_string()).ok())
+        .filter_map(|(id, enc)| match master.decrypt(&enc, &aad) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(secret_id = %id, %tenant_id, error = %e, "token signing secret unreadable");
+                None
+            }
+        })
         .collect())
 }
 
