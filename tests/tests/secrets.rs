@@ -738,3 +738,29 @@ async fn key_and_secret_changes_are_audited_without_secrets() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_demo_page_signs_with_the_test_signing_secret() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Demo").await;
+    let pk = t.key(KeyKind::Publishable, Mode::Test);
+    let html = app
+        .client
+        .get(app.url(&format!("/demo?pk={pk}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let config = html
+        .split(r#"<script id="rtos-demo-config" type="application/json">"#)
+        .nth(1)
+        .and_then(|r| r.split("</script>").next())
+        .unwrap_or_else(|| panic!("no demo config in {html}"));
+    let config: Value = serde_json::from_str(config).unwrap();
+    let tok = config["token"].as_str().unwrap();
+    let claims = shared::widget_token::peek(tok).unwrap();
+    assert_eq!(tok, sign(&claims, t.signing_secret(Mode::Test)));
+    assert_eq!(start_session(&app, pk, tok).await, 201);
+}
