@@ -197,7 +197,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
                 } => {
                     let mode = Mode::parse(&mode).expect("validated by clap");
                     serde_json::to_value(
-                        tenants::rotate_signing_secret(
+                        shared::signing_secrets::rotate(
                             &pool,
                             &master,
                             &Actor::cli(),
@@ -234,7 +234,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
             action: SecretsCmd::IssueSigningSecrets,
         } => {
             let issued =
-                tenants::issue_missing_signing_secrets(&pool, &master, &Actor::cli(), None).await?;
+                shared::signing_secrets::issue_missing(&pool, &master, &Actor::cli(), None).await?;
             println!("{}", serde_json::json!({ "issued": issued }));
         }
     }
@@ -294,7 +294,7 @@ async fn demo(
         tx.commit().await?;
     }
     // A demo tenant from before signing secrets needs one to sign the page's tokens.
-    tenants::issue_missing_signing_secrets(pool, master, &Actor::cli(), Some(tenant)).await?;
+    shared::signing_secrets::issue_missing(pool, master, &Actor::cli(), Some(tenant)).await?;
     // Publishable keys are public; the demo page needs one, so a fresh one is issued.
     let pk = tenants::rotate_key(
         pool,

@@ -61,7 +61,7 @@ impl SettingsCache {
         mode: Mode,
     ) -> Result<Keys, sqlx::Error> {
         self.keys_of((tenant, mode, Secrets::TokenSigning), async {
-            shared::tenants::signing_secrets(pool, master, tenant, mode).await
+            shared::signing_secrets::usable(pool, master, tenant, mode).await
         })
         .await
     }

@@ -12,6 +12,7 @@ pub mod flows;
 pub mod redis_conn;
 pub mod secret;
 pub mod secrets;
+pub mod signing_secrets;
 pub mod stripe;
 pub mod telemetry;
 pub mod tenants;

@@ -121,7 +121,7 @@ async fn get_demo(
         ));
     }
     let secrets =
-        shared::tenants::signing_secrets(&st.pools.primary, &st.master, id.tenant_id, Mode::Test)
+        shared::signing_secrets::usable(&st.pools.primary, &st.master, id.tenant_id, Mode::Test)
             .await?;
     let secret = secrets.first().ok_or_else(|| {
         ApiError::invalid(

@@ -114,8 +114,7 @@ async fn list_signing_secrets(
     TenantAuth(id): TenantAuth,
     State(st): State<AppState>,
 ) -> ApiResult<Json<Value>> {
-    let secrets =
-        shared::tenants::list_signing_secrets(&st.pools.primary, id.tenant_id, id.mode).await?;
+    let secrets = shared::signing_secrets::list(&st.pools.primary, id.tenant_id, id.mode).await?;
     Ok(Json(json!({ "data": secrets })))
 }
 
@@ -136,7 +135,7 @@ async fn rotate_signing_secret(
     ApiJson(body): ApiJson<RotateSigningSecret>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     check_grace(body.grace_seconds)?;
-    let secret = shared::tenants::rotate_signing_secret(
+    let secret = shared::signing_secrets::rotate(
         &st.pools.primary,
         &st.master,
         &meta.key_actor(&id),

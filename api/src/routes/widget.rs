@@ -572,7 +572,7 @@ async fn create_widget_token(
     // Read from the database, not the settings cache: right after a rotation without
     // grace, a cached old secret would sign tokens that no longer verify.
     let secrets =
-        shared::tenants::signing_secrets(&st.pools.primary, &st.master, auth.tenant_id, auth.mode)
+        shared::signing_secrets::usable(&st.pools.primary, &st.master, auth.tenant_id, auth.mode)
             .await?;
     let key = secrets.first().ok_or_else(|| {
         ApiError::new(
