@@ -1,7 +1,8 @@
-//! `retentionos-api` command line: `serve`, `migrate`, `tenant ...`.
+//! `retentionos-api` command line: `serve`, `migrate`, `tenant ...`, `secrets ...`.
 
 use clap::{Parser, Subcommand};
 use shared::{
+    audit::Actor,
     db,
     tenants::{self, KeyKind, Mode},
     Config,
@@ -51,11 +52,33 @@ pub enum Command {
         #[command(subcommand)]
         action: TenantCmd,
     },
+    /// Secrets at rest: master-key rotation, token signing secrets.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Re-encrypt every stored secret under the current MASTER_KEY (reading with it or with
+    /// MASTER_KEY_PREVIOUS), in batches; idempotent and restartable. Prints counts; exits
+    /// non-zero if anything could not be decrypted (then keep the previous key).
+    RotateMaster {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: i64,
+    },
+    /// Give every tenant and mode without a customer-token signing secret one (not
+    /// printed; POST /v1/widget_tokens signs with it). For tenants created before signing
+    /// secrets existed; running it again issues none.
+    IssueSigningSecrets,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TenantCmd {
-    /// Create a tenant; prints its secret and publishable keys for test and live mode (once).
+    /// Create a tenant; prints its secret and publishable keys and its customer-token
+    /// signing secrets for test and live mode (once).
     Create {
         #[arg(long)]
         name: String,
@@ -79,6 +102,16 @@ pub enum TenantCmd {
         #[arg(long, default_value_t = 0)]
         grace_seconds: i64,
     },
+    /// Issue a new customer-token signing secret (printed once) and retire the current one.
+    RotateSigningSecret {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long, value_parser = ["test", "live"])]
+        mode: String,
+        /// Seconds the old secret keeps verifying tokens.
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: i64,
+    },
     /// Revoke one key.
     RevokeKey {
         #[arg(long)]
@@ -95,7 +128,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         db::ensure_database(&url).await?;
     }
     let pool = db::lazy_pool(&url, &config.pool, "retentionos-cli")?;
-    let master = shared::crypto::MasterKey::parse(config.master_key.expose())?;
+    let master = shared::crypto::MasterKey::from_config(&config)?;
     match cmd {
         Command::Serve => unreachable!("handled by main"),
         Command::Migrate => {
@@ -130,7 +163,8 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
                 TenantCmd::Create { name } => {
                     let t = tenants::create_tenant(&pool, &master, &name).await?;
                     serde_json::json!({ "tenant": t.tenant, "keys": t.keys,
-                        "note": "Keys are shown once; store them now." })
+                        "token_signing_secrets": t.token_signing_secrets,
+                        "note": "Keys and signing secrets are shown once; store them now." })
                 }
                 TenantCmd::List => serde_json::to_value(tenants::list_tenants(&pool).await?)?,
                 TenantCmd::Keys { tenant } => {
@@ -145,18 +179,63 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
                     let kind = KeyKind::parse(&kind).expect("validated by clap");
                     let mode = Mode::parse(&mode).expect("validated by clap");
                     serde_json::to_value(
-                        tenants::rotate_key(&pool, &master, tenant, kind, mode, grace_seconds)
-                            .await?,
+                        tenants::rotate_key(
+                            &pool,
+                            &Actor::cli(),
+                            tenant,
+                            kind,
+                            mode,
+                            grace_seconds,
+                        )
+                        .await?,
+                    )?
+                }
+                TenantCmd::RotateSigningSecret {
+                    tenant,
+                    mode,
+                    grace_seconds,
+                } => {
+                    let mode = Mode::parse(&mode).expect("validated by clap");
+                    serde_json::to_value(
+                        shared::signing_secrets::rotate(
+                            &pool,
+                            &master,
+                            &Actor::cli(),
+                            tenant,
+                            mode,
+                            grace_seconds,
+                        )
+                        .await?,
                     )?
                 }
                 TenantCmd::RevokeKey { tenant, key } => {
-                    if !tenants::revoke_key(&pool, tenant, key).await? {
+                    if !tenants::revoke_key(&pool, &Actor::cli(), tenant, None, key).await? {
                         anyhow::bail!("tenant {tenant} has no key {key}");
                     }
                     serde_json::json!({ "id": key, "revoked": true })
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Secrets {
+            action: SecretsCmd::RotateMaster { batch_size },
+        } => {
+            let report =
+                shared::secrets::rotate_master(&pool, &master, &Actor::cli(), batch_size).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.unreadable() > 0 {
+                anyhow::bail!(
+                    "{} ciphertexts could not be decrypted with MASTER_KEY or MASTER_KEY_PREVIOUS; keep the previous key configured",
+                    report.unreadable()
+                );
+            }
+        }
+        Command::Secrets {
+            action: SecretsCmd::IssueSigningSecrets,
+        } => {
+            let issued =
+                shared::signing_secrets::issue_missing(&pool, &master, &Actor::cli(), None).await?;
+            println!("{}", serde_json::json!({ "issued": issued }));
         }
     }
     Ok(())
@@ -218,8 +297,18 @@ async fn demo(
             .execute(&mut *tx).await?;
         tx.commit().await?;
     }
+    // A demo tenant from before signing secrets needs one to sign the page's tokens.
+    shared::signing_secrets::issue_missing(pool, master, &Actor::cli(), Some(tenant)).await?;
     // Publishable keys are public; the demo page needs one, so a fresh one is issued.
-    let pk = tenants::rotate_key(pool, master, tenant, KeyKind::Publishable, Mode::Test, 0).await?;
+    let pk = tenants::rotate_key(
+        pool,
+        &Actor::cli(),
+        tenant,
+        KeyKind::Publishable,
+        Mode::Test,
+        0,
+    )
+    .await?;
     Ok(serde_json::json!({
         "tenant_id": tenant,
         "publishable_key": pk.key,

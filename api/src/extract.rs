@@ -339,7 +339,7 @@ impl FromRequestParts<AppState> for WidgetAuth {
             })?;
         let secrets = state
             .settings_cache
-            .secret_keys(&state.pools.primary, &state.master, key.tenant_id, mode)
+            .signing_secrets(&state.pools.primary, &state.master, key.tenant_id, mode)
             .await?;
         let claims = shared::widget_token::verify(
             customer_token,

@@ -63,7 +63,7 @@ impl AppState {
         let pools = Pools::from_config(&config, "retentionos-api")?;
         let redis = Redis::from_config(&config)?;
         let jobs = JobClient::new(Queues::new(redis.clone()), config.jobs.idempotency_ttl);
-        let master = shared::crypto::MasterKey::parse(config.master_key.expose())?;
+        let master = shared::crypto::MasterKey::from_config(&config)?;
         let flow_cache = Arc::new(flow_cache::FlowCache::default());
         flow_cache::spawn_listener(
             flow_cache.clone(),

@@ -1,7 +1,7 @@
-//! Short-lived per-process cache of tenant settings (per tenant and mode), decrypted secret
-//! keys and webhook signing secrets for the hot paths (widget, webhooks). Writes through the
-//! settings API and key rotation clear it at once on that process; other processes pick
-//! changes up within `TTL`.
+//! Short-lived per-process cache of tenant settings (per tenant and mode), decrypted
+//! customer-token signing secrets and webhook signing secrets for the hot paths (widget,
+//! webhooks). Writes through the settings API and key rotation clear it at once on that
+//! process; other processes pick changes up within `TTL`.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -10,7 +10,7 @@ use std::{
 };
 
 use shared::{
-    crypto::MasterKey,
+    crypto::{Aad, Column, MasterKey},
     tenants::{Mode, TenantSettings},
 };
 use sqlx::PgPool;
@@ -22,7 +22,7 @@ type Keys = Arc<Vec<String>>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Secrets {
-    ApiKeys,
+    TokenSigning,
     Webhook,
 }
 
@@ -56,16 +56,17 @@ impl SettingsCache {
         Ok(s)
     }
 
-    /// The tenant's secret API keys of `mode`, decrypted (customer tokens are HMACs with them).
-    pub async fn secret_keys(
+    /// The tenant's usable customer-token signing secrets of `mode`, decrypted (customer
+    /// tokens are HMACs with one of them; several during a rotation's grace period).
+    pub async fn signing_secrets(
         &self,
         pool: &PgPool,
         master: &MasterKey,
         tenant: Uuid,
         mode: Mode,
     ) -> Result<Keys, sqlx::Error> {
-        self.keys_of((tenant, mode, Secrets::ApiKeys), async {
-            shared::tenants::secret_keys(pool, master, tenant, mode).await
+        self.keys_of((tenant, mode, Secrets::TokenSigning), async {
+            shared::signing_secrets::usable(pool, master, tenant, mode).await
         })
         .await
     }
@@ -86,13 +87,19 @@ impl SettingsCache {
             .bind(mode.as_str())
             .fetch_optional(pool)
             .await?;
-            let ctx = format!("{tenant}:{}", mode.as_str());
+            let aad = Aad::new(Column::StripeWebhookSecret, tenant, mode);
             Ok(row
                 .map(|(v,)| {
                     v.as_array()
                         .into_iter()
                         .flatten()
-                        .filter_map(|c| master.decrypt(c.as_str()?, &ctx).ok())
+                        .filter_map(|c| match master.decrypt(c.as_str()?, &aad) {
+                            Ok(s) => Some(s),
+                            Err(e) => {
+                                tracing::error!(%tenant, error = %e, "webhook signing secret unreadable");
+                                None
+                            }
+                        })
                         .collect()
                 })
                 .unwrap_or_default())

@@ -196,7 +196,8 @@ function req(ep, method, path, body, headers, name) {
 function customerToken(cus, sub) {
   const claims = JSON.stringify({ tid: FX.tenant_id, cus, sub, exp: Math.floor(Date.now() / 1000) + 3600 });
   const payload = encoding.b64encode(claims, 'rawurl');
-  return `${payload}.${crypto.hmac('sha256', FX.sk, payload, 'hex')}`;
+  // Signed with the tenant's token signing secret (tsk_test_…), never its sk_ key.
+  return `${payload}.${crypto.hmac('sha256', FX.tsk, payload, 'hex')}`;
 }
 
 // Per-VU state: the VU's own open sessions (each a distinct customer) and its last event id.

@@ -7,8 +7,8 @@
   fixtures.py webhooks FIXTURES N OUT [PREFIX]    N signed webhook deliveries: "signature<TAB>body" lines
   fixtures.py probe   FIXTURES PATH               prints the HTTP status of GET PATH (secret key)
 
-The customer token is base64url_nopad(JSON claims) + "." + hex(HMAC-SHA256(sk_test, that
-string)); the webhook signature is "t=<unix>,v1=" + hex(HMAC-SHA256(whsec, "<t>.<body>")).
+The customer token is base64url_nopad(JSON claims) + "." + hex(HMAC-SHA256(tsk_test, that
+string)) (the tenant's test-mode token signing secret, not its sk_ key); the webhook signature is "t=<unix>,v1=" + hex(HMAC-SHA256(whsec, "<t>.<body>")).
 """
 
 import base64
@@ -103,6 +103,13 @@ def webhook(event_id, sub_id="sub_x", now=None):
     return f"t={now},v1={sig}", body
 
 
+def signing_secret_of(tenant, mode="test"):
+    for s in tenant.get("token_signing_secrets", []):
+        if s["mode"] == mode:
+            return s["secret"]
+    sys.exit(f"fixtures: tenant has no {mode} token signing secret")
+
+
 def key_of(tenant, kind, mode="test"):
     for k in tenant["keys"]:
         if k["kind"] == kind and k["mode"] == mode:
@@ -113,6 +120,7 @@ def key_of(tenant, kind, mode="test"):
 def setup(base, tenant_json, out):
     tenant = json.load(open(tenant_json))
     sk, pk = key_of(tenant, "secret"), key_of(tenant, "publishable")
+    tsk = signing_secret_of(tenant)
     tid = tenant["tenant"]["id"]
     # A high per-tenant limit, so the scenarios measure the service and not the limiter
     # (the overload scenario is about load shedding; see loadtests/README.md).
@@ -127,12 +135,13 @@ def setup(base, tenant_json, out):
     draft_body = dict(FLOW, name="Draft (flow builder saves)", is_default=False)
     _, draft = request(base, "POST", "/v1/flows", sk, draft_body, expect=(201,))
     # One session the admin reads can always fetch.
-    tok = customer_token(tid, sk, "cus_fixture")
+    tok = customer_token(tid, tsk, "cus_fixture")
     _, s = request(base, "POST", "/v1/widget/sessions", pk, {}, {"X-Customer-Token": tok}, expect=(201,))
     fx = {
         "base": base,
         "tenant_id": tid,
         "sk": sk,
+        "tsk": tsk,
         "pk": pk,
         "flow_id": flow["id"],
         "draft_flow_id": draft["id"],
@@ -158,7 +167,7 @@ def main():
     with open(out, "w") as f:
         if cmd == "tokens":
             for i in range(n):
-                f.write(customer_token(fx["tenant_id"], fx["sk"], f"cus_{prefix}_{i}") + "\n")
+                f.write(customer_token(fx["tenant_id"], fx["tsk"], f"cus_{prefix}_{i}") + "\n")
         elif cmd == "webhooks":
             for i in range(n):
                 # 1,000 distinct subscriptions: the worker serialises per subscription.
@@ -166,7 +175,7 @@ def main():
                 f.write(f"{sig}\t{body}\n")
         elif cmd == "sessions":
             for i in range(n):
-                tok = customer_token(fx["tenant_id"], fx["sk"], f"cus_{prefix}_s{i}")
+                tok = customer_token(fx["tenant_id"], fx["tsk"], f"cus_{prefix}_s{i}")
                 _, s = request(
                     fx["base"], "POST", "/v1/widget/sessions", fx["pk"], {},
                     {"X-Customer-Token": tok}, expect=(201,),

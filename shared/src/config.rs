@@ -51,7 +51,11 @@ pub struct Config {
     pub worker_metrics_addr: SocketAddr,
     pub public_base_url: String,
     pub log_format: LogFormat,
+    /// Current master key: encrypts every new ciphertext.
     pub master_key: Secret,
+    /// Earlier master keys still accepted for decryption (`MASTER_KEY_PREVIOUS`,
+    /// comma-separated) until `retentionos-api secrets rotate-master` has run.
+    pub master_key_previous: Vec<Secret>,
     pub ops_token: Secret,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
@@ -161,6 +165,15 @@ impl Config {
                 }
             },
             master_key: Secret::new(get("MASTER_KEY").unwrap_or_else(|| DEV_MASTER_KEY.into())),
+            master_key_previous: get("MASTER_KEY_PREVIOUS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                })
+                .unwrap_or_default(),
             ops_token: Secret::new(get("OPS_TOKEN").unwrap_or_else(|| DEV_OPS_TOKEN.into())),
             request_timeout: millis(&get, "REQUEST_TIMEOUT_MS", 10_000)?,
             body_limit_bytes: parse(&get, "BODY_LIMIT_BYTES", 256 * 1024)?,
@@ -240,6 +253,16 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "MASTER_KEY",
                 reason: "must be 32 bytes, base64-encoded (openssl rand -base64 32)".into(),
+            });
+        }
+        if self
+            .master_key_previous
+            .iter()
+            .any(|k| crate::crypto::MasterKey::parse(k.expose()).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                name: "MASTER_KEY_PREVIOUS",
+                reason: "must be a comma-separated list of 32-byte base64 keys".into(),
             });
         }
         if self.ops_token.expose().len() < 8 {
@@ -395,6 +418,16 @@ mod tests {
     }
 
     #[test]
+    fn previous_master_keys_are_a_comma_separated_list() {
+        let a = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let c = cfg(&[("MASTER_KEY_PREVIOUS", &format!(" {a} , {DEV_MASTER_KEY},"))]).unwrap();
+        let prev: Vec<&str> = c.master_key_previous.iter().map(Secret::expose).collect();
+        assert_eq!(prev, [a, DEV_MASTER_KEY]);
+        assert!(cfg(&[]).unwrap().master_key_previous.is_empty());
+        assert!(!format!("{c:?}").contains(a));
+    }
+
+    #[test]
     fn debug_never_shows_secrets() {
         let c = cfg(&[
             ("DATABASE_URL", "postgres://u:pgpass123@h/db"),
@@ -423,6 +456,8 @@ mod tests {
         assert!(cfg(&[("LOG_FORMAT", "xml")]).is_err());
         assert!(cfg(&[("DATABASE_MAX_CONNECTIONS", "abc")]).is_err());
         assert!(cfg(&[("MASTER_KEY", "short")]).is_err());
+        assert!(cfg(&[("MASTER_KEY_PREVIOUS", "short")]).is_err());
+        assert!(cfg(&[("MASTER_KEY_PREVIOUS", &format!("{DEV_MASTER_KEY},short"))]).is_err());
         assert!(cfg(&[("APP_ENV", "production")]).is_err());
     }
 

@@ -12,6 +12,8 @@ pub mod flows;
 pub mod privacy;
 pub mod redis_conn;
 pub mod secret;
+pub mod secrets;
+pub mod signing_secrets;
 pub mod stripe;
 pub mod telemetry;
 pub mod tenants;

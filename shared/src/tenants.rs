@@ -1,12 +1,18 @@
-//! Tenants and their API keys. Keys are shown once, stored as SHA-256 hashes, and can be
-//! rotated (with an optional grace period for the old key) and revoked.
+//! Tenants, their API keys and their customer-token signing secrets. Keys and secrets are
+//! shown once; keys are stored as SHA-256 hashes only, signing secrets encrypted under the
+//! master key (HMAC verification needs them). Both rotate with an optional grace period
+//! for the old one; keys can be revoked.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::crypto::{hash_key, random_token, MasterKey, KEY_RANDOM_LEN};
+use crate::{
+    audit::{self, Actor, Change},
+    crypto::{hash_key, random_token, MasterKey, KEY_RANDOM_LEN},
+    signing_secrets::{self, IssuedSigningSecret},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,11 +122,12 @@ impl std::fmt::Debug for IssuedKey {
     }
 }
 
-/// The four keys of a new tenant.
+/// The four keys and two token signing secrets of a new tenant.
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantWithKeys {
     pub tenant: Tenant,
     pub keys: Vec<IssuedKey>,
+    pub token_signing_secrets: Vec<IssuedSigningSecret>,
 }
 
 impl TenantWithKeys {
@@ -131,6 +138,16 @@ impl TenantWithKeys {
             .find(|k| k.kind == kind && k.mode == mode)
             .expect("a tenant is created with every kind and mode")
             .key
+    }
+
+    /// The customer-token signing secret of `mode`.
+    pub fn signing_secret(&self, mode: Mode) -> &str {
+        &self
+            .token_signing_secrets
+            .iter()
+            .find(|s| s.mode == mode)
+            .expect("a tenant is created with a signing secret per mode")
+            .secret
     }
 }
 
@@ -143,9 +160,10 @@ pub struct KeyIdentity {
     pub mode: Mode,
 }
 
+/// Issues a key: only its SHA-256 is stored (customer tokens are signed with a separate
+/// signing secret, so nothing needs the plaintext again).
 async fn issue_key<'e>(
     db: impl PgExecutor<'e>,
-    master: &MasterKey,
     tenant_id: Uuid,
     kind: KeyKind,
     mode: Mode,
@@ -158,10 +176,8 @@ async fn issue_key<'e>(
     );
     let id = Uuid::now_v7();
     let display = format!("{}…", &key[..12]);
-    // Secret keys sign customer tokens, so an encrypted copy is kept to verify them.
-    let secret_enc = (kind == KeyKind::Secret).then(|| master.encrypt(&key, &id.to_string()));
     sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display, secret_enc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -169,7 +185,6 @@ async fn issue_key<'e>(
     .bind(mode.as_str())
     .bind(hash_key(&key))
     .bind(display)
-    .bind(secret_enc)
     .execute(db)
     .await?;
     Ok(IssuedKey {
@@ -180,8 +195,8 @@ async fn issue_key<'e>(
     })
 }
 
-/// Creates a tenant with a secret and a publishable key for test and for live mode, and the
-/// default settings of each mode.
+/// Creates a tenant with a secret and a publishable key and a customer-token signing
+/// secret for test and for live mode, and the default settings of each mode.
 pub async fn create_tenant(
     pool: &PgPool,
     master: &MasterKey,
@@ -197,14 +212,21 @@ pub async fn create_tenant(
     .await?;
     let defaults = TenantSettings::default();
     let mut keys = Vec::with_capacity(4);
+    let mut token_signing_secrets = Vec::with_capacity(2);
     for mode in [Mode::Test, Mode::Live] {
         store_settings(&mut *tx, tenant.id, mode, &defaults).await?;
         for kind in [KeyKind::Secret, KeyKind::Publishable] {
-            keys.push(issue_key(&mut *tx, master, tenant.id, kind, mode).await?);
+            keys.push(issue_key(&mut *tx, tenant.id, kind, mode).await?);
         }
+        token_signing_secrets
+            .push(signing_secrets::issue(&mut *tx, master, tenant.id, mode).await?);
     }
     tx.commit().await?;
-    Ok(TenantWithKeys { tenant, keys })
+    Ok(TenantWithKeys {
+        tenant,
+        keys,
+        token_signing_secrets,
+    })
 }
 
 pub async fn get_tenant(pool: &PgPool, id: Uuid) -> Result<Option<Tenant>, sqlx::Error> {
@@ -230,54 +252,134 @@ pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<ApiKeyInfo>
     .await
 }
 
+/// Retires the usable rows of `table` matched by `filter` (bound from `$3` on): at once when
+/// `grace_seconds` is 0, otherwise when the grace period ends. Returns `(id, display)` of
+/// each retired row, for the audit row.
+pub(crate) async fn retire(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    filter: &str,
+    tenant_id: Uuid,
+    mode: Mode,
+    kind: Option<KeyKind>,
+    grace_seconds: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let set = if grace_seconds <= 0 {
+        "revoked_at = now()"
+    } else {
+        "expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $3))"
+    };
+    let sql = format!(
+        "UPDATE {table} SET {set}
+         WHERE tenant_id = $1 AND mode = $2 {filter} AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > now())
+         RETURNING id, display"
+    );
+    // `table`, `filter` and `set` are constants of this module, never input.
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(mode.as_str())
+        .bind(grace_seconds.max(0) as f64);
+    if let Some(kind) = kind {
+        q = q.bind(kind.as_str());
+    }
+    q.fetch_all(conn).await
+}
+
+pub(crate) fn retired_summary(retired: &[(Uuid, String)], grace_seconds: i64) -> serde_json::Value {
+    serde_json::json!({
+        "retired": retired.iter().map(|(id, d)| serde_json::json!({"id": id, "display": d})).collect::<Vec<_>>(),
+        "grace_seconds": grace_seconds.max(0),
+    })
+}
+
 /// Issues a new key of `kind`/`mode` and retires the tenant's current ones of the same kind
 /// and mode: at once when `grace_seconds` is 0, otherwise when the grace period ends.
+/// Audited (`api_key.rotate`) in the same transaction.
 pub async fn rotate_key(
     pool: &PgPool,
-    master: &MasterKey,
+    actor: &Actor,
     tenant_id: Uuid,
     kind: KeyKind,
     mode: Mode,
     grace_seconds: i64,
 ) -> Result<IssuedKey, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    if grace_seconds <= 0 {
-        sqlx::query(
-            "UPDATE api_keys SET revoked_at = now()
-             WHERE tenant_id = $1 AND kind = $2 AND mode = $3 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(kind.as_str())
-        .bind(mode.as_str())
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "UPDATE api_keys SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $4))
-             WHERE tenant_id = $1 AND kind = $2 AND mode = $3 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(kind.as_str())
-        .bind(mode.as_str())
-        .bind(grace_seconds as f64)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let key = issue_key(&mut *tx, master, tenant_id, kind, mode).await?;
+    let retired = retire(
+        &mut tx,
+        "api_keys",
+        "AND kind = $4",
+        tenant_id,
+        mode,
+        Some(kind),
+        grace_seconds,
+    )
+    .await?;
+    let key = issue_key(&mut *tx, tenant_id, kind, mode).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(tenant_id),
+            mode: Some(mode),
+            action: "api_key.rotate",
+            target_type: "api_key",
+            target_id: Some(key.id.to_string()),
+            before: Some(retired_summary(&retired, grace_seconds)),
+            after: Some(serde_json::json!({
+                "id": key.id, "kind": kind, "display": format!("{}…", &key.key[..12]),
+            })),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(key)
 }
 
-/// Revokes one of the tenant's keys. `false` when the tenant has no such key.
-pub async fn revoke_key(pool: &PgPool, tenant_id: Uuid, key_id: Uuid) -> Result<bool, sqlx::Error> {
-    let res = sqlx::query(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2",
+/// Revokes one of the tenant's keys (of `mode` when given). `false` when the tenant has no
+/// such key. Audited (`api_key.revoke`) in the same transaction.
+pub async fn revoke_key(
+    pool: &PgPool,
+    actor: &Actor,
+    tenant_id: Uuid,
+    mode: Option<Mode>,
+    key_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT kind, mode, display, revoked_at FROM api_keys
+         WHERE id = $1 AND tenant_id = $2 AND ($3::text IS NULL OR mode = $3) FOR UPDATE",
     )
     .bind(key_id)
     .bind(tenant_id)
-    .execute(pool)
+    .bind(mode.map(Mode::as_str))
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(res.rows_affected() == 1)
+    let Some((kind, key_mode, display, revoked_at)) = row else {
+        return Ok(false);
+    };
+    sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(tenant_id),
+            mode: Mode::parse(&key_mode),
+            action: "api_key.revoke",
+            target_type: "api_key",
+            target_id: Some(key_id.to_string()),
+            before: Some(serde_json::json!({
+                "kind": kind, "display": display, "revoked_at": revoked_at,
+            })),
+            after: Some(serde_json::json!({ "revoked": true })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Resolves a presented key; `None` for unknown, revoked or expired keys.
@@ -300,29 +402,6 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<KeyIdentity
             mode: Mode::parse(&mode)?,
         })
     }))
-}
-
-/// The tenant's usable secret keys of `mode`, decrypted (customer tokens are signed with
-/// one of them; several are valid during a rotation's grace period).
-pub async fn secret_keys(
-    pool: &PgPool,
-    master: &MasterKey,
-    tenant_id: Uuid,
-    mode: Mode,
-) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT id, secret_enc FROM api_keys
-         WHERE tenant_id = $1 AND mode = $2 AND kind = 'secret' AND revoked_at IS NULL
-           AND (expires_at IS NULL OR expires_at > now())",
-    )
-    .bind(tenant_id)
-    .bind(mode.as_str())
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, enc)| master.decrypt(enc.as_deref()?, &id.to_string()).ok())
-        .collect())
 }
 
 /// A tenant's settings of one mode (stored in `tenant_settings`, one row per tenant and mode;

@@ -1,6 +1,6 @@
 //! Customer tokens for the widget: short-lived, bound to a tenant and a customer.
 //!
-//! `token = base64url(payload) + "." + hex(HMAC-SHA256(key = tenant secret key, msg = base64url(payload)))`
+//! `token = base64url(payload) + "." + hex(HMAC-SHA256(key = tenant's token signing secret, msg = base64url(payload)))`
 //! where `payload` is the JSON object
 //! `{"tid": tenant id, "cus": customer id, "sub": subscription id or null, "exp": unix seconds, "attrs": {...}?}`
 //! and base64url is unpadded. README.md has a worked example a tenant can reproduce in any
@@ -62,7 +62,8 @@ pub fn peek(token: &str) -> Result<Claims, TokenError> {
     serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)
 }
 
-/// Verifies against any of the tenant's current secret keys (several during a rotation).
+/// Verifies against any of the tenant's usable token signing secrets (several during a
+/// rotation's grace period).
 pub fn verify(
     token: &str,
     tenant_id: uuid::Uuid,
@@ -118,9 +119,9 @@ mod tests {
     /// The worked example in README.md ("Customer tokens"): keep the two in step.
     #[test]
     fn readme_worked_example() {
-        let token = "eyJ0aWQiOiIwMTkzYTViMi03YzFlLTdkM2EtOWYwMC0xMjM0NTY3ODlhYmMiLCJjdXMiOiJjdXNfUDV4NyIsInN1YiI6InN1Yl8xUTJ3IiwiZXhwIjoxODkzNDU2MDAwfQ.762cc147c4fdb78fc846301d88ba336d7e0af8e90209caa8f873786d8e24c00a";
+        let token = "eyJ0aWQiOiIwMTkzYTViMi03YzFlLTdkM2EtOWYwMC0xMjM0NTY3ODlhYmMiLCJjdXMiOiJjdXNfUDV4NyIsInN1YiI6InN1Yl8xUTJ3IiwiZXhwIjoxODkzNDU2MDAwfQ.4450dc42c1dabe14f887c40fefba1cdf2678a3716669f52503e60f30c4fd447b";
         let tenant = uuid::Uuid::parse_str("0193a5b2-7c1e-7d3a-9f00-123456789abc").unwrap();
-        let key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc00000000".to_string();
+        let key = "tsk_test_4eC39HqLyjWDarjtT1zdp7dc00000000".to_string();
         let c = verify(token, tenant, std::slice::from_ref(&key), 1_893_455_000).unwrap();
         assert_eq!(
             (c.cus.as_str(), c.sub.as_deref(), c.exp),

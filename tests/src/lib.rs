@@ -292,7 +292,7 @@ impl TestApp {
     }
 
     pub fn master(&self) -> shared::crypto::MasterKey {
-        shared::crypto::MasterKey::parse(self.env.config().master_key.expose()).unwrap()
+        shared::crypto::MasterKey::from_config(&self.env.config()).unwrap()
     }
 
     pub fn ops_token(&self) -> &str {

@@ -62,7 +62,7 @@ impl Ctx {
                 exp: chrono::Utc::now().timestamp() + ttl,
                 attrs: attrs.and_then(|a| a.as_object().cloned()),
             },
-            self.sk(),
+            self.t.signing_secret(Mode::Test),
         )
     }
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
@@ -721,7 +721,7 @@ async fn customer_tokens_fail_closed() {
         .status(),
         401
     );
-    // A token signed with another tenant's secret key.
+    // A token signed with another tenant's signing secret.
     let forged = sign(
         &Claims {
             tid: c.t.tenant.id,
@@ -730,7 +730,7 @@ async fn customer_tokens_fail_closed() {
             exp: chrono::Utc::now().timestamp() + 60,
             attrs: None,
         },
-        other.key(KeyKind::Secret, Mode::Test),
+        other.signing_secret(Mode::Test),
     );
     assert_eq!(
         send(c.pk().into(), Some(forged)).await.unwrap().status(),

@@ -469,7 +469,7 @@ async fn exercise() -> (TestApp, workers::Running, tokio::net::TcpSocket) {
             exp: chrono::Utc::now().timestamp() + 600,
             attrs: None,
         },
-        &sk,
+        t.signing_secret(Mode::Test),
     );
     let res = c
         .post(app.url("/v1/widget/sessions"))

@@ -131,7 +131,7 @@ impl Stack {
                 exp: chrono::Utc::now().timestamp() + 600,
                 attrs: None,
             },
-            self.sk(),
+            self.t.signing_secret(Mode::Test),
         );
         let pk = self.t.key(KeyKind::Publishable, Mode::Test);
         let s: Value = self

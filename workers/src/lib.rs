@@ -36,7 +36,7 @@ impl WorkerState {
         let redis = Redis::from_config(&config)?;
         let queues = Queues::new(redis);
         let jobs = JobClient::new(queues.clone(), config.jobs.idempotency_ttl);
-        let master = shared::crypto::MasterKey::parse(config.master_key.expose())?;
+        let master = shared::crypto::MasterKey::from_config(&config)?;
         let stripe = stripe_ctx::StripeCtx::new(&config.stripe_api_base, queues.redis(), master);
         Ok(Self {
             stripe,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shared::{
-    crypto::MasterKey,
+    crypto::{Aad, Column, MasterKey},
     stripe::{
         client::{StripeClient, StripeError},
         ratelimit::{AccountRateLimiter, RateLimits},
@@ -61,7 +61,7 @@ impl StripeCtx {
         })?;
         let api_key = self
             .master
-            .decrypt(&enc, &format!("{tenant}:{}", mode.as_str()))
+            .decrypt(&enc, &Aad::new(Column::StripeApiKey, tenant, mode))
             .map_err(|e| {
                 JobError::permanent(anyhow::anyhow!("stored Stripe key unreadable: {e}"))
             })?;

@@ -145,10 +145,13 @@ async fn get_demo(
         ));
     }
     let secrets =
-        shared::tenants::secret_keys(&st.pools.primary, &st.master, id.tenant_id, Mode::Test)
+        shared::signing_secrets::usable(&st.pools.primary, &st.master, id.tenant_id, Mode::Test)
             .await?;
     let secret = secrets.first().ok_or_else(|| {
-        ApiError::invalid("no_secret_key", "The tenant has no active test secret key.")
+        ApiError::invalid(
+            "token_signing_secret_missing",
+            "The tenant has no test-mode customer-token signing secret.",
+        )
     })?;
     let claims = shared::widget_token::Claims {
         tid: id.tenant_id,

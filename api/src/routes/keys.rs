@@ -1,4 +1,5 @@
-//! A tenant's API keys: list, rotate, revoke. A key manages keys of its own mode only.
+//! A tenant's API keys (list, rotate, revoke) and customer-token signing secrets (list,
+//! rotate). A key manages keys and secrets of its own mode only; every change is audited.
 
 use axum::{
     extract::{Path, State},
@@ -12,6 +13,7 @@ use shared::tenants::KeyKind;
 use uuid::Uuid;
 
 use crate::{
+    audit::ReqMeta,
     error::{ApiError, ApiResult},
     extract::{ApiJson, TenantAuth},
     AppState,
@@ -22,6 +24,25 @@ pub fn router() -> Router<AppState> {
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_key))
         .route("/v1/keys/{id}", delete(revoke_key))
+        .route("/v1/token_signing_secrets", get(list_signing_secrets))
+        .route(
+            "/v1/token_signing_secrets/rotate",
+            post(rotate_signing_secret),
+        )
+}
+
+/// At most 7 days of grace for the old key or secret.
+const MAX_GRACE_SECONDS: i64 = 7 * 86_400;
+
+fn check_grace(grace_seconds: i64) -> Result<(), ApiError> {
+    if (0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_param(
+            "grace_seconds",
+            "grace_seconds must be between 0 and 604800",
+        ))
+    }
 }
 
 async fn list_keys(
@@ -47,18 +68,14 @@ pub struct RotateKey {
 
 async fn rotate_key(
     TenantAuth(id): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if !(0..=7 * 86_400).contains(&body.grace_seconds) {
-        return Err(ApiError::invalid_param(
-            "grace_seconds",
-            "grace_seconds must be between 0 and 604800",
-        ));
-    }
+    check_grace(body.grace_seconds)?;
     let key = shared::tenants::rotate_key(
         &st.pools.primary,
-        &st.master,
+        &meta.key_actor(&id),
         id.tenant_id,
         body.kind,
         id.mode,
@@ -72,18 +89,64 @@ async fn rotate_key(
 
 async fn revoke_key(
     TenantAuth(id): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     Path(key_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key_id = Uuid::parse_str(&key_id).map_err(|_| ApiError::not_found("key"))?;
-    let own_mode = shared::tenants::list_keys(&st.pools.primary, id.tenant_id)
-        .await?
-        .into_iter()
-        .any(|k| k.id == key_id && k.mode == id.mode.as_str());
-    if !own_mode || !shared::tenants::revoke_key(&st.pools.primary, id.tenant_id, key_id).await? {
+    let revoked = shared::tenants::revoke_key(
+        &st.pools.primary,
+        &meta.key_actor(&id),
+        id.tenant_id,
+        Some(id.mode),
+        key_id,
+    )
+    .await?;
+    if !revoked {
         return Err(ApiError::not_found("key"));
     }
     st.auth_cache.forget_tenant(id.tenant_id);
     st.settings_cache.forget(id.tenant_id);
     Ok(Json(json!({ "id": key_id, "revoked": true })))
+}
+
+async fn list_signing_secrets(
+    TenantAuth(id): TenantAuth,
+    State(st): State<AppState>,
+) -> ApiResult<Json<Value>> {
+    let secrets = shared::signing_secrets::list(&st.pools.primary, id.tenant_id, id.mode).await?;
+    Ok(Json(json!({ "data": secrets })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSigningSecret {
+    /// Seconds the old secret keeps verifying tokens (0 = at once). At most 7 days.
+    #[serde(default)]
+    pub grace_seconds: i64,
+}
+
+/// Issues a new customer-token signing secret for the key's mode (shown once) and retires
+/// the current one after `grace_seconds`.
+async fn rotate_signing_secret(
+    TenantAuth(id): TenantAuth,
+    meta: ReqMeta,
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<RotateSigningSecret>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    check_grace(body.grace_seconds)?;
+    let secret = shared::signing_secrets::rotate(
+        &st.pools.primary,
+        &st.master,
+        &meta.key_actor(&id),
+        id.tenant_id,
+        id.mode,
+        body.grace_seconds,
+    )
+    .await?;
+    st.settings_cache.forget(id.tenant_id);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token_signing_secret": secret })),
+    ))
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use shared::{
     audit::Change,
+    crypto::{Aad, Column},
     tenants::{Mode, TenantSettings},
 };
 
@@ -226,6 +227,7 @@ struct StripeSettingsBody {
 
 async fn put_stripe_settings(
     TenantAuth(auth): TenantAuth,
+    meta: ReqMeta,
     State(st): State<AppState>,
     ApiJson(b): ApiJson<StripeSettingsBody>,
 ) -> ApiResult<Json<Value>> {
@@ -262,11 +264,11 @@ async fn put_stripe_settings(
             ));
         }
     }
-    let ctx = format!("{}:{}", auth.tenant_id, b.mode.as_str());
+    let webhook_aad = Aad::new(Column::StripeWebhookSecret, auth.tenant_id, b.mode);
     let secrets: Vec<String> = b
         .webhook_secrets
         .iter()
-        .map(|s| st.master.encrypt(s, &ctx))
+        .map(|s| st.master.encrypt(s, &webhook_aad))
         .collect();
     let last4: String = b
         .api_key
@@ -277,6 +279,15 @@ async fn put_stripe_settings(
         .into_iter()
         .rev()
         .collect();
+    let mut tx = st.pools.primary.begin().await?;
+    let before: Option<(String, Value)> = sqlx::query_as(
+        "SELECT api_key_last4, webhook_secrets_enc FROM stripe_settings
+         WHERE tenant_id = $1 AND mode = $2 FOR UPDATE",
+    )
+    .bind(auth.tenant_id)
+    .bind(b.mode.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO stripe_settings (tenant_id, mode, api_key_enc, api_key_last4, webhook_secrets_enc)
          VALUES ($1, $2, $3, $4, $5)
@@ -284,11 +295,38 @@ async fn put_stripe_settings(
     )
     .bind(auth.tenant_id)
     .bind(b.mode.as_str())
-    .bind(st.master.encrypt(&b.api_key, &ctx))
+    .bind(st.master.encrypt(
+        &b.api_key,
+        &Aad::new(Column::StripeApiKey, auth.tenant_id, b.mode),
+    ))
     .bind(&last4)
     .bind(json!(secrets))
-    .execute(&st.pools.primary)
+    .execute(&mut *tx)
     .await?;
+    // Summaries only: the Stripe key by its last four characters, secrets by count.
+    shared::audit::record(
+        &mut tx,
+        &meta.key_actor(&auth),
+        shared::audit::Change {
+            tenant_id: Some(auth.tenant_id),
+            mode: Some(b.mode),
+            action: "stripe_settings.update",
+            target_type: "stripe_settings",
+            target_id: Some(b.mode.as_str().to_string()),
+            before: before.map(|(l4, enc)| {
+                json!({
+                    "api_key_last4": l4,
+                    "webhook_secrets": enc.as_array().map(Vec::len).unwrap_or(0),
+                })
+            }),
+            after: Some(json!({
+                "api_key_last4": last4,
+                "webhook_secrets": secrets.len(),
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
     st.settings_cache.forget(auth.tenant_id);
     Ok(Json(
         json!({ "mode": b.mode, "api_key_last4": last4, "webhook_secrets": b.webhook_secrets.len() }),

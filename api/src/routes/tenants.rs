@@ -25,7 +25,7 @@ pub struct CreateTenant {
     pub demo: bool,
 }
 
-/// Creates a tenant and returns its four keys (shown once).
+/// Creates a tenant and returns its four keys and two token signing secrets (shown once).
 async fn create_tenant(
     _ops: OpsAuth,
     State(st): State<AppState>,
@@ -48,7 +48,11 @@ async fn create_tenant(
     tracing::info!(tenant_id = %created.tenant.id, demo = body.demo, "tenant created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "tenant": created.tenant, "keys": created.keys })),
+        Json(json!({
+            "tenant": created.tenant,
+            "keys": created.keys,
+            "token_signing_secrets": created.token_signing_secrets,
+        })),
     ))
 }
 

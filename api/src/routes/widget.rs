@@ -584,10 +584,11 @@ struct CreateWidgetToken {
     attributes: Option<Map<String, Value>>,
 }
 
-/// Server-side helper: signs a customer token with the presented secret key.
+/// Server-side helper: signs a customer token with the tenant's current signing secret of
+/// the presented key's mode.
 async fn create_widget_token(
     TenantAuth(auth): TenantAuth,
-    headers: axum::http::HeaderMap,
+    State(st): State<AppState>,
     ApiJson(body): ApiJson<CreateWidgetToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if body.customer_id.is_empty() || body.customer_id.len() > 255 {
@@ -603,11 +604,19 @@ async fn create_widget_token(
             "expires_in must be between 1 and 86400 seconds",
         ));
     }
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::extract::bearer_token)
-        .unwrap_or_default();
+    // Read from the database, not the settings cache: right after a rotation without
+    // grace, a cached old secret would sign tokens that no longer verify.
+    let secrets =
+        shared::signing_secrets::usable(&st.pools.primary, &st.master, auth.tenant_id, auth.mode)
+            .await?;
+    let key = secrets.first().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request",
+            "token_signing_secret_missing",
+            "This tenant has no customer-token signing secret for this mode yet: create one with POST /v1/token_signing_secrets/rotate.",
+        )
+    })?;
     let exp = chrono::Utc::now().timestamp() + ttl;
     let claims = Claims {
         tid: auth.tenant_id,
