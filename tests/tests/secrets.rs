@@ -743,6 +743,12 @@ async fn key_and_secret_changes_are_audited_without_secrets() {
 async fn the_demo_page_signs_with_the_test_signing_secret() {
     let app = TestApp::spawn().await;
     let t = app.create_tenant("Demo").await;
+    // Only a demo tenant gets a demo page (tests/tests/safety.rs).
+    sqlx::query("UPDATE tenants SET demo = true WHERE id = $1")
+        .bind(t.tenant.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let pk = t.key(KeyKind::Publishable, Mode::Test);
     let html = app
         .client
