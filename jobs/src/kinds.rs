@@ -10,6 +10,7 @@ pub const ALL_KINDS: &[(&str, &str)] = &[
     (Probe::KIND, Probe::QUEUE),
     (Rollup::KIND, Rollup::QUEUE),
     (Reconcile::KIND, Reconcile::QUEUE),
+    (ExpireSessions::KIND, ExpireSessions::QUEUE),
     (InvalidateCache::KIND, InvalidateCache::QUEUE),
     (ApplyOffer::KIND, ApplyOffer::QUEUE),
     (CancelSubscription::KIND, CancelSubscription::QUEUE),
@@ -68,6 +69,17 @@ pub struct Reconcile {
 
 impl Job for Reconcile {
     const KIND: &'static str = "reconcile";
+    const QUEUE: &'static str = queues::OPS;
+}
+
+/// The session expiry tick: marks open cancel sessions past their `expires_at` abandoned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExpireSessions {
+    pub period: i64,
+}
+
+impl Job for ExpireSessions {
+    const KIND: &'static str = "expire_sessions";
     const QUEUE: &'static str = queues::OPS;
 }
 

@@ -56,6 +56,9 @@ pub struct Config {
     pub stripe_api_base: String,
     /// Serve the `/demo` page (signs customer tokens for test-mode publishable keys).
     pub demo_enabled: bool,
+    /// How long a cancel session accepts events (`SESSION_TTL_SECS`, default 24 h); expired
+    /// open sessions are marked `abandoned` by the workers' expiry tick.
+    pub session_ttl: Duration,
     pub limits: LimitsConfig,
 }
 
@@ -170,6 +173,7 @@ impl Config {
                 shed_queue_timeout: millis(&get, "SHED_QUEUE_TIMEOUT_MS", 20)?,
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
             },
+            session_ttl: secs(&get, "SESSION_TTL_SECS", 86_400)?,
             demo_enabled: flag(
                 &get,
                 "DEMO_ENABLED",
@@ -197,6 +201,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "OPS_TOKEN",
                 reason: "must be at least 8 characters".into(),
+            });
+        }
+        if self.session_ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "SESSION_TTL_SECS",
+                reason: "must be at least 1 second".into(),
             });
         }
         if self.is_production() {

@@ -6,6 +6,7 @@ pub mod offers;
 pub mod probe;
 pub mod reconcile;
 pub mod rollup;
+pub mod sessions;
 pub mod stripe_events;
 
 /// Records the start of a scheduler duty run; returns the run id.
