@@ -192,7 +192,7 @@ async fn customer(
 }
 
 /// Starts a session: one read (customer, subscription, cooldowns), the flow from cache, one
-/// batched insert; 201 once the session is committed.
+/// batched insert that supersedes the customer's open session; 201 once it is committed.
 async fn create_session(
     auth: WidgetAuth,
     State(st): State<AppState>,
@@ -407,7 +407,10 @@ impl EventType {
 }
 
 /// Records one widget event; 202 once it is committed (in a batch, see [`crate::batch`]).
-/// A repeated `client_event_id` is acknowledged again and changes nothing.
+/// A repeated `client_event_id` is acknowledged again and changes nothing. 409 and nothing
+/// stored for an offer the session did not render, an acceptance not for the selected reason
+/// or in cooldown (`offer_not_available`), an ended (`session_ended`) or expired
+/// (`session_expired`) session.
 async fn create_event(
     auth: WidgetAuth,
     State(st): State<AppState>,
