@@ -34,8 +34,13 @@ UPDATE cancel_sessions c SET outcome = 'abandoned', ended_at = coalesce(ended_at
 -- A session start's lookup of the customer's open sessions.
 CREATE INDEX cancel_sessions_open_customer_idx
     ON cancel_sessions (tenant_id, mode, customer_id) WHERE outcome IS NULL;
--- The expiry job's scan: open sessions by expiry.
-CREATE INDEX cancel_sessions_open_expiry_idx ON cancel_sessions (expires_at) WHERE outcome IS NULL;
+-- The expiry job's scan: open sessions by expiry. The `< 'infinity'` term is there so that
+-- only a query that names it (the job's) can use this index: with `outcome IS NULL` alone it
+-- would also match the session start's lookup of a customer's open sessions, and a planner
+-- with stale statistics (a fast-growing table before autoanalyze) then scans every open
+-- session here instead of probing cancel_sessions_open_customer_idx.
+CREATE INDEX cancel_sessions_open_expiry_idx ON cancel_sessions (expires_at)
+    WHERE outcome IS NULL AND expires_at < 'infinity';
 
 -- The customer lock (see above), as one function so every writer uses the same key.
 CREATE FUNCTION rtos_customer_lock_key(t uuid, m text, c text) RETURNS integer
@@ -48,26 +53,41 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT hashtext(t::text || '/' || m || '/' || c) $$
 CREATE FUNCTION record_widget_sessions(batch jsonb) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    k integer;
-    n bigint;
+    k        integer;
+    n        bigint;
+    ct       uuid;
+    cm       text;
+    cc       text;
+    open_ids uuid[] := '{}';
 BEGIN
-    FOR k IN
-        SELECT DISTINCT rtos_customer_lock_key(x.tenant_id, x.mode, x.customer_id)
+    -- Customers in ascending lock key order: lock, then (a new statement, whose snapshot sees
+    -- every session committed before the lock was ours, and no other start of this customer
+    -- can commit while we hold it) find their open sessions. Only advisory locks are taken
+    -- in this loop, so the order rule holds. One parameterized index probe per customer: a
+    -- join would let the planner scan every open session when the statistics lag behind a
+    -- fast-growing table.
+    FOR k, ct, cm, cc IN
+        SELECT DISTINCT rtos_customer_lock_key(x.tenant_id, x.mode, x.customer_id), x.tenant_id, x.mode, x.customer_id
           FROM jsonb_to_recordset(batch) AS x(tenant_id uuid, mode text, customer_id text)
          ORDER BY 1
     LOOP
         PERFORM pg_advisory_xact_lock(15001, k);
+        open_ids := open_ids || ARRAY(
+            SELECT id FROM cancel_sessions
+             WHERE tenant_id = ct AND mode = cm AND customer_id = cc AND outcome IS NULL);
     END LOOP;
-    -- A new statement: its snapshot sees every session committed before the locks were ours.
-    UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now()
-     WHERE id IN (
-        SELECT c.id FROM cancel_sessions c
-         WHERE c.outcome IS NULL
-           AND EXISTS (SELECT 1 FROM jsonb_to_recordset(batch) AS x(tenant_id uuid, mode text, customer_id text)
-                        WHERE x.tenant_id = c.tenant_id AND x.mode = c.mode AND x.customer_id = c.customer_id)
-         ORDER BY c.id
-           FOR UPDATE)
-       AND outcome IS NULL;
+    IF cardinality(open_ids) > 0 THEN
+        -- Rows locked in id order, like record_widget_events: no deadlock with an event
+        -- batch. Those an event ended meanwhile drop out (the lock rechecks the condition,
+        -- written so that it is a filter on the primary key probe, not a reason to scan
+        -- the open-sessions index).
+        open_ids := ARRAY(
+            SELECT id FROM cancel_sessions
+             WHERE id = ANY (open_ids) AND coalesce(outcome, '') = ''
+             ORDER BY id FOR UPDATE);
+        UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now()
+         WHERE id = ANY (open_ids);
+    END IF;
     INSERT INTO cancel_sessions (id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version,
                                  variant, holdout, mrr_cents, attributes, rendered_offers, expires_at, outcome, ended_at)
     SELECT id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout,
