@@ -1,7 +1,9 @@
 //! The immutable part of recent cancel sessions (who, which flow version and variant), kept
 //! in process so an event does not read its session before writing: the session that this
 //! process started is known, another process's is read once. What changes (the outcome) is
-//! never cached: the batched write checks it under the session's row lock.
+//! never cached: the batched write checks it under the session's row lock. The offers a
+//! session rendered are immutable too: an event naming another offer is refused here,
+//! without a write (and again by the batched write).
 
 use std::{
     collections::HashMap,
@@ -29,6 +31,8 @@ pub struct SessionMeta {
     pub flow_version: Option<i32>,
     pub variant: Option<String>,
     pub mrr_cents: i64,
+    /// The offer ids the session rendered (after holdout, variant and guardrails).
+    pub rendered_offers: Vec<String>,
 }
 
 #[derive(Default)]
@@ -88,7 +92,7 @@ impl SessionCache {
             Some(m) => m,
             None => {
                 let row: Option<SessionMeta> = sqlx::query_as(
-                    "SELECT tenant_id, mode, customer_id, user_id, flow_id, flow_version, variant, mrr_cents
+                    "SELECT tenant_id, mode, customer_id, user_id, flow_id, flow_version, variant, mrr_cents, rendered_offers
                        FROM cancel_sessions WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant)
@@ -118,6 +122,7 @@ mod tests {
             flow_version: None,
             variant: None,
             mrr_cents: 0,
+            rendered_offers: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ pub const ALL_KINDS: &[(&str, &str)] = &[
     (Rollup::KIND, Rollup::QUEUE),
     (Reconcile::KIND, Reconcile::QUEUE),
     (RetentionSweep::KIND, RetentionSweep::QUEUE),
+    (ExpireSessions::KIND, ExpireSessions::QUEUE),
     (InvalidateCache::KIND, InvalidateCache::QUEUE),
     (ApplyOffer::KIND, ApplyOffer::QUEUE),
     (CancelSubscription::KIND, CancelSubscription::QUEUE),
@@ -80,6 +81,17 @@ pub struct RetentionSweep {
 
 impl Job for RetentionSweep {
     const KIND: &'static str = "retention_sweep";
+    const QUEUE: &'static str = queues::OPS;
+}
+
+/// The session expiry tick: marks open cancel sessions past their `expires_at` abandoned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExpireSessions {
+    pub period: i64,
+}
+
+impl Job for ExpireSessions {
+    const KIND: &'static str = "expire_sessions";
     const QUEUE: &'static str = queues::OPS;
 }
 

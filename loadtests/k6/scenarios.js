@@ -244,7 +244,10 @@ function doEvent() {
   } else {
     return doSession();
   }
-  const ev = Object.assign({ client_event_id: `ce_${uid()}` }, EVENT_SEQ[s.n % EVENT_SEQ.length]);
+  // Pool sessions take events over and over: never their `abandoned`, which ends a session
+  // (any later event would be a 409 session_ended).
+  const seq = s.pool ? EVENT_SEQ.length - 1 : EVENT_SEQ.length;
+  const ev = Object.assign({ client_event_id: `ce_${uid()}` }, EVENT_SEQ[s.n % seq]);
   s.n += 1;
   if (!s.pool && s.n >= EVENT_SEQ.length) mine.splice(mine.indexOf(s), 1);
   record('event', req('event', 'POST', `/v1/widget/sessions/${s.id}/events`, JSON.stringify(ev),

@@ -64,6 +64,9 @@ pub struct Config {
     pub stripe_api_base: String,
     /// Serve the `/demo` page (signs customer tokens for test-mode publishable keys).
     pub demo_enabled: bool,
+    /// How long a cancel session accepts events (`SESSION_TTL_SECS`, default 24 h); expired
+    /// open sessions are marked `abandoned` by the workers' expiry tick.
+    pub session_ttl: Duration,
     pub limits: LimitsConfig,
     /// How long personal data is kept (the retention job; see `crate::privacy`).
     pub retention: crate::privacy::Retention,
@@ -205,6 +208,7 @@ impl Config {
                 trust_forwarded_for: flag(&get, "TRUST_FORWARDED_FOR", false)?,
                 trusted_proxy_hops: parse(&get, "TRUSTED_PROXY_HOPS", 1)?,
             },
+            session_ttl: secs(&get, "SESSION_TTL_SECS", 86_400)?,
             retention: crate::privacy::Retention {
                 stripe_payload_days: parse(&get, "RETENTION_STRIPE_PAYLOAD_DAYS", 30)?,
                 feedback_days: parse(&get, "RETENTION_FEEDBACK_DAYS", 365)?,
@@ -269,6 +273,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "OPS_TOKEN",
                 reason: "must be at least 8 characters".into(),
+            });
+        }
+        if self.session_ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "SESSION_TTL_SECS",
+                reason: "must be at least 1 second".into(),
             });
         }
         if self.is_exposed() {

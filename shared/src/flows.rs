@@ -806,11 +806,27 @@ pub fn assign(
     (exp.variants.last().map(|v| v.key.clone()), false)
 }
 
-/// Guardrails that hide offers for a customer.
+/// Guardrails that hide offers for a customer: a cooldown per offer type (a recent save
+/// with an offer of that type) and, for discounts, an active coupon.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Guardrails {
     pub discount_blocked: bool,
     pub pause_blocked: bool,
+    pub trial_extension_blocked: bool,
+    pub plan_change_blocked: bool,
+}
+
+impl Guardrails {
+    /// Whether offers of this type are hidden.
+    pub fn blocks(&self, kind: OfferType) -> bool {
+        match kind {
+            OfferType::Discount => self.discount_blocked,
+            OfferType::Pause => self.pause_blocked,
+            OfferType::TrialExtension => self.trial_extension_blocked,
+            OfferType::PlanChange => self.plan_change_blocked,
+            OfferType::Redirect | OfferType::Custom => false,
+        }
+    }
 }
 
 /// The definition as this customer sees it: variant offers only, none in the holdout, and
@@ -839,8 +855,7 @@ pub fn render_for_customer(
                 let kept: Vec<Offer> = offers
                     .iter()
                     .filter(|o| allowed.as_ref().is_none_or(|a| a.contains(&o.id)))
-                    .filter(|o| !(guard.discount_blocked && o.kind == OfferType::Discount))
-                    .filter(|o| !(guard.pause_blocked && o.kind == OfferType::Pause))
+                    .filter(|o| !guard.blocks(o.kind))
                     .cloned()
                     .collect();
                 (!kept.is_empty()).then(|| {
@@ -930,6 +945,42 @@ mod tests {
             parse_flow(serde_json::to_value(&round).unwrap()).unwrap(),
             round
         );
+    }
+
+    #[test]
+    fn guardrails_hide_every_offer_type_in_cooldown() {
+        let mut v = base();
+        v["steps"][1]["offers"] = json!([
+            {"id": "d", "type": "discount", "title": "20%", "discount": {"percent_off": 20, "duration": "once"}},
+            {"id": "p", "type": "pause", "title": "Pause", "pause": {"months": 2}},
+            {"id": "t", "type": "trial_extension", "title": "Trial", "trial_extension": {"days": 7}},
+            {"id": "pc", "type": "plan_change", "title": "Basic", "plan_change": {"price_id": "price_b"}},
+            {"id": "r", "type": "redirect", "title": "Help", "redirect": {"url": "https://x.test"}}
+        ]);
+        let def = flow(v);
+        let ids = |g: Guardrails| -> Vec<String> {
+            render_for_customer(&def, None, false, g)
+                .offers()
+                .map(|o| o.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(Guardrails::default()), ["d", "p", "t", "pc", "r"]);
+        let g = Guardrails {
+            trial_extension_blocked: true,
+            plan_change_blocked: true,
+            ..Default::default()
+        };
+        assert_eq!(ids(g), ["d", "p", "r"]);
+        let g = Guardrails {
+            discount_blocked: true,
+            pause_blocked: true,
+            ..Default::default()
+        };
+        assert_eq!(ids(g), ["t", "pc", "r"]);
+        assert!(render_for_customer(&def, None, true, Guardrails::default())
+            .offers()
+            .next()
+            .is_none());
     }
 
     #[test]

@@ -419,6 +419,12 @@ pub struct TenantSettings {
     /// No second pause offer within this many days of an accepted one.
     #[serde(default = "default_cooldown")]
     pub pause_cooldown_days: u32,
+    /// No second trial extension within this many days of an accepted one.
+    #[serde(default = "default_cooldown")]
+    pub trial_extension_cooldown_days: u32,
+    /// No second plan change within this many days of an accepted one.
+    #[serde(default = "default_plan_change_cooldown")]
+    pub plan_change_cooldown_days: u32,
     /// Who performs a confirmed cancel: `record_only` (the tenant's own cancel path, via
     /// the widget's onCancel) or `cancel_at_period_end` (we set it on the Stripe subscription).
     #[serde(default = "default_cancel_mode")]
@@ -434,6 +440,9 @@ pub struct TenantSettings {
 
 fn default_cooldown() -> u32 {
     90
+}
+fn default_plan_change_cooldown() -> u32 {
+    30
 }
 fn default_cancel_mode() -> String {
     "record_only".into()

@@ -48,7 +48,7 @@ impl Ctx {
                 exp: chrono::Utc::now().timestamp() + 600,
                 attrs: None,
             },
-            self.sk(),
+            self.t.signing_secret(Mode::Test),
         )
     }
 

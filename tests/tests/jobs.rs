@@ -73,13 +73,14 @@ async fn a_100k_backlog_drains_completely() {
     let started = Instant::now();
     let worker = start_worker(&env).await;
     let pool = env.pool().await;
-    // The scheduler's reconcile ticks share the ops queue: every other completion is a probe.
+    // The scheduler's reconcile, session expiry and retention ticks share the ops queue: every other
+    // completion is a probe.
     // A tick can be pushed at any moment (an hour boundary), so the count is read together
     // with the queue, and the drain is over when every pushed task has completed.
     let ticks = || async {
         count(
             &pool,
-            "SELECT count(*) FROM scheduler_runs WHERE duty = 'reconcile' AND finished_at IS NOT NULL",
+            "SELECT count(*) FROM scheduler_runs WHERE duty IN ('reconcile', 'expire_sessions', 'retention') AND finished_at IS NOT NULL",
         )
         .await
     };

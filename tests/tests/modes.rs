@@ -97,7 +97,7 @@ impl Ctx {
                 exp: chrono::Utc::now().timestamp() + 600,
                 attrs: None,
             },
-            self.sk(mode),
+            self.t.signing_secret(mode),
         )
     }
     /// Starts a widget session with `mode`'s publishable key; (status, body).

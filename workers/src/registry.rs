@@ -70,7 +70,7 @@ pub fn register_all(retry_base_override: Option<Duration>) -> Registry {
             },
             max_crashes: 3,
         })
-        // Ops: reconciler ticks and probes.
+        // Ops: reconciler and session expiry ticks, probes.
         .queue(QueueSpec {
             name: queues::OPS,
             concurrency: 64,
@@ -88,6 +88,7 @@ pub fn register_all(retry_base_override: Option<Duration>) -> Registry {
         .handle(handlers::rollup::run)
         .handle(handlers::reconcile::run)
         .handle(handlers::retention::run)
+        .handle(handlers::sessions::run)
         .handle(handlers::cache::run)
         .handle(handlers::offers::apply_offer)
         .handle(handlers::offers::cancel_subscription)

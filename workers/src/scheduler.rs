@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobs::{EnqueueOpts, Job, Reconcile, RetentionSweep, Rollup};
+use jobs::{EnqueueOpts, ExpireSessions, Job, Reconcile, RetentionSweep, Rollup};
 
 use crate::WorkerState;
 
@@ -83,11 +83,20 @@ pub async fn run(st: Arc<WorkerState>, mut shutdown: tokio::sync::watch::Receive
         job: |period| RetentionSweep { period },
         last: None,
     };
+    // Session expiry runs on the reconciler's period (a minute in production): an expired
+    // session already refuses events, this only records it as abandoned.
+    let mut expiries = Duty {
+        name: "expire_sessions",
+        interval: reconcile,
+        job: |period| ExpireSessions { period },
+        last: None,
+    };
     loop {
         let now = jobs::queue::now_ms();
         rollups.tick(&st, now).await;
         reconciles.tick(&st, now).await;
         retention.tick(&st, now).await;
+        expiries.tick(&st, now).await;
         tokio::select! {
             _ = tokio::time::sleep(check) => {},
             _ = shutdown.changed() => break,

@@ -182,6 +182,18 @@ async fn validate(
             "at most 3650 days",
         ));
     }
+    if s.trial_extension_cooldown_days > 3650 {
+        return Err(ApiError::invalid_param(
+            "trial_extension_cooldown_days",
+            "at most 3650 days",
+        ));
+    }
+    if s.plan_change_cooldown_days > 3650 {
+        return Err(ApiError::invalid_param(
+            "plan_change_cooldown_days",
+            "at most 3650 days",
+        ));
+    }
     // A tenant may lower its own limit, never raise it past the operator's
     // (RATE_LIMIT_TENANT_PER_SECOND; when that is off, 100,000/s).
     let most = match st.config.limits.tenant_per_second {

@@ -129,6 +129,8 @@ pub struct CustomerRow {
     sub_discounts: Option<Value>,
     recent_discount: bool,
     recent_pause: bool,
+    recent_trial_extension: bool,
+    recent_plan_change: bool,
 }
 
 /// The customer's attributes (the token's, signed by the tenant, over synced Stripe data),
@@ -149,7 +151,8 @@ async fn customer(
     let lookup = json!({
         "t": auth.key.tenant_id, "m": auth.key.mode.as_str(), "c": auth.claims.cus,
         "s": auth.claims.sub, "dd": settings.discount_cooldown_days,
-        "pd": settings.pause_cooldown_days,
+        "pd": settings.pause_cooldown_days, "td": settings.trial_extension_cooldown_days,
+        "pcd": settings.plan_change_cooldown_days,
     });
     let row = st.customer_reads.submit(lookup.to_string()).await?;
     let mut attrs = Map::new();
@@ -214,12 +217,14 @@ async fn customer(
         guard: Guardrails {
             discount_blocked: row.recent_discount || active_coupon,
             pause_blocked: row.recent_pause,
+            trial_extension_blocked: row.recent_trial_extension,
+            plan_change_blocked: row.recent_plan_change,
         },
     })
 }
 
 /// Starts a session: one read (customer, subscription, cooldowns), the flow from cache, one
-/// batched insert; 201 once the session is committed.
+/// batched insert that supersedes the customer's open session; 201 once it is committed.
 async fn create_session(
     auth: WidgetAuth,
     State(st): State<AppState>,
@@ -272,7 +277,13 @@ async fn create_session(
         &auth,
         session_id,
         &customer,
-        Some((flow.id, flow.version, variant.as_deref(), holdout)),
+        Some(Started {
+            id: flow.id,
+            version: flow.version,
+            variant: variant.as_deref(),
+            holdout,
+            offers: rendered.offers().map(|o| o.id.clone()).collect(),
+        }),
     )
     .await?;
     let strings = crate::strings::for_language(&rendered.language, &rendered.strings);
@@ -290,7 +301,8 @@ async fn create_session(
 }
 
 /// Reads what session start needs of many customers in one query (see [`crate::batch`]): one
-/// element `{t: tenant, m: mode, c: customer, s: subscription, dd/pd: cooldown days}` each,
+/// element `{t: tenant, m: mode, c: customer, s: subscription, dd/pd/td/pcd: cooldown days of
+/// discounts, pauses, trial extensions and plan changes}` each,
 /// one row each, in order.
 pub async fn read_customers(
     pool: sqlx::PgPool,
@@ -301,12 +313,14 @@ pub async fn read_customers(
                 u.created_at AS user_created, u.attributes AS user_attributes,
                 s.status AS sub_status, s.plan AS sub_plan, s.billing_interval AS sub_interval,
                 s.mrr_cents AS sub_mrr, s.discounts AS sub_discounts,
-                cd.recent_discount, cd.recent_pause
-           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t uuid, m text, c text, s text, dd integer, pd integer))
-                WITH ORDINALITY AS e(t, m, c, s, dd, pd, ord)
+                cd.recent_discount, cd.recent_pause, cd.recent_trial_extension, cd.recent_plan_change
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t uuid, m text, c text, s text, dd integer, pd integer, td integer, pcd integer))
+                WITH ORDINALITY AS e(t, m, c, s, dd, pd, td, pcd, ord)
            CROSS JOIN LATERAL (
                 SELECT coalesce(bool_or(cs.saved_offer_type = 'discount' AND cs.created_at > now() - make_interval(days => e.dd)), false) AS recent_discount,
-                       coalesce(bool_or(cs.saved_offer_type = 'pause' AND cs.created_at > now() - make_interval(days => e.pd)), false) AS recent_pause
+                       coalesce(bool_or(cs.saved_offer_type = 'pause' AND cs.created_at > now() - make_interval(days => e.pd)), false) AS recent_pause,
+                       coalesce(bool_or(cs.saved_offer_type = 'trial_extension' AND cs.created_at > now() - make_interval(days => e.td)), false) AS recent_trial_extension,
+                       coalesce(bool_or(cs.saved_offer_type = 'plan_change' AND cs.created_at > now() - make_interval(days => e.pcd)), false) AS recent_plan_change
                   FROM cancel_sessions cs
                  WHERE cs.tenant_id = e.t AND cs.mode = e.m AND cs.customer_id = e.c AND cs.outcome = 'saved') cd
            LEFT JOIN LATERAL (SELECT * FROM users WHERE tenant_id = e.t AND mode = e.m AND external_id = e.c LIMIT 1) u ON true
@@ -318,19 +332,17 @@ pub async fn read_customers(
     .await
 }
 
-/// Writes batches of new sessions (see [`crate::batch`]): one element per session.
+/// Writes batches of new sessions with `record_widget_sessions` (see [`crate::batch`]): one
+/// element per session. Each start supersedes the customer's open session (it becomes
+/// `abandoned`), under the customer's advisory lock, so a customer has one open session
+/// however many starts race, in one batch or in several.
 pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO cancel_sessions (id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes)
-         SELECT id, tenant_id, mode, user_id, customer_id, subscription_id, flow_id, flow_version, variant, holdout, mrr_cents, attributes
-           FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, mode text, user_id uuid, customer_id text, subscription_id text,
-                flow_id uuid, flow_version integer, variant text, holdout boolean, mrr_cents bigint, attributes jsonb)",
-    )
-    .bind(batch)
-    .execute(&pool)
-    .await?;
+    let (inserted,): (i64,) = sqlx::query_as("SELECT record_widget_sessions($1::jsonb)")
+        .bind(batch)
+        .fetch_one(&pool)
+        .await?;
     // One row per element (no conflict clause): the batcher checks the count.
-    Ok(vec![(); inserted.rows_affected() as usize])
+    Ok(vec![(); inserted.max(0) as usize])
 }
 
 /// Writes batches of widget events with `record_widget_events` (one status per element).
@@ -343,29 +355,43 @@ pub async fn flush_events(pool: sqlx::PgPool, batch: String) -> Result<Vec<Strin
     Ok(statuses.0)
 }
 
+/// The flow a session started with, as rendered for its customer.
+struct Started<'a> {
+    id: Uuid,
+    version: i32,
+    variant: Option<&'a str>,
+    holdout: bool,
+    /// The offer ids rendered (after holdout, variant and guardrails): the only offers the
+    /// session's events may name.
+    offers: Vec<String>,
+}
+
 async fn insert_session(
     st: &AppState,
     auth: &WidgetAuth,
     id: Uuid,
     customer: &Customer,
-    flow: Option<(Uuid, i32, Option<&str>, bool)>,
+    flow: Option<Started<'_>>,
 ) -> ApiResult<()> {
+    let holdout = flow.as_ref().is_some_and(|f| f.holdout);
     let meta = SessionMeta {
         tenant_id: auth.key.tenant_id,
         mode: auth.key.mode.as_str().to_string(),
         customer_id: auth.claims.cus.clone(),
         user_id: customer.user_id,
-        flow_id: flow.map(|f| f.0),
-        flow_version: flow.map(|f| f.1),
-        variant: flow.and_then(|f| f.2).map(str::to_string),
+        flow_id: flow.as_ref().map(|f| f.id),
+        flow_version: flow.as_ref().map(|f| f.version),
+        variant: flow.as_ref().and_then(|f| f.variant).map(str::to_string),
         mrr_cents: customer.mrr,
+        rendered_offers: flow.map(|f| f.offers).unwrap_or_default(),
     };
     let row = json!({
         "id": id, "tenant_id": meta.tenant_id, "mode": meta.mode, "user_id": meta.user_id,
         "customer_id": meta.customer_id, "subscription_id": auth.claims.sub,
         "flow_id": meta.flow_id, "flow_version": meta.flow_version, "variant": meta.variant,
-        "holdout": flow.is_some_and(|f| f.3), "mrr_cents": meta.mrr_cents,
-        "attributes": customer.attrs,
+        "holdout": holdout, "mrr_cents": meta.mrr_cents,
+        "attributes": customer.attrs, "rendered_offers": meta.rendered_offers,
+        "ttl_secs": st.config.session_ttl.as_secs_f64(),
     });
     st.session_writes.submit(row.to_string()).await?;
     st.session_cache.insert(id, meta);
@@ -413,7 +439,10 @@ impl EventType {
 }
 
 /// Records one widget event; 202 once it is committed (in a batch, see [`crate::batch`]).
-/// A repeated `client_event_id` is acknowledged again and changes nothing.
+/// A repeated `client_event_id` is acknowledged again and changes nothing. 409 and nothing
+/// stored for an offer the session did not render, an acceptance not for the selected reason
+/// or in cooldown (`offer_not_available`), an ended (`session_ended`) or expired
+/// (`session_expired`) session.
 async fn create_event(
     auth: WidgetAuth,
     State(st): State<AppState>,
@@ -472,6 +501,14 @@ async fn create_event(
         ),
         _ => None,
     };
+    // Only what the session rendered (after holdout, variant and guardrails) can be shown,
+    // accepted or declined; the batched write checks it again with reason routing and the
+    // cooldowns, under the session and customer locks.
+    if let Some(o) = &offer {
+        if !session.rendered_offers.contains(&o.id) {
+            return Err(not_available("offer_not_rendered", &o.id));
+        }
+    }
     if ev.kind == EventType::ReasonSelected {
         let code = ev.reason_code.as_deref().ok_or_else(|| {
             ApiError::invalid_param("reason_code", "reason_selected needs reason_code")
@@ -530,14 +567,22 @@ async fn create_event(
         }),
         None => Value::Null,
     };
+    let cooldown_days = offer.as_ref().and_then(|o| match o.kind {
+        OfferType::Discount => Some(settings.discount_cooldown_days),
+        OfferType::Pause => Some(settings.pause_cooldown_days),
+        OfferType::TrialExtension => Some(settings.trial_extension_cooldown_days),
+        OfferType::PlanChange => Some(settings.plan_change_cooldown_days),
+        OfferType::Redirect | OfferType::Custom => None,
+    });
     let item = json!({
         "id": Uuid::now_v7(), "tenant_id": tenant, "mode": mode, "session_id": session_id,
+        "customer_id": session.customer_id, "cooldown_days": cooldown_days,
         "client_event_id": ev.client_event_id, "type": ev.kind.as_str(),
         "payload": { "reason_code": ev.reason_code, "offer_id": ev.offer_id, "text": ev.text },
         "reason_code": ev.reason_code, "user_id": session.user_id, "flow_id": session.flow_id,
         "variant": session.variant, "mrr_cents": session.mrr_cents,
         "offer": offer.as_ref().map(|o| json!({
-            "id": o.id, "type": o.kind.as_str(), "definition": o,
+            "id": o.id, "type": o.kind.as_str(), "definition": o, "reason_codes": o.reason_codes,
         })),
         "outcome": outcome, "offer_state": offer_state, "cancel_state": cancel_state,
         "job": job_json,
@@ -548,11 +593,24 @@ async fn create_event(
             StatusCode::ACCEPTED,
             Json(json!({ "status": "accepted", "duplicate": true })),
         )),
-        "session_ended" => Err(ApiError::conflict(
-            "session_ended",
-            "This session already has an outcome.",
-        )),
         "no_session" => Err(ApiError::not_found("session")),
+        "session_expired" => Err(ApiError::conflict(
+            "session_expired",
+            "This session has expired; start a new one.",
+        )),
+        "offer_not_rendered" | "offer_not_for_reason" | "offer_in_cooldown" => Err(not_available(
+            &status,
+            ev.offer_id.as_deref().unwrap_or_default(),
+        )),
+        ended if ended.starts_with("session_ended:") => {
+            let outcome = &ended["session_ended:".len()..];
+            Err(ApiError::conflict(
+                "session_ended",
+                format!(
+                    "This session already ended with outcome {outcome:?}; nothing was recorded."
+                ),
+            ))
+        }
         "ok" | "ok_job" => {
             if let (Some(entry), "ok_job") = (job, status.as_str()) {
                 if let Err(e) = st.jobs.push_outbox(&entry).await {
@@ -569,6 +627,20 @@ async fn create_event(
             "record_widget_events returned {other:?}"
         ))),
     }
+}
+
+/// 409 `offer_not_available`: the offer exists in the flow but this session may not use it.
+fn not_available(why: &str, offer_id: &str) -> ApiError {
+    let message = match why {
+        "offer_not_for_reason" => format!(
+            "Offer {offer_id:?} is not offered for the reason this session selected."
+        ),
+        "offer_in_cooldown" => format!(
+            "Offer {offer_id:?} is in its cooldown: this customer recently accepted an offer of that type."
+        ),
+        _ => format!("Offer {offer_id:?} was not shown in this session."),
+    };
+    ApiError::conflict("offer_not_available", message).with_param("offer_id")
 }
 
 #[derive(Debug, Deserialize)]

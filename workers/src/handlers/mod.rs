@@ -7,6 +7,7 @@ pub mod probe;
 pub mod reconcile;
 pub mod retention;
 pub mod rollup;
+pub mod sessions;
 pub mod stripe_events;
 
 /// Records the start of a scheduler duty run; returns the run id.

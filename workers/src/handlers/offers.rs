@@ -222,6 +222,50 @@ async fn next_key_generation(st: &WorkerState, session: Uuid, offer: bool) -> Re
     Ok(())
 }
 
+/// The guardrail again, before any Stripe call: another session of this customer already
+/// applied an offer of this type within the tenant's cooldown, or accepted one earlier that
+/// is still being applied (the earlier acceptance wins; this one is refused). The api checks
+/// this at acceptance under the customer's lock; this catches whatever got past it (a row
+/// written another way, a cooldown raised since).
+async fn cooldown_conflict(
+    st: &WorkerState,
+    id: Uuid,
+    s: &Session,
+    kind: OfferType,
+) -> Result<Option<String>, JobError> {
+    let mode = shared::tenants::Mode::parse(&s.mode)
+        .ok_or_else(|| JobError::permanent(anyhow::anyhow!("session mode {:?}", s.mode)))?;
+    let settings = shared::tenants::settings(&st.pools.primary, s.tenant_id, mode).await?;
+    let days = match kind {
+        OfferType::Discount => settings.discount_cooldown_days,
+        OfferType::Pause => settings.pause_cooldown_days,
+        OfferType::TrialExtension => settings.trial_extension_cooldown_days,
+        OfferType::PlanChange => settings.plan_change_cooldown_days,
+        OfferType::Redirect | OfferType::Custom => return Ok(None),
+    };
+    let other: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT o.id FROM cancel_sessions o, cancel_sessions me
+          WHERE me.id = $1 AND o.tenant_id = me.tenant_id AND o.mode = me.mode
+            AND o.customer_id = me.customer_id AND o.id <> me.id AND o.outcome = 'saved'
+            AND o.saved_offer_type = $2 AND o.created_at > now() - make_interval(days => $3)
+            AND (o.offer_state = 'applied'
+                 OR (o.offer_state = 'pending'
+                     AND (coalesce(o.ended_at, o.created_at), o.id) < (coalesce(me.ended_at, me.created_at), me.id)))
+          LIMIT 1",
+    )
+    .bind(id)
+    .bind(kind.as_str())
+    .bind(days as i32)
+    .fetch_optional(&st.pools.primary)
+    .await?;
+    Ok(other.map(|(o,)| {
+        format!(
+            "offer_in_cooldown: another session of this customer ({o}) already applied or accepted a {} offer within the {days}-day cooldown",
+            kind.as_str()
+        )
+    }))
+}
+
 pub async fn apply_offer(
     st: Arc<WorkerState>,
     meta: JobMeta,
@@ -239,6 +283,10 @@ pub async fn apply_offer(
             )))
         }
     };
+    if let Some(why) = cooldown_conflict(&st, job.session_id, &s, offer.kind).await? {
+        fail_offer(&st, job.session_id, &why).await?;
+        return Err(JobError::permanent(anyhow::anyhow!(why)));
+    }
     let Some(sub_id) = s.subscription_id.clone() else {
         fail_offer(
             &st,
