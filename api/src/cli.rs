@@ -277,7 +277,7 @@ async fn demo(
             (t.tenant.id, Some(t.keys))
         }
     };
-    let flows: (i64,) = sqlx::query_as("SELECT count(*) FROM flows WHERE tenant_id = $1 AND deleted_at IS NULL AND published_version IS NOT NULL")
+    let flows: (i64,) = sqlx::query_as("SELECT count(*) FROM flows WHERE tenant_id = $1 AND mode = 'test' AND deleted_at IS NULL AND published_version IS NOT NULL")
         .bind(tenant)
         .fetch_one(pool)
         .await?;
@@ -289,10 +289,10 @@ async fn demo(
         let value = serde_json::to_value(&def)?;
         let id = Uuid::now_v7();
         let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO flows (id, tenant_id, name, language, ranking_score, is_default, draft, published_version) VALUES ($1, $2, $3, $4, 0, true, $5, 1)")
+        sqlx::query("INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft, published_version) VALUES ($1, $2, 'test', $3, $4, 0, true, $5, 1)")
             .bind(id).bind(tenant).bind(&def.name).bind(&def.language).bind(&value)
             .execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO flow_versions (tenant_id, flow_id, version, definition) VALUES ($1, $2, 1, $3)")
+        sqlx::query("INSERT INTO flow_versions (tenant_id, mode, flow_id, version, definition) VALUES ($1, 'test', $2, 1, $3)")
             .bind(tenant).bind(id).bind(&value)
             .execute(&mut *tx).await?;
         tx.commit().await?;

@@ -418,7 +418,8 @@ async fn put_settings_needs_every_field_and_patch_changes_only_the_given_ones() 
     let (_, before) = c.get("/v1/settings", Mode::Test).await;
     let full = json!({
         "allowed_origins": ["https://app.modes.test"], "discount_cooldown_days": 30,
-        "pause_cooldown_days": 60, "cancel_mode": "cancel_at_period_end",
+        "pause_cooldown_days": 60, "trial_extension_cooldown_days": 45,
+        "plan_change_cooldown_days": 15, "cancel_mode": "cancel_at_period_end",
         "timezone": "Europe/Paris", "rate_limit_per_second": 0,
     });
     for field in full.as_object().unwrap().keys() {

@@ -188,8 +188,18 @@ async fn the_demo_signs_tokens_only_for_the_demo_tenants_demo_customers() {
     }
     // The `demo` command finds the marked tenant, not one that is merely named "Demo".
     app.create_tenant("Demo").await;
-    let (ok, out) = app.env.api_cli(&["demo"]);
-    assert!(ok, "{out}");
+    let run = app
+        .env
+        .command(&harness::bin_path("rtos-test-api"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let printed: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(printed["tenant_id"], demo["tenant"]["id"], "{out}");
 }
