@@ -159,12 +159,18 @@ async fn kill_9_mid_job_another_worker_completes_it_once() {
     // Lease is 3 s: the job comes back and another worker completes it.
     assert!(wait_until(PATIENCE, || async { effects(&pool, id).await == 1 }).await);
     assert!(runs(&pool, id).await >= 2);
-    let (status,): (String,) = sqlx::query_as("SELECT status FROM job_outbox WHERE id = $1")
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(status, "done");
+    // The effect is written by the handler, the outbox row settled right after it by the
+    // runtime: wait for the settle instead of reading in between.
+    let status = || async {
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM job_outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        status
+    };
+    wait_until(PATIENCE, || async { status().await == "done" }).await;
+    assert_eq!(status().await, "done");
     // Settled in the queue too (acknowledged, not left to run again), and applied once.
     assert!(wait_until(PATIENCE, || ops_queue_idle(&env)).await);
     assert_eq!(effects(&pool, id).await, 1);
