@@ -915,6 +915,9 @@ struct TenantSessions<'a> {
     start: i64,
     span: f64,
     now: i64,
+    /// Customers with a session still in progress: a customer has at most one (the unique
+    /// index `cancel_sessions_one_open_idx`), so a later in-progress draw is abandoned.
+    open: std::collections::HashSet<u32>,
 }
 
 impl<'a> TenantSessions<'a> {
@@ -931,6 +934,7 @@ impl<'a> TenantSessions<'a> {
             start,
             span,
             now,
+            open: Default::default(),
         }
     }
 
@@ -952,9 +956,12 @@ impl<'a> TenantSessions<'a> {
             debug_assert_eq!(self.remaining, 0);
             return None;
         }
-        let shape = draw_shape(&mut self.shapes, self.remaining);
+        let mut shape = draw_shape(&mut self.shapes, self.remaining);
         self.remaining -= shape.events();
         let user = self.pick_user();
+        if shape.outcome.is_none() && !self.open.insert(user) {
+            shape.outcome = Some(Outcome::Abandoned);
+        }
         let rng = &mut self.rng;
         let created =
             self.start + ((self.i as f64 + rng.unit()) / self.n as f64 * self.span) as i64;

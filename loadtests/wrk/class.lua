@@ -7,8 +7,11 @@
 --                 webhook: "stripe-signature<TAB>body" per line (unique event ids)
 --   WRK_PK, WRK_SK, WRK_TENANT, WRK_FLOW   keys and ids from fixtures.json
 --   WRK_OUT     file the JSON result is written to
+--   WRK_THREADS the -t given to wrk (default 2): each thread walks its own slice of the data
 --
--- Each thread walks the data file from its own offset. `response` counts statuses per
+-- Each thread walks its own slice of the data file (no two threads send the same line), and
+-- counts the lines it sends a second time (`lines_reused`: its slice ran out, so e.g. a
+-- session token starts a second session of that customer, which supersedes the first). `response` counts statuses per
 -- thread; `done` merges them and writes one JSON object with requests, duration, socket
 -- errors, status counts, whether 429/503 carried Retry-After, and latency percentiles (us).
 
@@ -31,9 +34,13 @@ end
 
 local lines = {}
 local pos = 1
+local first = 1
+local last = 0
+local wrapped = false
 local counter = 0
 statuses = {}
 no_retry_after = 0
+lines_reused = 0
 
 local function load(path)
   local t = {}
@@ -47,18 +54,28 @@ end
 
 function init(args)
   lines = load(data_file)
-  -- Spread the threads over the file so they do not replay each other's lines.
-  if #lines > 0 then
-    pos = math.floor((#lines / 8) * ((tid or 1) - 1)) % #lines + 1
+  -- Disjoint slices, one per thread (a file shorter than the thread count is shared).
+  local n = tonumber(os.getenv("WRK_THREADS") or "2") or 2
+  local per = math.floor(#lines / n)
+  if per >= 1 then
+    first = per * ((tid or 1) - 1) + 1
+    last = first + per - 1
+  else
+    first, last = 1, #lines
   end
+  pos = first
 end
 
 -- Note: wrk.format(method, path, headers, body) replaces wrk.headers with `headers`, so
 -- every request below names all of its headers.
 local function next_line()
   local l = lines[pos]
+  if wrapped then lines_reused = lines_reused + 1 end
   pos = pos + 1
-  if pos > #lines then pos = 1 end
+  if pos > last then
+    pos = first
+    wrapped = true
+  end
   return l
 end
 
@@ -111,7 +128,9 @@ end
 function done(summary, latency, requests)
   local merged = {}
   local missing = 0
+  local reused = 0
   for _, t in ipairs(threads) do
+    reused = reused + (t:get("lines_reused") or 0)
     local s = t:get("statuses")
     if s then
       for k, v in pairs(s) do merged[k] = (merged[k] or 0) + v end
@@ -125,11 +144,11 @@ function done(summary, latency, requests)
   f:write(string.format(
     '{"ep":"%s","requests":%d,"duration_us":%d,"bytes":%d,'
       .. '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"status_errors":%d,'
-      .. '"statuses":{%s},"shed_without_retry_after":%d,'
+      .. '"statuses":{%s},"shed_without_retry_after":%d,"lines_reused":%d,'
       .. '"latency_us":{"p50":%d,"p90":%d,"p95":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
     ep, summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.timeout, e.status,
-    table.concat(parts, ","), missing,
+    table.concat(parts, ","), missing, reused,
     latency:percentile(50), latency:percentile(90), latency:percentile(95),
     latency:percentile(99), latency.max, latency.mean))
   f:close()

@@ -529,6 +529,32 @@ async fn a_customer_has_one_open_session() {
     assert_eq!(n.len(), 3);
     assert_eq!(open("cus_batch").await, (3, 1));
     assert_eq!(s.state(&ids[2].to_string()).await.0, None);
+
+    // Racing starts of ten customers that already have an open session, through the
+    // batched writer (several batches race for the same customers): every start is
+    // acknowledged and stored, and each customer ends with exactly one open session.
+    for i in 0..10 {
+        s.start(&format!("cus_race_{i}"), None).await;
+    }
+    let starts = (0..60).map(|n| {
+        let cus = format!("cus_race_{}", n % 10);
+        async move { s.start(&cus, None).await }
+    });
+    futures::future::join_all(starts).await;
+    let per_customer: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT customer_id, count(*), count(*) FILTER (WHERE outcome IS NULL) FROM cancel_sessions
+          WHERE customer_id LIKE 'cus\\_race\\_%' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&s.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(per_customer.len(), 10);
+    assert!(
+        per_customer
+            .iter()
+            .all(|(_, all, open)| (*all, *open) == (7, 1)),
+        "{per_customer:?}"
+    );
 }
 
 #[tokio::test]

@@ -334,8 +334,9 @@ pub async fn read_customers(
 
 /// Writes batches of new sessions with `record_widget_sessions` (see [`crate::batch`]): one
 /// element per session. Each start supersedes the customer's open session (it becomes
-/// `abandoned`), under the customer's advisory lock, so a customer has one open session
-/// however many starts race, in one batch or in several.
+/// `abandoned`); the unique index `cancel_sessions_one_open_idx` keeps one open session per
+/// customer however many starts race, in one batch or in several (migration
+/// 20261202000007: a new customer's start is one plain insert).
 pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>, sqlx::Error> {
     let (inserted,): (i64,) = sqlx::query_as("SELECT record_widget_sessions($1::jsonb)")
         .bind(batch)
