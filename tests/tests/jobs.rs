@@ -933,3 +933,48 @@ async fn worker_metrics_show_queue_counts_and_outcomes() {
     }
     w.shutdown().await;
 }
+
+/// Issue 12: leases are renewed while every slot of every worker is busy (the renewal runs
+/// beside the apalis workers, not in their poll loop). Two workers, two slots each, 1 s
+/// leases, four probes that run 3 s each and two quick ones that make the workers fetch
+/// again as soon as a slot frees: had a lease lapsed, that fetch would run its task a
+/// second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_renewed_while_every_slot_is_busy() {
+    let mut env = Env::new().await;
+    env.set("JOB_LEASE_SECS", "1");
+    env.set("WORKER_CONCURRENCY", "2");
+    let pool = env.pool().await;
+    let a = start_worker(&env).await;
+    let b = start_worker(&env).await;
+    let mut ids = Vec::new();
+    for sleep_ms in [3000, 3000, 3000, 3000, 0, 0] {
+        ids.push(
+            durable_probe(
+                &env,
+                &pool,
+                Probe {
+                    sleep_ms,
+                    ..Default::default()
+                },
+            )
+            .await,
+        );
+    }
+    assert!(
+        wait_until(PATIENCE, || async {
+            effects_of(&pool, &ids).await == ids.len() as i64
+        })
+        .await
+    );
+    assert!(wait_until(PATIENCE, || ops_queue_idle(&env)).await);
+    for id in &ids {
+        assert_eq!(
+            runs(&pool, *id).await,
+            1,
+            "{id} ran again: its lease lapsed"
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! cluster-wide), lease heartbeats, queue metrics on its own port, and graceful shutdown.
 //! Any number of worker processes on any number of machines share the queues.
 
+pub mod backend;
 pub mod cli;
 pub mod handlers;
 pub mod registry;
@@ -92,26 +93,72 @@ pub async fn start(
     let _ = runtime::register_heartbeat(&st.queues, &st.worker_name).await;
     tracing::info!(worker = %st.worker_name, %metrics_addr, "worker starting");
 
-    let mut queue_loops = tokio::task::JoinSet::new();
+    // One apalis worker per queue, over our queue as its backend (crate::backend), run by
+    // one Monitor until the shutdown signal; its shutdown timeout drops what is still
+    // running, and the settle guards hand those tasks back.
+    let mut runtimes = Vec::new();
+    use apalis::prelude::WorkerBuilderExt;
+    let mut monitor = apalis::prelude::Monitor::new();
     for spec in registry.specs.clone() {
-        queue_loops.spawn(runtime::run_queue(
+        let router = registry.router(spec.name);
+        let rt = backend::QueueRuntime::start(
             st.clone(),
-            registry.clone(),
-            spec,
+            spec.clone(),
+            router.kinds().collect(),
             inflight.clone(),
-            rx.clone(),
-        ));
+        );
+        let factory = {
+            let st = st.clone();
+            let concurrency = rt.concurrency();
+            let backend = rt.backend_factory();
+            move |run: usize| {
+                apalis::prelude::WorkerBuilder::new(format!(
+                    "{}-{}-{run}",
+                    spec.name, st.worker_name
+                ))
+                .backend(backend())
+                .data(st.clone())
+                .concurrency(concurrency)
+                .enable_tracing()
+                .timeout(spec.timeout)
+                .catch_panic()
+                .build(router.clone())
+            }
+        };
+        monitor = monitor.register(factory);
+        runtimes.push(rt);
     }
+    let monitor = monitor
+        .on_event(|w, ev| {
+            if let apalis::prelude::Event::Error(e) = ev {
+                tracing::error!(worker = %w.name(), error = %e, "apalis worker error");
+            }
+        })
+        .shutdown_timeout(st.config.shutdown_timeout);
     let mut aux = tokio::task::JoinSet::new();
     aux.spawn(runtime::heartbeat_loop(st.clone(), inflight.clone()));
     aux.spawn(scheduler::run(st.clone(), rx.clone()));
     aux.spawn(server::stats_loop(st.clone(), rx.clone()));
     aux.spawn(server::serve(metrics_listener, rx.clone()));
     let name = st.worker_name.clone();
+    let mut stop = rx.clone();
     let handle = tokio::spawn(async move {
-        // Queue loops end after draining (or handing back) their jobs; the heartbeat keeps
-        // renewing leases until then, and stops with the rest afterwards.
-        while queue_loops.join_next().await.is_some() {}
+        let signal = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        if let Err(e) = monitor.run_with_signal(signal).await {
+            tracing::error!(error = %e, "apalis monitor stopped with an error");
+        }
+        // Every worker future is gone: write the last acks and hand-backs. The heartbeat
+        // keeps renewing leases until then, and stops with the rest afterwards.
+        for rt in runtimes {
+            rt.finish().await;
+        }
         aux.abort_all();
         while aux.join_next().await.is_some() {}
         tracing::info!("worker stopped");

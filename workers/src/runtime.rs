@@ -1,24 +1,24 @@
-//! The worker runtime: per-queue fetch loops with bounded concurrency, per-job timeouts,
-//! durable exponential-backoff retries with jitter, lease renewal, batched acks, and a
-//! graceful shutdown that finishes running jobs and hands back the rest.
+//! The worker runtime's policy and plumbing: durable exponential-backoff retries with
+//! jitter, per-queue specs, the handler registry (typed handlers as apalis task functions),
+//! the leases this process holds and their renewal. The queues run on apalis workers over
+//! our queue as an apalis backend (see [`crate::backend`]).
 
 use std::{
     collections::HashMap,
     future::Future,
-    pin::Pin,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use jobs::{
-    queue::{Leased, Limits, Settled},
-    Job, Queues,
-};
+use apalis_core::task::{data::Data, task_fn::task_fn};
+use jobs::{Job, Queues};
 use rand::Rng;
-use tokio::{sync::Semaphore, task::JoinSet};
 use uuid::Uuid;
 
-use crate::WorkerState;
+use crate::{
+    backend::{Route, Router},
+    WorkerState,
+};
 
 /// Exponential backoff with jitter: attempt `n` (1-based) waits
 /// `min(base * factor^(n-1), max_delay)`, scaled by a random factor in `1 ± jitter`.
@@ -80,6 +80,23 @@ impl JobError {
     }
 }
 
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobError::Transient(e) => write!(f, "{e:#}"),
+            JobError::Permanent(e) => write!(f, "permanent: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JobError::Transient(e) | JobError::Permanent(e) => Some(e.as_ref()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
         Self::Transient(e.into())
@@ -105,14 +122,11 @@ pub struct JobMeta {
     pub previous_failure_at_ms: Option<i64>,
 }
 
-type BoxFut = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
-type HandlerFn = Arc<dyn Fn(Arc<WorkerState>, JobMeta, String) -> BoxFut + Send + Sync>;
-
 /// Every queue and every handler of this worker.
 #[derive(Default, Clone)]
 pub struct Registry {
     pub specs: Vec<QueueSpec>,
-    handlers: HashMap<&'static str, (&'static str, HandlerFn)>,
+    handlers: HashMap<&'static str, (&'static str, Route)>,
 }
 
 impl Registry {
@@ -121,7 +135,8 @@ impl Registry {
         self
     }
 
-    /// Registers the handler of job type `J`.
+    /// Registers the handler of job type `J`: an apalis task function of the decoded job,
+    /// with the extractors `Data<Arc<WorkerState>>` (the worker's data) and [`JobMeta`].
     pub fn handle<J, F, Fut>(mut self, f: F) -> Self
     where
         J: Job,
@@ -129,16 +144,12 @@ impl Registry {
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
         let f = Arc::new(f);
-        let h: HandlerFn = Arc::new(move |st, meta, payload| {
+        let svc = task_fn(move |job: J, st: Data<Arc<WorkerState>>, meta: JobMeta| {
             let f = f.clone();
-            Box::pin(async move {
-                let job: J = serde_json::from_str(&payload).map_err(|e| {
-                    JobError::permanent(anyhow::anyhow!("undecodable payload: {e}"))
-                })?;
-                f(st, meta, job).await
-            })
+            async move { f(Arc::clone(&*st), meta, job).await }
         });
-        self.handlers.insert(J::KIND, (J::QUEUE, h));
+        self.handlers
+            .insert(J::KIND, (J::QUEUE, Router::route_for::<J, _>(svc)));
         self
     }
 
@@ -149,6 +160,17 @@ impl Registry {
     pub fn kinds(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         self.handlers.iter().map(|(k, (q, _))| (*k, *q))
     }
+
+    /// The service of `queue`'s worker: a route per kind of that queue.
+    pub fn router(&self, queue: &str) -> Router {
+        let mut r = Router::default();
+        for (kind, (q, route)) in &self.handlers {
+            if *q == queue {
+                r.insert(kind, route.clone());
+            }
+        }
+        r
+    }
 }
 
 /// Tasks this process holds, for lease renewal and shutdown hand-back.
@@ -156,10 +178,10 @@ impl Registry {
 pub struct InFlight(Mutex<HashMap<Uuid, &'static str>>);
 
 impl InFlight {
-    fn insert(&self, id: Uuid, queue: &'static str) {
+    pub(crate) fn insert(&self, id: Uuid, queue: &'static str) {
         self.0.lock().expect("lock").insert(id, queue);
     }
-    fn remove(&self, id: &Uuid) {
+    pub(crate) fn remove(&self, id: &Uuid) {
         self.0.lock().expect("lock").remove(id);
     }
     pub fn by_queue(&self) -> HashMap<&'static str, Vec<Uuid>> {
@@ -174,336 +196,6 @@ impl InFlight {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Runs the fetch loop of one queue until `shutdown` fires, then drains.
-pub async fn run_queue(
-    st: Arc<WorkerState>,
-    registry: Arc<Registry>,
-    spec: QueueSpec,
-    inflight: Arc<InFlight>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let concurrency = st
-        .config
-        .jobs
-        .concurrency_override
-        .unwrap_or(spec.concurrency)
-        .max(1);
-    let sem = Arc::new(Semaphore::new(concurrency));
-    let limits = Limits {
-        max_attempts: spec.retry.max_attempts,
-        max_crashes: spec.max_crashes,
-    };
-    let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel::<Uuid>();
-    let acker = tokio::spawn(ack_loop(st.clone(), spec.name, ack_rx));
-    let mut running: JoinSet<()> = JoinSet::new();
-    let idle = Duration::from_millis(50);
-    let mut backoff = idle;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        // Wait for at least one free slot, then take as many tasks as there are free slots:
-        // nothing is fetched that cannot start at once.
-        let first = tokio::select! {
-            p = sem.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = shutdown.changed() => break,
-        };
-        let free = 1 + sem.available_permits();
-        let fetched = match st
-            .queues
-            .fetch(
-                spec.name,
-                &st.worker_name,
-                free,
-                st.config.jobs.lease,
-                limits,
-            )
-            .await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                drop(first);
-                tracing::warn!(queue = spec.name, error = %e, "fetch failed; retrying");
-                metrics::counter!("worker_fetch_errors_total", "queue" => spec.name).increment(1);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {},
-                    _ = shutdown.changed() => break,
-                }
-                continue;
-            }
-        };
-        if !fetched.dead.is_empty() {
-            metrics::counter!("jobs_total", "queue" => spec.name, "kind" => "any", "outcome" => "dead")
-                .increment(fetched.dead.len() as u64);
-            mark_outbox_dead(
-                &st,
-                &fetched.dead,
-                "dead-lettered by fetch (attempt or crash budget used up)",
-            )
-            .await;
-        }
-        if fetched.tasks.is_empty() {
-            drop(first);
-            backoff = if backoff < idle {
-                idle
-            } else {
-                (backoff + idle).min(Duration::from_millis(250))
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {},
-                _ = shutdown.changed() => break,
-            }
-            continue;
-        }
-        backoff = Duration::ZERO;
-        let mut first = Some(first);
-        for task in fetched.tasks {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => sem.clone().acquire_owned().await.expect("semaphore open"),
-            };
-            inflight.insert(task.id, spec.name);
-            let st = st.clone();
-            let registry = registry.clone();
-            let spec = spec.clone();
-            let inflight = inflight.clone();
-            let ack_tx = ack_tx.clone();
-            running.spawn(async move {
-                let id = task.id;
-                let done = execute(&st, &registry, &spec, task).await;
-                if done {
-                    let _ = ack_tx.send(id);
-                }
-                inflight.remove(&id);
-                drop(permit);
-            });
-        }
-        // Reap finished handles so the set stays small.
-        while running.try_join_next().is_some() {}
-    }
-
-    // Shutdown: stop fetching (done), let running jobs finish within the timeout, then hand
-    // back whatever is still running so another worker picks it up at once.
-    let deadline = st.config.shutdown_timeout;
-    let drained = tokio::time::timeout(deadline, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await
-    .is_ok();
-    if !drained {
-        running.abort_all();
-        while running.join_next().await.is_some() {}
-        let left = inflight.by_queue().remove(spec.name).unwrap_or_default();
-        for id in left {
-            match st.queues.release(spec.name, &st.worker_name, id).await {
-                Ok(_) => tracing::info!(queue = spec.name, job_id = %id, "handed back on shutdown"),
-                Err(e) => {
-                    tracing::warn!(queue = spec.name, job_id = %id, error = %e, "hand-back failed; the lease will expire")
-                }
-            }
-            inflight.remove(&id);
-        }
-    }
-    drop(ack_tx);
-    let _ = acker.await;
-}
-
-/// Batches acks: one script call completes every task finished since the last flush.
-async fn ack_loop(
-    st: Arc<WorkerState>,
-    queue: &'static str,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Uuid>,
-) {
-    let mut buf = Vec::with_capacity(512);
-    while rx.recv_many(&mut buf, 512).await > 0 {
-        let mut tries = 0;
-        loop {
-            match st
-                .queues
-                .ack(queue, &st.worker_name, &buf, st.config.jobs.done_retention)
-                .await
-            {
-                Ok(_) => break,
-                Err(e) if tries < 5 => {
-                    tries += 1;
-                    tracing::warn!(queue, error = %e, "ack failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-                Err(e) => {
-                    // The leases expire and the tasks run again; handlers are idempotent.
-                    tracing::error!(queue, error = %e, count = buf.len(), "ack failed; tasks will be redelivered");
-                    break;
-                }
-            }
-        }
-        buf.clear();
-    }
-}
-
-/// Runs one task and settles failures. Returns true when it succeeded (ack pending).
-async fn execute(
-    st: &Arc<WorkerState>,
-    registry: &Registry,
-    spec: &QueueSpec,
-    task: Leased,
-) -> bool {
-    let started = Instant::now();
-    let kind = task.kind.clone();
-    let meta = JobMeta {
-        id: task.id,
-        queue: spec.name,
-        attempt: task.attempt,
-        due_at_ms: task.ready_at_ms,
-        previous_failure_at_ms: task.failed_at_ms,
-    };
-    let span = tracing::info_span!("job", queue = spec.name, kind = %kind, job_id = %task.id, attempt = task.attempt);
-    let _enter = span.enter();
-    drop(_enter);
-    let result = match registry.handlers.get(kind.as_str()) {
-        None => Err(JobError::permanent(anyhow::anyhow!(
-            "no handler for kind {kind:?} on this worker"
-        ))),
-        Some((_, h)) => {
-            let fut = h(st.clone(), meta.clone(), task.payload.clone());
-            // A panicking handler is a failed attempt, not a lost task or a dead slot.
-            let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut));
-            match tokio::time::timeout(
-                spec.timeout,
-                tracing::Instrument::instrument(fut, span.clone()),
-            )
-            .await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(panic)) => {
-                    let msg = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(JobError::transient(anyhow::anyhow!(
-                        "handler panicked: {msg}"
-                    )))
-                }
-                Err(_) => Err(JobError::transient(anyhow::anyhow!(
-                    "timed out after {:?}",
-                    spec.timeout
-                ))),
-            }
-        }
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    let kind_label = metrics_kind(registry, &kind);
-    metrics::histogram!("job_duration_seconds", "queue" => spec.name, "kind" => kind_label)
-        .record(elapsed);
-    let outcome = match result {
-        Ok(()) => {
-            if task.durable {
-                if let Err(e) = sqlx::query(
-                    "UPDATE job_outbox SET status = 'done', attempts = $2, finished_at = now(), updated_at = now()
-                     WHERE id = $1",
-                )
-                .bind(task.id)
-                .bind(task.attempt as i32)
-                .execute(&st.pools.primary)
-                .await
-                {
-                    // Not acknowledged: the lease expires and the (idempotent) job runs again.
-                    tracing::warn!(parent: &span, error = %e, "could not record completion; will be redelivered");
-                    metrics::counter!("jobs_total", "queue" => spec.name, "kind" => kind_label, "outcome" => "unrecorded").increment(1);
-                    return false;
-                }
-            }
-            tracing::debug!(parent: &span, elapsed, "job done");
-            metrics::counter!("jobs_total", "queue" => spec.name, "kind" => kind_label, "outcome" => "ok").increment(1);
-            return true;
-        }
-        Err(JobError::Permanent(e)) => {
-            let msg = format!("permanent: {e:#}");
-            tracing::warn!(parent: &span, error = %msg, "job failed permanently; dead-lettered");
-            (
-                st.queues
-                    .bury(spec.name, &st.worker_name, task.id, &msg)
-                    .await,
-                msg,
-            )
-        }
-        Err(JobError::Transient(e)) => {
-            let delay = spec.retry.delay(task.attempt);
-            let msg = format!("{e:#}");
-            tracing::info!(parent: &span, error = %msg, retry_in_ms = delay.as_millis() as u64, "job failed; retry scheduled");
-            (
-                st.queues
-                    .retry_later(
-                        spec.name,
-                        &st.worker_name,
-                        task.id,
-                        delay,
-                        &msg,
-                        spec.retry.max_attempts,
-                    )
-                    .await,
-                msg,
-            )
-        }
-    };
-    let (settled, msg) = outcome;
-    let label = match &settled {
-        Ok(Settled::Retry) => "retry",
-        Ok(Settled::Dead) => "dead",
-        Ok(Settled::Released) => "released",
-        Ok(Settled::Lost) => "lost",
-        Err(_) => "settle_error",
-    };
-    metrics::counter!("jobs_total", "queue" => spec.name, "kind" => kind_label, "outcome" => label)
-        .increment(1);
-    if task.durable {
-        let status = if matches!(settled, Ok(Settled::Dead)) {
-            "dead"
-        } else {
-            "pending"
-        };
-        let _ = sqlx::query(
-            "UPDATE job_outbox SET status = $2, attempts = $3, last_error = $4, updated_at = now(),
-                    finished_at = CASE WHEN $2 = 'dead' THEN now() END
-             WHERE id = $1",
-        )
-        .bind(task.id)
-        .bind(status)
-        .bind(task.attempt as i32)
-        .bind(&msg)
-        .execute(&st.pools.primary)
-        .await;
-    }
-    if let Err(e) = settled {
-        tracing::error!(job_id = %task.id, error = %e, "could not settle a failed job; its lease will expire");
-    }
-    false
-}
-
-/// Kind names as metric labels (bounded: unknown kinds are grouped).
-fn metrics_kind(registry: &Registry, kind: &str) -> &'static str {
-    registry
-        .handlers
-        .get_key_value(kind)
-        .map(|(k, _)| *k)
-        .unwrap_or("unknown")
-}
-
-async fn mark_outbox_dead(st: &WorkerState, ids: &[Uuid], why: &str) {
-    if let Err(e) = sqlx::query(
-        "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
-         WHERE id = ANY($1) AND status = 'pending'",
-    )
-    .bind(ids)
-    .bind(why)
-    .execute(&st.pools.primary)
-    .await
-    {
-        tracing::warn!(error = %e, "could not mark dead-lettered outbox rows");
     }
 }
 
