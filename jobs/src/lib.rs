@@ -94,12 +94,23 @@ impl JobClient {
 
     /// Enqueues many jobs of one kind in pipelined batches; returns how many were created.
     pub async fn enqueue_many<J: Job>(&self, jobs: &[J]) -> Result<usize, QueueError> {
+        Ok(self
+            .enqueue_batch(jobs)
+            .await?
+            .iter()
+            .filter(|(created, _)| *created)
+            .count())
+    }
+
+    /// Enqueues many jobs of one kind, one pipelined round trip per
+    /// [`queue::ENQUEUE_BATCH`]; `(created, id)` per job, in order.
+    pub async fn enqueue_batch<J: Job>(&self, jobs: &[J]) -> Result<Vec<(bool, Uuid)>, QueueError> {
         let tasks = jobs
             .iter()
             .map(|j| self.task(Uuid::now_v7(), j, &EnqueueOpts::default(), false))
             .collect::<Result<Vec<_>, _>>()?;
         self.queues
-            .enqueue_many(J::QUEUE, &tasks, self.idempotency_ttl)
+            .enqueue_batch(J::QUEUE, &tasks, self.idempotency_ttl)
             .await
     }
 
@@ -152,6 +163,66 @@ impl JobClient {
             .enqueue(entry.queue, &t, self.idempotency_ttl)
             .await?
             .0)
+    }
+
+    /// Step 2 for many committed outbox rows: one pipelined round trip per
+    /// [`queue::ENQUEUE_BATCH`] rows of a queue. Returns how many were new to Redis.
+    pub async fn push_outbox_many(&self, entries: &[OutboxEntry]) -> Result<usize, QueueError> {
+        let mut by_queue: Vec<(&'static str, Vec<queue::NewTask>)> = Vec::new();
+        let now = queue::now_ms();
+        for e in entries {
+            let t = queue::NewTask {
+                id: e.id,
+                kind: e.kind,
+                payload: e.payload.clone(),
+                run_at_ms: now,
+                idempotency_key: None,
+                durable: true,
+            };
+            match by_queue.iter_mut().find(|(q, _)| *q == e.queue) {
+                Some((_, ts)) => ts.push(t),
+                None => by_queue.push((e.queue, vec![t])),
+            }
+        }
+        let mut created = 0;
+        for (q, tasks) in by_queue {
+            created += self
+                .queues
+                .enqueue_many(q, &tasks, self.idempotency_ttl)
+                .await?;
+        }
+        Ok(created)
+    }
+
+    /// Durable enqueue of many jobs of one kind: one INSERT of every outbox row, then the
+    /// bulk push (deferred to the reconciler if Redis is unavailable). Returns the ids.
+    pub async fn enqueue_durable_many<J: Job>(
+        &self,
+        pool: &PgPool,
+        tenant_id: Option<Uuid>,
+        jobs: &[J],
+    ) -> anyhow::Result<Vec<Uuid>> {
+        let entries = jobs
+            .iter()
+            .map(Self::outbox_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+        let payloads: Vec<&str> = entries.iter().map(|e| e.payload.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload)
+             SELECT id, $2, $3, $4, payload::jsonb FROM UNNEST($1::uuid[], $5::text[]) AS x(id, payload)",
+        )
+        .bind(&ids)
+        .bind(tenant_id)
+        .bind(J::QUEUE)
+        .bind(J::KIND)
+        .bind(&payloads)
+        .execute(pool)
+        .await?;
+        if let Err(e) = self.push_outbox_many(&entries).await {
+            tracing::warn!(count = ids.len(), error = %e, "bulk enqueue deferred to the reconciler");
+        }
+        Ok(ids)
     }
 
     /// Both steps for callers without a transaction of their own.

@@ -47,6 +47,9 @@ pub enum QueueError {
     Malformed(String),
 }
 
+/// Tasks per round trip of a bulk enqueue.
+pub const ENQUEUE_BATCH: usize = 1000;
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -250,27 +253,61 @@ impl Queues {
         tasks: &[NewTask],
         idem_ttl: Duration,
     ) -> Result<usize, QueueError> {
-        let mut created = 0usize;
+        Ok(self
+            .enqueue_batch(queue, tasks, idem_ttl)
+            .await?
+            .iter()
+            .filter(|(created, _)| *created)
+            .count())
+    }
+
+    /// Enqueues many tasks, [`ENQUEUE_BATCH`] per round trip (one pipeline of the enqueue
+    /// script: idempotency keys and task ids are honoured per task, as in
+    /// [`Queues::enqueue`]). Returns `(created, id)` per task, in order.
+    pub async fn enqueue_batch(
+        &self,
+        queue: &str,
+        tasks: &[NewTask],
+        idem_ttl: Duration,
+    ) -> Result<Vec<(bool, Uuid)>, QueueError> {
+        let mut out = Vec::with_capacity(tasks.len());
         let mut conn = self.conn();
-        // Make sure the script is cached before pipelining EVALSHA.
-        if let Some(first) = tasks.first() {
-            let (c, _): (i64, String) = self
-                .enqueue_invocation(queue, first, idem_ttl, now_ms())
-                .invoke_async(&mut conn)
-                .await?;
-            created += c as usize;
-        }
-        for chunk in tasks.get(1..).unwrap_or_default().chunks(1000) {
+        // The first alone: EVALSHA falls back to loading the script (a pipeline of EVALSHA
+        // would fail with NOSCRIPT on a Redis that restarted empty).
+        let Some(first) = tasks.first() else {
+            return Ok(out);
+        };
+        let (c, id): (i64, String) = self
+            .enqueue_invocation(queue, first, idem_ttl, now_ms())
+            .invoke_async(&mut conn)
+            .await?;
+        out.push((c == 1, parse_id(&id)?));
+        for chunk in tasks[1..].chunks(ENQUEUE_BATCH) {
             let now = now_ms();
             let mut pipe = redis::pipe();
             for t in chunk {
-                let inv = self.enqueue_invocation(queue, t, idem_ttl, now);
-                pipe.invoke_script(&inv);
+                pipe.invoke_script(&self.enqueue_invocation(queue, t, idem_ttl, now));
             }
             let res: Vec<(i64, String)> = pipe.query_async(&mut conn).await?;
-            created += res.iter().filter(|(c, _)| *c == 1).count();
+            for (c, id) in res {
+                out.push((c == 1, parse_id(&id)?));
+            }
         }
-        Ok(created)
+        Ok(out)
+    }
+
+    /// Which of `ids` Redis still holds a record of (one pipelined round trip).
+    pub async fn tasks_exist(&self, queue: &str, ids: &[Uuid]) -> Result<Vec<bool>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("EXISTS")
+                .arg(self.task_key(queue, &id.to_string()));
+        }
+        let n: Vec<i64> = pipe.query_async(&mut self.conn()).await?;
+        Ok(n.into_iter().map(|n| n == 1).collect())
     }
 
     /// Leases up to `max` tasks to `worker` (see `lua/fetch.lua`).

@@ -978,3 +978,59 @@ async fn leases_are_renewed_while_every_slot_is_busy() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Issue 12: the bulk enqueue. 10,000 durable probes in one request: one outbox row and one
+/// Redis task each (distinct ids), in a handful of round trips; a Redis that lost them all
+/// gets every one back from the reconciler's bulk push, and a second push changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_enqueue_records_and_pushes_every_task_once() {
+    let mut redis = ThrowawayRedis::start();
+    let mut env = Env::new().await;
+    env.set("REDIS_URL", redis.url());
+    let app = TestApp::spawn_with(env.clone()).await;
+    let ids = api_probes(&app, 10_000, json!({ "noop": true })).await;
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 10_000);
+    let (outbox,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM job_outbox WHERE id = ANY($1) AND status = 'pending' AND kind = 'probe'",
+    )
+    .bind(&ids)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(outbox, 10_000);
+    let q = env.queues();
+    assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 10_000);
+    assert!(q
+        .tasks_exist(queues::OPS, &ids)
+        .await
+        .unwrap()
+        .iter()
+        .all(|h| *h));
+
+    // Redis wiped: the reconciler pushes them all back, in bulk, once. (Rows younger than
+    // its 2 s grace period are left to the api that is pushing them: wait that out.)
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 0);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let st = workers::WorkerState::new(env.config()).unwrap();
+    let restored = workers::handlers::reconcile::reconcile_outbox(&st)
+        .await
+        .unwrap();
+    assert_eq!(restored, 10_000);
+    assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 10_000);
+    let again = workers::handlers::reconcile::reconcile_outbox(&st)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 10_000);
+    redis.stop();
+}

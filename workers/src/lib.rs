@@ -119,8 +119,9 @@ pub async fn start(
                 .backend(backend())
                 .data(st.clone())
                 .concurrency(concurrency)
-                .enable_tracing()
+                // apalis's order: the timeout outside the trace span.
                 .timeout(spec.timeout)
+                .enable_tracing()
                 .catch_panic()
                 .build(router.clone())
             }

@@ -6,7 +6,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use jobs::{ops, EnqueueOpts, Probe};
+use jobs::{ops, Probe};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::audit::Change;
@@ -255,24 +255,22 @@ async fn create_probes(
             "count must be between 1 and 10000",
         ));
     }
-    let mut ids = Vec::with_capacity(body.count as usize);
-    for _ in 0..body.count {
-        if body.durable {
-            ids.push(
-                st.jobs
-                    .enqueue_durable(&st.pools.primary, None, &body.probe)
-                    .await
-                    .map_err(ApiError::internal)?,
-            );
-        } else {
-            ids.push(
-                st.jobs
-                    .enqueue(&body.probe, EnqueueOpts::default())
-                    .await?
-                    .1,
-            );
-        }
-    }
+    // One bulk enqueue: one INSERT of the outbox rows (durable) and one pipelined round
+    // trip per 1,000 tasks.
+    let probes = vec![body.probe.clone(); body.count as usize];
+    let ids: Vec<Uuid> = if body.durable {
+        st.jobs
+            .enqueue_durable_many(&st.pools.primary, None, &probes)
+            .await
+            .map_err(ApiError::internal)?
+    } else {
+        st.jobs
+            .enqueue_batch(&probes)
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "ids": ids, "count": ids.len() })),

@@ -57,35 +57,49 @@ pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
         let Some(last) = rows.last() else { break };
         after = Some((last.4, last.0));
         let n = rows.len();
+        let mut entries = Vec::with_capacity(n);
         for (id, queue, kind, payload, _) in rows {
             let Some((kind, queue_static)) = jobs::kind_info(&kind) else {
                 tracing::error!(job_id = %id, kind, queue, "outbox row of an unknown kind");
                 continue;
             };
-            if st.queues.task_exists(queue_static, id).await? {
-                // A worker that died right after dead-lettering may not have recorded it.
-                if let Some(dead) = st.queues.dead_show(queue_static, id).await? {
-                    sqlx::query(
-                        "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
-                         WHERE id = $1 AND status = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(&dead.last_error)
-                    .execute(&st.pools.primary)
-                    .await?;
-                }
-                continue;
-            }
-            let entry = OutboxEntry {
+            entries.push(OutboxEntry {
                 id,
                 queue: queue_static,
                 kind,
                 payload: payload.to_string(),
-            };
-            if JobClient::push_outbox(&st.jobs, &entry).await? {
-                restored += 1;
+            });
+        }
+        // Which of them Redis still holds: one pipelined round trip per queue.
+        let mut missing = Vec::with_capacity(entries.len());
+        let mut queues: Vec<&'static str> = entries.iter().map(|e| e.queue).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for q in queues {
+            let of_queue: Vec<OutboxEntry> =
+                entries.iter().filter(|e| e.queue == q).cloned().collect();
+            let ids: Vec<Uuid> = of_queue.iter().map(|e| e.id).collect();
+            let held = st.queues.tasks_exist(q, &ids).await?;
+            for (entry, held) in of_queue.into_iter().zip(held) {
+                if !held {
+                    missing.push(entry);
+                    continue;
+                }
+                // A worker that died right after dead-lettering may not have recorded it.
+                if let Some(dead) = st.queues.dead_show(q, entry.id).await? {
+                    sqlx::query(
+                        "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
+                         WHERE id = $1 AND status = 'pending'",
+                    )
+                    .bind(entry.id)
+                    .bind(&dead.last_error)
+                    .execute(&st.pools.primary)
+                    .await?;
+                }
             }
         }
+        // One bulk push (pipelined, idempotent on the outbox ids).
+        restored += JobClient::push_outbox_many(&st.jobs, &missing).await?;
         if (n as i64) < PAGE {
             break;
         }
