@@ -24,6 +24,16 @@ pub enum Command {
     Queues,
     /// Run the analytics rollup now (it also runs on every hourly tick) and print what it did.
     Rollup,
+    /// Queue benchmark (loadtests/queue/bench): enqueues N no-op probes on the `ops` queue
+    /// with no worker running (bulk, 1,000 per round trip), then runs this process's worker
+    /// at the given concurrency until they are drained; prints both rates as JSON. Use a
+    /// REDIS_PREFIX of its own: the `ops` queue must be empty at the start.
+    BenchQueue {
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+    },
     /// Dead-letter operations.
     Dlq {
         #[command(subcommand)]
@@ -81,6 +91,9 @@ pub async fn run_ops(config: Config, cmd: Command) -> anyhow::Result<()> {
     let out = match cmd {
         Command::Run => unreachable!("handled by main"),
         Command::Queues => serde_json::to_value(ops::overview(&q).await?)?,
+        Command::BenchQueue { n, concurrency } => {
+            bench_queue(config.clone(), n, concurrency).await?
+        }
         Command::Rollup => {
             let st = crate::WorkerState::new(config.clone())?;
             let started = std::time::Instant::now();
@@ -164,4 +177,49 @@ pub fn entrypoint() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// See [`Command::BenchQueue`].
+async fn bench_queue(
+    mut config: Config,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<serde_json::Value> {
+    use std::time::{Duration, Instant};
+    config.jobs.concurrency_override = Some(concurrency);
+    let st = crate::WorkerState::new(config.clone())?;
+    let before = st.queues.stats(jobs::queues::OPS).await?;
+    anyhow::ensure!(
+        before.ready + before.scheduled + before.in_flight == 0,
+        "the ops queue is not empty (use a REDIS_PREFIX of its own)"
+    );
+    let probes = vec![
+        jobs::Probe {
+            noop: true,
+            ..Default::default()
+        };
+        n
+    ];
+    let t = Instant::now();
+    let created = st.jobs.enqueue_batch(&probes).await?.len();
+    let enqueue_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(created == n, "enqueued {created} of {n}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let t = Instant::now();
+    let running = crate::start(st, listener).await?;
+    let q = Queues::new(Redis::from_config(&config)?);
+    loop {
+        let s = q.stats(jobs::queues::OPS).await?;
+        if s.ready + s.scheduled + s.in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drain_secs = t.elapsed().as_secs_f64();
+    running.shutdown().await;
+    Ok(serde_json::json!({
+        "queue": "retentionos", "n": n, "concurrency": concurrency,
+        "enqueue_secs": enqueue_secs, "enqueue_per_sec": n as f64 / enqueue_secs,
+        "drain_secs": drain_secs, "drain_per_sec": n as f64 / drain_secs,
+    }))
 }
