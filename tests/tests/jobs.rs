@@ -293,13 +293,18 @@ async fn redis_restarted_empty_loses_nothing() {
     //    some are running, the rest are queued).
     let held = api_probes(&app, 200, json!({ "gate": "after-restart" })).await;
     let q = env.queues();
-    let (running, waiting) = (
+    let (running, waiting, leased) = (
         || async { started_of(&app.pool, &held).await },
         || async { q.stats(queues::OPS).await.unwrap().ready },
+        || async { q.stats(queues::OPS).await.unwrap().in_flight as i64 },
     );
+    // Every leased probe has started (written its probe_runs row): a task leased but still
+    // on its way to the handler when Redis goes is neither "started" nor "only in Redis"
+    // (the worker holds it and runs it), so the counts below are exact only from here.
     assert!(
         wait_until(PATIENCE, || async {
-            running().await >= 10 && waiting().await >= 10
+            let r = running().await;
+            r >= 10 && waiting().await >= 10 && r == leased().await
         })
         .await,
         "the held work never reached the state to wipe: {} running, {} waiting",
