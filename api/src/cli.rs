@@ -161,7 +161,14 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         Command::Tenant { action } => {
             let out = match action {
                 TenantCmd::Create { name } => {
-                    let t = tenants::create_tenant(&pool, &master, &name).await?;
+                    let t = tenants::create_tenant_as(
+                        &pool,
+                        &master,
+                        &name,
+                        false,
+                        Some(&Actor::cli()),
+                    )
+                    .await?;
                     serde_json::json!({ "tenant": t.tenant, "keys": t.keys,
                         "token_signing_secrets": t.token_signing_secrets,
                         "note": "Keys and signing secrets are shown once; store them now." })

@@ -202,14 +202,43 @@ pub async fn create_tenant(
     master: &MasterKey,
     name: &str,
 ) -> Result<TenantWithKeys, sqlx::Error> {
+    create_tenant_as(pool, master, name, false, None).await
+}
+
+/// Creates a tenant (a demo tenant when `demo`); with an actor, the `tenant.create` audit
+/// event (name and demo flag, never keys or secrets) is written in the same transaction.
+pub async fn create_tenant_as(
+    pool: &PgPool,
+    master: &MasterKey,
+    name: &str,
+    demo: bool,
+    actor: Option<&crate::audit::Actor>,
+) -> Result<TenantWithKeys, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let tenant: Tenant = sqlx::query_as(
-        "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+        "INSERT INTO tenants (id, name, demo) VALUES ($1, $2, $3) RETURNING id, name, created_at",
     )
     .bind(Uuid::now_v7())
     .bind(name)
+    .bind(demo)
     .fetch_one(&mut *tx)
     .await?;
+    if let Some(actor) = actor {
+        crate::audit::record(
+            &mut tx,
+            actor,
+            crate::audit::Change {
+                tenant_id: Some(tenant.id),
+                mode: None,
+                action: "tenant.create",
+                target_type: "tenant",
+                target_id: Some(tenant.id.to_string()),
+                before: None,
+                after: Some(serde_json::json!({ "name": name, "demo": demo })),
+            },
+        )
+        .await?;
+    }
     let defaults = TenantSettings::default();
     let mut keys = Vec::with_capacity(4);
     let mut token_signing_secrets = Vec::with_capacity(2);

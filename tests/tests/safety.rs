@@ -395,3 +395,45 @@ async fn a_tenant_lists_only_its_own_audit_events_of_its_keys_mode() {
     .await;
     assert_eq!(s, 400);
 }
+
+/// Issue 15 item 8: creating a tenant (ops) is audited in the same transaction, with the
+/// name and demo flag and never a key or a secret.
+#[tokio::test]
+async fn tenant_creation_is_audited_without_secrets() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/v1/tenants"))
+        .bearer_auth(app.ops_token())
+        .header("x-request-id", "req-tenant-1")
+        .json(&json!({ "name": "Audited Co", "demo": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let created: Value = res.json().await.unwrap();
+    let id = created["tenant"]["id"].as_str().unwrap().to_string();
+    let page = ops_audit(&app, "?action=tenant.create").await;
+    let rows = page["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{page}");
+    let row = &rows[0];
+    assert_eq!(row["actor_type"], "ops");
+    assert_eq!(row["target_type"], "tenant");
+    assert_eq!(row["target_id"], id.as_str());
+    assert_eq!(row["tenant_id"], id.as_str());
+    assert_eq!(row["request_id"], "req-tenant-1");
+    assert_eq!(row["after"], json!({ "name": "Audited Co", "demo": true }));
+    let text = row.to_string();
+    for k in created["keys"].as_array().unwrap() {
+        assert!(
+            !text.contains(k["key"].as_str().unwrap()),
+            "a key in the audit row"
+        );
+    }
+    let (demo,): (bool,) = sqlx::query_as("SELECT demo FROM tenants WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(demo);
+}

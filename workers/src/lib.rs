@@ -130,10 +130,16 @@ pub async fn start(
         runtimes.push(rt);
     }
     let monitor = monitor
-        .on_event(|w, ev| {
-            if let apalis::prelude::Event::Error(e) = ev {
-                tracing::error!(worker = %w.name(), error = %e, "apalis worker error");
+        .on_event(|w, ev| match ev {
+            // apalis reports every failed task here too; the settle layer has logged it
+            // with its outcome (retry or dead-letter), so this is only a debug line.
+            apalis::prelude::Event::Error(e) => {
+                tracing::debug!(worker = %w.name(), error = %e, "apalis worker event: error")
             }
+            apalis::prelude::Event::Start | apalis::prelude::Event::Stop => {
+                tracing::info!(worker = %w.name(), event = ?ev, "apalis worker")
+            }
+            _ => {}
         })
         .shutdown_timeout(st.config.shutdown_timeout);
     let mut aux = tokio::task::JoinSet::new();

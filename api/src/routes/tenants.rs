@@ -28,6 +28,7 @@ pub struct CreateTenant {
 /// Creates a tenant and returns its four keys and two token signing secrets (shown once).
 async fn create_tenant(
     _ops: OpsAuth,
+    meta: crate::audit::ReqMeta,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -38,13 +39,14 @@ async fn create_tenant(
             "name must be 1 to 200 characters",
         ));
     }
-    let created = shared::tenants::create_tenant(&st.pools.primary, &st.master, name).await?;
-    if body.demo {
-        sqlx::query("UPDATE tenants SET demo = true WHERE id = $1")
-            .bind(created.tenant.id)
-            .execute(&st.pools.primary)
-            .await?;
-    }
+    let created = shared::tenants::create_tenant_as(
+        &st.pools.primary,
+        &st.master,
+        name,
+        body.demo,
+        Some(&meta.ops_actor()),
+    )
+    .await?;
     tracing::info!(tenant_id = %created.tenant.id, demo = body.demo, "tenant created");
     Ok((
         StatusCode::CREATED,
