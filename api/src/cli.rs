@@ -326,15 +326,7 @@ async fn demo(
 /// The binary's entry point (shared with the test harness's wrapper binary).
 pub fn entrypoint() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = rt.block_on(async move {
+    shared::process::entrypoint(|config| async move {
         match cli.command {
             Command::Serve => {
                 shared::telemetry::init_tracing(config.log_format);
@@ -342,12 +334,5 @@ pub fn entrypoint() -> std::process::ExitCode {
             }
             cmd => run_admin(config, cmd).await,
         }
-    });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -1,15 +1,16 @@
 //! The hardened queue layer over Redis.
 //!
 //! # Why not the apalis-redis 1.0.0 backend
-//! We measured and read apalis-redis 1.0.0 (see `../shared/notes/apalis-redis-1.0.md` and
-//! `tests/tests/apalis_canary.rs`): its fetch script promotes every due task with one
+//! We measured and read apalis-redis 1.0.0 (`tests/tests/apalis_canary.rs` reproduces each
+//! defect against the real crate; README "The job platform"): its fetch script promotes every due task with one
 //! `unpack()` (a backlog over ~8,000 tasks kills every worker), retries are linear and
 //! hard-coded, a task that crashes its process is never counted, idempotency keys vanish
 //! without a TTL, `Vacuum` walks the whole data hash in one call, and there are no
 //! dead-letter operations. Working around all of that from outside would have meant
 //! re-implementing fetch, retry, reclaim, vacuum and dead-letter handling while still
 //! fighting the backend's own loops, so the queue is ours: a small set of Lua scripts in
-//! `lua/`, each bounded in the work it does per call.
+//! `lua/`, each bounded in the work it does per call. The workers still run on apalis (the
+//! worker framework): `workers/src/backend.rs` makes this queue an apalis backend.
 //!
 //! # Layout (queue `q`, deployment prefix `P`; `{q:..}` is a Redis Cluster hash tag)
 //! | key | type | meaning |

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod flows;
 pub mod privacy;
+pub mod process;
 pub mod redis_conn;
 pub mod secret;
 pub mod secrets;

@@ -153,15 +153,7 @@ pub async fn run_ops(config: Config, cmd: Command) -> anyhow::Result<()> {
 /// The binary's entry point (shared with the test harness's wrapper binary).
 pub fn entrypoint() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = rt.block_on(async move {
+    shared::process::entrypoint(|config| async move {
         match cli.command {
             None | Some(Command::Run) => {
                 shared::telemetry::init_tracing(config.log_format);
@@ -169,14 +161,7 @@ pub fn entrypoint() -> std::process::ExitCode {
             }
             Some(cmd) => run_ops(config, cmd).await,
         }
-    });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// See [`Command::BenchQueue`].

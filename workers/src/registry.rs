@@ -10,80 +10,75 @@ use crate::{
     runtime::{QueueSpec, Registry, RetryPolicy},
 };
 
+/// A queue of `concurrency` slots and `timeout` per job, retried `attempts` times on the
+/// platform's one schedule (exponential, doubling from `base` to at most `cap`, ±20 %
+/// jitter), dead-lettered after three lease expiries (crashes).
+fn spec(
+    name: &'static str,
+    concurrency: usize,
+    timeout: Duration,
+    attempts: u32,
+    base: Duration,
+    cap: Duration,
+) -> QueueSpec {
+    QueueSpec {
+        name,
+        concurrency,
+        timeout,
+        retry: RetryPolicy {
+            max_attempts: attempts,
+            base,
+            factor: 2.0,
+            max_delay: cap,
+            jitter: 0.2,
+        },
+        max_crashes: 3,
+    }
+}
+
 pub fn register_all(retry_base_override: Option<Duration>) -> Registry {
     let base = |d: Duration| retry_base_override.unwrap_or(d);
+    let (secs, hours) = (Duration::from_secs, |h: u64| Duration::from_secs(h * 3600));
     Registry::default()
         // Stripe API calls: ~20 attempts over ~3 days (10 s doubling, capped at 8 h: the
         // nominal schedule sums to ~75 h), so a Stripe outage or a long 429 storm is ridden
-        // out. Three lease expiries (crashes) and the task is dead-lettered.
-        .queue(QueueSpec {
-            name: queues::STRIPE,
-            concurrency: 16,
-            timeout: Duration::from_secs(60),
-            retry: RetryPolicy {
-                max_attempts: 20,
-                base: base(Duration::from_secs(10)),
-                factor: 2.0,
-                max_delay: Duration::from_secs(8 * 3600),
-                jitter: 0.2,
-            },
-            max_crashes: 3,
-        })
+        // out.
+        .queue(spec(
+            queues::STRIPE,
+            16,
+            secs(60),
+            20,
+            base(secs(10)),
+            hours(8),
+        ))
         // Webhook processing re-fetches from Stripe: same horizon as Stripe's own retries.
-        .queue(QueueSpec {
-            name: queues::WEBHOOKS,
-            concurrency: 16,
-            timeout: Duration::from_secs(60),
-            retry: RetryPolicy {
-                max_attempts: 20,
-                base: base(Duration::from_secs(5)),
-                factor: 2.0,
-                max_delay: Duration::from_secs(8 * 3600),
-                jitter: 0.2,
-            },
-            max_crashes: 3,
-        })
+        .queue(spec(
+            queues::WEBHOOKS,
+            16,
+            secs(60),
+            20,
+            base(secs(5)),
+            hours(8),
+        ))
         // Rollups are heavy and idempotent: one at a time per process, a few retries.
-        .queue(QueueSpec {
-            name: queues::ANALYTICS,
-            concurrency: 1,
-            timeout: Duration::from_secs(600),
-            retry: RetryPolicy {
-                max_attempts: 8,
-                base: base(Duration::from_secs(30)),
-                factor: 2.0,
-                max_delay: Duration::from_secs(1800),
-                jitter: 0.2,
-            },
-            max_crashes: 3,
-        })
-        .queue(QueueSpec {
-            name: queues::CACHE,
-            concurrency: 8,
-            timeout: Duration::from_secs(10),
-            retry: RetryPolicy {
-                max_attempts: 6,
-                base: base(Duration::from_secs(1)),
-                factor: 2.0,
-                max_delay: Duration::from_secs(60),
-                jitter: 0.2,
-            },
-            max_crashes: 3,
-        })
+        .queue(spec(
+            queues::ANALYTICS,
+            1,
+            secs(600),
+            8,
+            base(secs(30)),
+            secs(1800),
+        ))
+        .queue(spec(queues::CACHE, 8, secs(10), 6, base(secs(1)), secs(60)))
         // Ops: reconciler and session expiry ticks, probes.
-        .queue(QueueSpec {
-            name: queues::OPS,
-            concurrency: 64,
-            timeout: Duration::from_secs(120),
-            retry: RetryPolicy {
-                max_attempts: 5,
-                base: base(Duration::from_secs(2)),
-                factor: 2.0,
-                max_delay: Duration::from_secs(300),
-                jitter: 0.2,
-            },
-            max_crashes: 3,
-        })
+        .queue(spec(
+            queues::OPS,
+            64,
+            secs(120),
+            5,
+            base(secs(2)),
+            secs(300),
+        ))
         .handle(handlers::probe::run)
         .handle(handlers::rollup::run)
         .handle(handlers::reconcile::run)
@@ -112,6 +107,30 @@ mod tests {
         for q in queues::ALL {
             assert!(r.spec(q).is_some(), "queue {q} has no spec");
         }
+    }
+
+    /// The policies as the README's job-platform table lists them.
+    #[test]
+    fn queue_policies_are_as_documented() {
+        let r = register_all(None);
+        let row = |q: &str| {
+            let s = r.spec(q).unwrap();
+            (
+                s.concurrency,
+                s.timeout.as_secs(),
+                s.retry.max_attempts,
+                s.retry.base.as_secs(),
+                s.retry.max_delay.as_secs(),
+                s.max_crashes,
+            )
+        };
+        assert_eq!(row(queues::STRIPE), (16, 60, 20, 10, 8 * 3600, 3));
+        assert_eq!(row(queues::WEBHOOKS), (16, 60, 20, 5, 8 * 3600, 3));
+        assert_eq!(row(queues::ANALYTICS), (1, 600, 8, 30, 1800, 3));
+        assert_eq!(row(queues::CACHE), (8, 10, 6, 1, 60, 3));
+        assert_eq!(row(queues::OPS), (64, 120, 5, 2, 300, 3));
+        let s = r.spec(queues::OPS).unwrap();
+        assert_eq!((s.retry.factor, s.retry.jitter), (2.0, 0.2));
     }
 
     #[test]
