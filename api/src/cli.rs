@@ -276,11 +276,8 @@ async fn demo(
     let (tenant, created) = match existing {
         Some((id,)) => (id, None),
         None => {
-            let t = tenants::create_tenant(pool, master, "Demo").await?;
-            sqlx::query("UPDATE tenants SET demo = true WHERE id = $1")
-                .bind(t.tenant.id)
-                .execute(pool)
-                .await?;
+            let t =
+                tenants::create_tenant_as(pool, master, "Demo", true, Some(&Actor::cli())).await?;
             (t.tenant.id, Some(t.keys))
         }
     };

@@ -150,19 +150,7 @@ impl JobClient {
     /// Step 2 of a durable enqueue: pushes a committed outbox row to Redis (idempotent on
     /// the outbox id, so the reconciler and the api can both push it).
     pub async fn push_outbox(&self, entry: &OutboxEntry) -> Result<bool, QueueError> {
-        let t = queue::NewTask {
-            id: entry.id,
-            kind: entry.kind,
-            payload: entry.payload.clone(),
-            run_at_ms: queue::now_ms(),
-            idempotency_key: None,
-            durable: true,
-        };
-        Ok(self
-            .queues
-            .enqueue(entry.queue, &t, self.idempotency_ttl)
-            .await?
-            .0)
+        Ok(self.push_outbox_many(std::slice::from_ref(entry)).await? == 1)
     }
 
     /// Step 2 for many committed outbox rows: one pipelined round trip per

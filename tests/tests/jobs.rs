@@ -45,6 +45,15 @@ async fn ops_queue_idle(env: &Env) -> bool {
 /// as the condition holds, so this costs nothing when things are fast).
 const PATIENCE: Duration = Duration::from_secs(60);
 
+async fn outbox_status(pool: &PgPool, id: Uuid) -> String {
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM job_outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    status
+}
+
 async fn runs(pool: &PgPool, id: Uuid) -> i64 {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_runs WHERE job_id = $1")
         .bind(id)
@@ -161,14 +170,7 @@ async fn kill_9_mid_job_another_worker_completes_it_once() {
     assert!(runs(&pool, id).await >= 2);
     // The effect is written by the handler, the outbox row settled right after it by the
     // runtime: wait for the settle instead of reading in between.
-    let status = || async {
-        let (status,): (String,) = sqlx::query_as("SELECT status FROM job_outbox WHERE id = $1")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        status
-    };
+    let status = || outbox_status(&pool, id);
     wait_until(PATIENCE, || async { status().await == "done" }).await;
     assert_eq!(status().await, "done");
     // Settled in the queue too (acknowledged, not left to run again), and applied once.
@@ -748,14 +750,7 @@ async fn a_task_that_crashes_its_process_is_dead_lettered() {
     let q = env.queues();
     let started = Instant::now();
     let mut spawned = 0;
-    let outbox_dead = || async {
-        let (status,): (String,) = sqlx::query_as("SELECT status FROM job_outbox WHERE id = $1")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        status == "dead"
-    };
+    let outbox_dead = || async { outbox_status(&pool, id).await == "dead" };
     while !outbox_dead().await {
         assert!(
             started.elapsed() < Duration::from_secs(300),

@@ -233,10 +233,6 @@ impl QueueRuntime {
         self.shared.concurrency
     }
 
-    pub fn spec(&self) -> &QueueSpec {
-        &self.shared.spec
-    }
-
     /// Makes this queue's backend (the Monitor builds a worker again when it restarts one).
     pub fn backend_factory(&self) -> impl Fn() -> HardenedBackend + Clone + Send + Sync + 'static {
         let shared = self.shared.clone();

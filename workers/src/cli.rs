@@ -190,9 +190,9 @@ async fn bench_queue(
     let enqueue_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(created == n, "enqueued {created} of {n}");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let q = st.queues.clone();
     let t = Instant::now();
     let running = crate::start(st, listener).await?;
-    let q = Queues::new(Redis::from_config(&config)?);
     loop {
         let s = q.stats(jobs::queues::OPS).await?;
         if s.ready + s.scheduled + s.in_flight == 0 {
