@@ -9,6 +9,7 @@
 pub mod kinds;
 pub mod ops;
 pub mod queue;
+pub mod sink;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use kinds::*;
 pub use queue::{QueueError, QueueStats, Queues};
+pub use sink::{JobSink, SinkError, TaskSink, TaskSinkError};
 
 /// Names of every queue. Stable: they are part of the Redis layout.
 pub mod queues {
@@ -194,23 +196,41 @@ impl JobClient {
             .iter()
             .map(Self::outbox_entry)
             .collect::<Result<Vec<_>, _>>()?;
+        Self::record_outbox_many(pool, tenant_id, &entries).await?;
+        if let Err(e) = self.push_outbox_many(&entries).await {
+            tracing::warn!(count = entries.len(), error = %e, "bulk enqueue deferred to the reconciler");
+        }
+        Ok(entries.iter().map(|e| e.id).collect())
+    }
+
+    /// Step 1 for many jobs (any kinds): one INSERT of their outbox rows, idempotent on the
+    /// row id (a row already recorded is left as it is). Returns how many were new.
+    pub async fn record_outbox_many(
+        pool: &PgPool,
+        tenant_id: Option<Uuid>,
+        entries: &[OutboxEntry],
+    ) -> Result<u64, sqlx::Error> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
         let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+        let queues: Vec<&str> = entries.iter().map(|e| e.queue).collect();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind).collect();
         let payloads: Vec<&str> = entries.iter().map(|e| e.payload.as_str()).collect();
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload)
-             SELECT id, $2, $3, $4, payload::jsonb FROM UNNEST($1::uuid[], $5::text[]) AS x(id, payload)",
+             SELECT id, $2, queue, kind, payload::jsonb
+               FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[]) AS x(id, queue, kind, payload)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(&ids)
         .bind(tenant_id)
-        .bind(J::QUEUE)
-        .bind(J::KIND)
+        .bind(&queues)
+        .bind(&kinds)
         .bind(&payloads)
         .execute(pool)
         .await?;
-        if let Err(e) = self.push_outbox_many(&entries).await {
-            tracing::warn!(count = ids.len(), error = %e, "bulk enqueue deferred to the reconciler");
-        }
-        Ok(ids)
+        Ok(done.rows_affected())
     }
 
     /// Both steps for callers without a transaction of their own.

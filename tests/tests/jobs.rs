@@ -1034,3 +1034,121 @@ async fn bulk_enqueue_records_and_pushes_every_task_once() {
     assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 10_000);
     redis.stop();
 }
+
+/// Typed enqueue through apalis's `TaskSink` (jobs::JobSink): durable pushes record their
+/// outbox rows first and are idempotent on the apalis task id; a non-durable sink honours
+/// the task's `run_at` and idempotency key; the worker runs what was pushed, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_apalis_sink_enqueues_with_every_guarantee() {
+    use apalis_core::task::{builder::TaskBuilder, task_id::TaskId};
+    use jobs::{JobSink, SinkError, TaskSink, TaskSinkError};
+
+    let env = Env::new().await;
+    let pool = env.pool().await;
+    let q = env.queues();
+
+    // Durable: push, push_bulk and push_task (with our own id).
+    let mut sink = JobSink::<Probe>::durable(env.job_client(), pool.clone(), None);
+    sink.push(Probe::default()).await.unwrap();
+    sink.push_bulk(vec![Probe::default(); 2500]).await.unwrap();
+    let own = Uuid::now_v7();
+    let task = || {
+        TaskBuilder::new(Probe::default())
+            .task_id(TaskId::from_uuid(own))
+            .build()
+    };
+    sink.push_task(task()).await.unwrap();
+    let ids = sink.take_pushed();
+    assert_eq!(ids.len(), 2502);
+    assert_eq!(ids[2501], own);
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        2502
+    );
+    let (outbox,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM job_outbox WHERE id = ANY($1) AND status = 'pending' AND kind = 'probe' AND queue = 'ops'",
+    )
+    .bind(&ids)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(outbox, 2502);
+    assert!(q
+        .tasks_exist(queues::OPS, &ids)
+        .await
+        .unwrap()
+        .iter()
+        .all(|h| *h));
+    assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 2502);
+    // The same task again: no second outbox row, no second task.
+    sink.push_task(task()).await.unwrap();
+    assert_eq!(sink.take_pushed(), vec![own]);
+    assert_eq!(count(&pool, "SELECT count(*) FROM job_outbox").await, 2502);
+    assert_eq!(q.stats(queues::OPS).await.unwrap().ready, 2502);
+    // A durable job runs at once and is keyed by its id: delays and keys are refused, and
+    // nothing of the refused push is recorded.
+    let delayed = TaskBuilder::new(Probe::default())
+        .run_after(Duration::from_secs(600))
+        .build();
+    assert!(matches!(
+        sink.push_task(delayed).await,
+        Err(TaskSinkError::PushError(SinkError::Unsupported(_)))
+    ));
+    let keyed = TaskBuilder::new(Probe::default())
+        .idempotency_key("k")
+        .build();
+    assert!(sink.push_task(keyed).await.is_err());
+    assert_eq!(count(&pool, "SELECT count(*) FROM job_outbox").await, 2502);
+
+    // Non-durable: the idempotency key de-duplicates, run_at schedules.
+    let mut eph = JobSink::<Probe>::new(env.job_client());
+    for _ in 0..2 {
+        eph.push_task(
+            TaskBuilder::new(Probe::default())
+                .idempotency_key("sink:once")
+                .build(),
+        )
+        .await
+        .unwrap();
+    }
+    let once = eph.take_pushed();
+    assert_eq!(once.len(), 2);
+    assert_eq!(once[0], once[1]);
+    eph.push_task(
+        TaskBuilder::new(Probe::default())
+            .run_after(Duration::from_secs(3600))
+            .build(),
+    )
+    .await
+    .unwrap();
+    let later = eph.take_pushed()[0];
+    let s = q.stats(queues::OPS).await.unwrap();
+    assert_eq!((s.ready, s.scheduled), (2503, 1));
+
+    // The worker runs every pushed task once; the scheduled one waits.
+    let w = start_worker(&env).await;
+    let mut all = ids.clone();
+    all.push(once[0]);
+    assert!(wait_until(PATIENCE, || async { effects_of(&pool, &all).await == 2503 }).await);
+    assert!(
+        wait_until(PATIENCE, || async {
+            let s = env.queues().stats(queues::OPS).await.unwrap();
+            s.ready == 0 && s.in_flight == 0
+        })
+        .await
+    );
+    assert_eq!(runs(&pool, later).await, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM probe_runs").await, 2503);
+    assert!(
+        wait_until(PATIENCE, || async {
+            count(
+                &pool,
+                "SELECT count(*) FROM job_outbox WHERE status = 'pending'",
+            )
+            .await
+                == 0
+        })
+        .await
+    );
+    w.shutdown().await;
+}

@@ -6,7 +6,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use jobs::{ops, Probe};
+use jobs::{ops, JobSink, Probe, SinkError, TaskSink, TaskSinkError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::audit::Change;
@@ -255,22 +255,19 @@ async fn create_probes(
             "count must be between 1 and 10000",
         ));
     }
-    // One bulk enqueue: one INSERT of the outbox rows (durable) and one pipelined round
-    // trip per 1,000 tasks.
+    // Typed apalis enqueue (TaskSink::push_bulk): one INSERT of the outbox rows (durable)
+    // and one pipelined round trip per 1,000 tasks.
     let probes = vec![body.probe.clone(); body.count as usize];
-    let ids: Vec<Uuid> = if body.durable {
-        st.jobs
-            .enqueue_durable_many(&st.pools.primary, None, &probes)
-            .await
-            .map_err(ApiError::internal)?
+    let mut sink = if body.durable {
+        JobSink::durable(st.jobs.clone(), st.pools.primary.clone(), None)
     } else {
-        st.jobs
-            .enqueue_batch(&probes)
-            .await?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect()
+        JobSink::new(st.jobs.clone())
     };
+    sink.push_bulk(probes).await.map_err(|e| match e {
+        TaskSinkError::PushError(SinkError::Queue(e)) => ApiError::from(e),
+        e => ApiError::internal(e),
+    })?;
+    let ids = sink.take_pushed();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "ids": ids, "count": ids.len() })),
