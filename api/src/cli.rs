@@ -1,7 +1,8 @@
-//! `retentionos-api` command line: `serve`, `migrate`, `tenant ...`, `secrets ...`.
+//! `retentionos-api` command line: `serve`, `migrate`, `tenant ...`, `user ...`, `secrets ...`.
 
 use clap::{Parser, Subcommand};
 use shared::{
+    accounts,
     audit::Actor,
     db,
     tenants::{self, KeyKind, Mode},
@@ -52,10 +53,32 @@ pub enum Command {
         #[command(subcommand)]
         action: TenantCmd,
     },
+    /// Dashboard users.
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+    },
     /// Secrets at rest: master-key rotation, token signing secrets.
     Secrets {
         #[command(subcommand)]
         action: SecretsCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a dashboard user of a tenant. With --password-stdin the password is read from
+    /// standard input (first line); without it a one-time set-password link is printed
+    /// (valid 72 hours). Prints JSON.
+    Create {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["owner", "admin", "analyst"])]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -157,6 +180,49 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
             };
             let report = crate::seed::run(&pool, &master, &opts).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::User {
+            action:
+                UserCmd::Create {
+                    tenant,
+                    email,
+                    role,
+                    password_stdin,
+                },
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                None
+            };
+            let role = accounts::Role::parse(&role).expect("clap checked the role");
+            let mut tx = pool.begin().await?;
+            let user = accounts::create_user(
+                &mut tx,
+                tenant,
+                &email,
+                role,
+                password.as_deref(),
+                &Actor::cli(),
+            )
+            .await?;
+            let link = match password {
+                Some(_) => None,
+                None => {
+                    let token =
+                        accounts::issue_link(&mut tx, user.id, accounts::LinkPurpose::SetPassword)
+                            .await?;
+                    Some(crate::dashboard::link_url(&config, "set-password", &token))
+                }
+            };
+            tx.commit().await?;
+            let out = serde_json::json!({
+                "id": user.id, "tenant_id": user.tenant_id, "email": user.email,
+                "role": user.role.as_str(), "set_password_link": link,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Tenant { action } => {
             let out = match action {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth_cache;
 pub mod batch;
 pub mod cli;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod flow_cache;
@@ -56,6 +57,8 @@ pub struct AppInner {
     /// Session start's customer lookups, grouped the same way.
     pub customer_reads: Arc<batch::Batcher<String, routes::widget::CustomerRow>>,
     pub event_writes: Arc<batch::Batcher<String, String>>,
+    /// Failed dashboard sign-ins per client address.
+    pub login_throttle: Arc<dashboard::LoginThrottle>,
 }
 
 impl AppState {
@@ -102,6 +105,7 @@ impl AppState {
             redis,
             jobs,
             auth_cache: Arc::default(),
+            login_throttle: Arc::default(),
         })))
     }
 }

@@ -98,19 +98,20 @@ pub async fn timeout(State(st): State<AppState>, req: Request, next: Next) -> Re
     }
 }
 
-/// Wraps error responses that lower layers produced without a JSON body.
+/// Wraps error responses that lower layers produced without a JSON body (the dashboard's
+/// HTML pages, which render their own errors, pass as they are).
 pub async fn envelope_fallback(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
     if status.as_u16() < 400 {
         return res;
     }
-    let is_json = res
+    let own_body = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if own_body {
         return res;
     }
     let (mut parts, _) = res.into_parts();

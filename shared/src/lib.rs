@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about HTTP or about job execution; those live in `api` and `workers`.
 
+pub mod accounts;
 pub mod audit;
 pub mod config;
 pub mod crypto;

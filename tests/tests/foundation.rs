@@ -591,10 +591,13 @@ async fn openapi_documents_every_route() {
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/routes");
-    // Every file under routes/, submodules (routes/flows/…) included.
+    let api = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src");
+    // Every file under routes/ and dashboard/, submodules (routes/flows/…) included.
     let mut src: Vec<String> = Vec::new();
-    let mut dirs = vec![std::path::PathBuf::from(dir)];
+    let mut dirs = vec![
+        std::path::Path::new(api).join("routes"),
+        std::path::Path::new(api).join("dashboard"),
+    ];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(d).unwrap() {
             let path = e.unwrap().path();

@@ -139,7 +139,7 @@ async fn range(st: &AppState, tenant: Uuid, mode: Mode, q: &RangeQuery) -> ApiRe
 /// never share an entry).
 async fn cached<F, Fut>(
     st: &AppState,
-    auth: &shared::tenants::KeyIdentity,
+    (tenant, mode): (Uuid, Mode),
     name: &str,
     params: &str,
     ttl: Duration,
@@ -149,8 +149,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ApiResult<Value>>,
 {
-    let tenant = auth.tenant_id;
-    let params = format!("{}:{params}", auth.mode.as_str());
+    let params = format!("{}:{params}", mode.as_str());
     let mut conn = st.redis.conn.clone();
     let gen_key = st.redis.key(&format!("cache:{tenant}:analytics:gen"));
     let gen: Option<i64> = redis::cmd("GET")
@@ -196,10 +195,28 @@ async fn get_summary(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
+    summary(&st, auth.tenant_id, auth.mode, q.from, q.to).await
+}
+
+/// The summary of a tenant's mode over `from`..`to` (the API's rules: default last 30 days,
+/// local dates in the tenant's time zone); the dashboard's overview reads it too.
+pub async fn summary(
+    st: &AppState,
+    tenant: Uuid,
+    mode: Mode,
+    from: Option<String>,
+    to: Option<String>,
+) -> ApiResult<Json<Value>> {
+    let q = RangeQuery {
+        from,
+        to,
+        metric: None,
+        interval: None,
+    };
+    let r = range(st, tenant, mode, &q).await?;
     let params = r.key();
-    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, &auth, "summary", &params, Duration::from_secs(3600), || async move {
+    let pool = st.pools.read.clone();
+    cached(st, (tenant, mode), "summary", &params, Duration::from_secs(3600), || async move {
         let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT outcome, saved_offer_type, sum(sessions)::bigint, sum(saved_mrr_cents)::bigint, sum(validated)::bigint
                FROM rollup_sessions_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
@@ -208,7 +225,7 @@ async fn get_summary(
         .bind(tenant)
         .bind(r.from)
         .bind(r.to)
-        .bind(mode)
+        .bind(mode.as_str())
         .fetch_all(&pool)
         .await?;
         let mut by_outcome = std::collections::BTreeMap::<String, i64>::new();
@@ -256,7 +273,7 @@ async fn get_offers(
     let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
     let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, &auth, "offers", &params, Duration::from_secs(1800), || async move {
+    cached(&st, (auth.tenant_id, auth.mode), "offers", &params, Duration::from_secs(1800), || async move {
         let offers: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT offer_id, offer_type, variant, sum(shown)::bigint, sum(accepted)::bigint, sum(saved_mrr_cents)::bigint
                FROM rollup_offers_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
@@ -363,7 +380,7 @@ async fn get_timeseries(
     }
     let params = format!("{metric}:{interval}:{}", r.key());
     let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, &auth, "timeseries", &params, Duration::from_secs(1800), || async move {
+    cached(&st, (auth.tenant_id, auth.mode), "timeseries", &params, Duration::from_secs(1800), || async move {
         let (source, num, den) = match metric.as_str() {
             "sessions" => ("rollup_sessions_hourly", "sum(sessions)", None),
             "saves" => ("rollup_sessions_hourly", "sum(sessions) FILTER (WHERE outcome = 'saved')", None),
@@ -425,7 +442,7 @@ async fn get_churn_reasons(
     let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
     let params = r.key();
     let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, &auth, "churn_reasons", &params, Duration::from_secs(3600), || async move {
+    cached(&st, (auth.tenant_id, auth.mode), "churn_reasons", &params, Duration::from_secs(3600), || async move {
         // The trend compares with the previous period of the same length.
         let prev_from = r.from - (r.to - r.from);
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(

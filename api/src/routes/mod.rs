@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(listings::router())
         .merge(audit::router())
         .merge(customers::router())
+        .merge(crate::dashboard::router())
 }
 
 /// The endpoint class of a route (metrics label, SLOs and alert rules use it).
@@ -49,6 +50,8 @@ pub fn endpoint_class(route: &str) -> &'static str {
         "analytics"
     } else if route.starts_with("/v1/ops") || route == "/v1/tenants" {
         "ops"
+    } else if route.starts_with("/app") {
+        "dashboard"
     } else if route.starts_with("/v1/") {
         "admin"
     } else {

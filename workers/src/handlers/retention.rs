@@ -20,6 +20,15 @@ pub async fn run(
     let run_id = super::start_run(&st, "retention", job.period).await?;
     let swept =
         shared::privacy::sweep(&st.pools.primary, st.config.retention, chrono::Utc::now()).await?;
+    // Ended dashboard sessions and spent one-time links (their own schedule: no retention
+    // setting applies to them).
+    let sessions = shared::accounts::delete_expired(&st.pools.primary).await?;
+    if sessions > 0 {
+        tracing::info!(
+            count = sessions,
+            "expired dashboard sessions and links deleted"
+        );
+    }
     let detail = serde_json::to_value(&swept).map_err(JobError::permanent)?;
     if swept != shared::privacy::Swept::default() {
         let mut conn = st.pools.primary.acquire().await?;

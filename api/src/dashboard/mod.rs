@@ -1,0 +1,774 @@
+//! The tenant dashboard at `/app`: server-rendered pages (askama templates under
+//! `api/templates/dashboard/`, checked at compile time) over the same domain code as the API
+//! (`shared::accounts` for users and sessions, the analytics routes' functions for figures).
+//!
+//! Access: email + password sign-in ([`shared::accounts::login`]: argon2id, lockout after
+//! repeated failures) and a per-address throttle of failed sign-ins ([`LoginThrottle`]).
+//! The session cookie (`rtos_session`) is `HttpOnly; SameSite=Lax; Path=/app`, `Secure` when
+//! `PUBLIC_BASE_URL` is https; the session lives server-side in PostgreSQL.
+//!
+//! CSRF: every state-changing request is a POST that must (1) not come from another site
+//! (`Origin`, when sent, is our own origin; `Sec-Fetch-Site`, when sent, is `same-origin` or
+//! `none`) and (2) when signed in, carry the session's synchronizer token in its `csrf`
+//! field (compared in constant time). Either failing is a 403 and changes nothing.
+//!
+//! Pages answer with `Cache-Control: no-store` and a CSP that allows only our own
+//! stylesheet (no script runs on these pages yet). The stylesheet is served under a
+//! content-hashed name with a one-year immutable cache.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{LazyLock, Mutex},
+    time::{Duration, Instant},
+};
+
+use askama::Template;
+use axum::{
+    extract::{FromRequestParts, Query, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::Digest;
+use shared::{
+    accounts::{self, LoginError, Session},
+    tenants::Mode,
+    Config,
+};
+use subtle::ConstantTimeEq;
+
+use crate::{audit::ClientIp, AppState};
+
+pub const COOKIE: &str = "rtos_session";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/app", get(overview))
+        .route("/app/", get(|| async { Redirect::to("/app") }))
+        .route("/app/login", get(login_page).post(login))
+        .route("/app/logout", post(logout))
+        .route("/app/logout-everywhere", post(logout_everywhere))
+        .route("/app/mode", post(switch_mode))
+        .route(
+            "/app/set-password",
+            get(set_password_page).post(set_password),
+        )
+        .route("/app/assets/{file}", get(asset))
+}
+
+/// A one-time link to a dashboard page (`set-password`, `reset-password`, `invitation`).
+pub fn link_url(config: &Config, page: &str, token: &str) -> String {
+    let base = if config.public_base_url.is_empty() {
+        format!("http://{}", config.api_addr)
+    } else {
+        config.public_base_url.trim_end_matches('/').to_string()
+    };
+    format!("{base}/app/{page}?token={token}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Assets
+
+static CSS: &str = include_str!("../../assets/dashboard.css");
+
+/// `/app/assets/dashboard.<first 12 hex of SHA-256>.css`.
+static CSS_PATH: LazyLock<String> = LazyLock::new(|| {
+    let h = hex::encode(sha2::Sha256::digest(CSS.as_bytes()));
+    format!("/app/assets/dashboard.{}.css", &h[..12])
+});
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    if format!("/app/assets/{file}") != *CSS_PATH {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses
+
+/// A rendered page with the dashboard's headers.
+fn page(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut res = (status, axum::response::Html(html)).into_response();
+            let h = res.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                ),
+            );
+            res
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn forbidden(why: &'static str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CACHE_CONTROL, "no-store")],
+        why,
+    )
+        .into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+fn session_cookie(config: &Config, value: &str, max_age: Option<Duration>) -> HeaderValue {
+    let secure = if config.public_base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = match max_age {
+        Some(d) => format!("; Max-Age={}", d.as_secs()),
+        None => "; Max-Age=0".to_string(),
+    };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/app; HttpOnly; SameSite=Lax{secure}{age}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+// ---------------------------------------------------------------------------------------
+// CSRF
+
+/// The request does not come from another site (see the module docs).
+fn same_site(headers: &HeaderMap) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        return crate::extract::same_origin(origin, headers);
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) => matches!(site, "same-origin" | "none"),
+        None => true,
+    }
+}
+
+fn csrf_ok(s: &Session, headers: &HeaderMap, token: &str) -> bool {
+    same_site(headers) && bool::from(s.csrf_token.as_bytes().ct_eq(token.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------
+// The signed-in extractor
+
+/// The signed-in user's session; a page without one redirects to `/app/login`.
+pub struct Signed(pub Session);
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+        let Some(token) = cookie_token(&parts.headers) else {
+            return Err(see_other("/app/login"));
+        };
+        match accounts::session(&st.pools.primary, &token).await {
+            Ok(Some(s)) => Ok(Signed(s)),
+            Ok(None) => Err(see_other("/app/login")),
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable; retry shortly",
+                )
+                    .into_response())
+            }
+        }
+    }
+}
+
+fn client_ip(parts_ip: Option<&ClientIp>) -> Option<IpAddr> {
+    parts_ip.map(|c| c.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign-in throttle
+
+/// Failed sign-ins per client address: after [`LoginThrottle::MAX`] in
+/// [`LoginThrottle::WINDOW`] the address is refused (429) until the window ends. Per api
+/// process (the account lockout in PostgreSQL is cluster-wide).
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl LoginThrottle {
+    pub const MAX: u32 = 10;
+    pub const WINDOW: Duration = Duration::from_secs(300);
+
+    /// `Some(seconds to wait)` when the address is throttled.
+    fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        let map = self.failures.lock().expect("throttle lock");
+        let (n, since) = map.get(&ip)?;
+        let left = Self::WINDOW.checked_sub(since.elapsed())?;
+        (*n >= Self::MAX).then(|| left.as_secs().max(1))
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().expect("throttle lock");
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        }
+        let e = map.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= Self::WINDOW {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().expect("throttle lock").remove(&ip);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign in, sign out, set password
+
+#[derive(Template)]
+#[template(path = "dashboard/login.html")]
+struct LoginPage {
+    css: &'static str,
+    email: String,
+    error: Option<String>,
+}
+
+impl LoginPage {
+    fn new(email: String, error: Option<String>) -> Self {
+        LoginPage {
+            css: CSS_PATH.as_str(),
+            email,
+            error,
+        }
+    }
+}
+
+async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(t) = cookie_token(&headers) {
+        if let Ok(Some(_)) = accounts::session(&st.pools.primary, &t).await {
+            return see_other("/app");
+        }
+    }
+    page(StatusCode::OK, &LoginPage::new(String::new(), None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !same_site(&headers) {
+        return forbidden("cross-site request refused");
+    }
+    let ip = client_ip(ip.as_ref().map(|e| &e.0));
+    if let Some(wait) = ip.and_then(|ip| st.login_throttle.blocked(ip)) {
+        let mut res = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &LoginPage::new(
+                f.email,
+                Some(format!(
+                    "Too many failed sign-ins from your address. Try again in {} minutes.",
+                    wait.div_ceil(60)
+                )),
+            ),
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return res;
+    }
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match accounts::login(
+        &st.pools.primary,
+        &f.email,
+        &f.password,
+        ip.map(|i| i.to_string()),
+        ua,
+    )
+    .await
+    {
+        Ok((_, token)) => {
+            if let Some(ip) = ip {
+                st.login_throttle.succeeded(ip);
+            }
+            let mut res = see_other("/app");
+            res.headers_mut().insert(
+                header::SET_COOKIE,
+                session_cookie(&st.config, &token, Some(accounts::SESSION_MAX)),
+            );
+            res
+        }
+        Err(e @ (LoginError::Invalid | LoginError::Locked(_))) => {
+            if let Some(ip) = ip {
+                st.login_throttle.failed(ip);
+            }
+            let msg = match e {
+                LoginError::Locked(until) => format!(
+                    "Too many failed sign-ins: this account is locked until {} UTC. Reset your password or wait.",
+                    until.format("%H:%M")
+                ),
+                _ => "The email or password is wrong.".to_string(),
+            };
+            page(
+                StatusCode::UNAUTHORIZED,
+                &LoginPage::new(f.email, Some(msg)),
+            )
+        }
+        Err(LoginError::Account(e)) => {
+            tracing::error!(error = %e, "sign-in failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable; retry shortly",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn signed_out(st: &AppState) -> Response {
+    let mut res = see_other("/app/login");
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&st.config, "", None));
+    res
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    if let Err(e) = accounts::logout(&st.pools.primary, &s).await {
+        tracing::error!(error = %e, "sign-out failed");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable; retry shortly",
+        )
+            .into_response();
+    }
+    signed_out(&st)
+}
+
+async fn logout_everywhere(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let ip = client_ip(ip.as_ref().map(|e| &e.0)).map(|i| i.to_string());
+    if let Err(e) = accounts::logout_everywhere(&st.pools.primary, &s, ip).await {
+        tracing::error!(error = %e, "sign-out everywhere failed");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable; retry shortly",
+        )
+            .into_response();
+    }
+    signed_out(&st)
+}
+
+#[derive(Deserialize)]
+struct ModeForm {
+    #[serde(default)]
+    csrf: String,
+    mode: String,
+    #[serde(default)]
+    back: String,
+}
+
+async fn switch_mode(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Form(f): Form<ModeForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let Some(mode) = Mode::parse(&f.mode) else {
+        return (StatusCode::BAD_REQUEST, "mode must be test or live").into_response();
+    };
+    if let Err(e) = accounts::set_mode(&st.pools.primary, &s, mode).await {
+        tracing::error!(error = %e, "mode switch failed");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable; retry shortly",
+        )
+            .into_response();
+    }
+    // Only our own pages: a path under /app, nothing that could leave the site.
+    let back = if f.back.starts_with("/app") && !f.back.starts_with("//") && !f.back.contains('\\')
+    {
+        f.back.as_str()
+    } else {
+        "/app"
+    };
+    see_other(back)
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/set_password.html")]
+struct SetPasswordPage {
+    css: &'static str,
+    valid: bool,
+    email: String,
+    token: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn set_password_page(State(st): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+    let user = match accounts::peek_link(&st.pools.primary, &q.token).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "link lookup failed");
+            None
+        }
+    };
+    let status = if user.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    page(
+        status,
+        &SetPasswordPage {
+            css: CSS_PATH.as_str(),
+            valid: user.is_some(),
+            email: user.map(|u| u.email).unwrap_or_default(),
+            token: q.token,
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct SetPasswordForm {
+    token: String,
+    password: String,
+}
+
+async fn set_password(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Form(f): Form<SetPasswordForm>,
+) -> Response {
+    if !same_site(&headers) {
+        return forbidden("cross-site request refused");
+    }
+    let ip = client_ip(ip.as_ref().map(|e| &e.0)).map(|i| i.to_string());
+    match accounts::redeem_link(&st.pools.primary, &f.token, &f.password, ip).await {
+        Ok(_) => see_other("/app/login"),
+        Err(e) => {
+            let (status, valid) = match &e {
+                accounts::AccountError::Invalid(..) => (StatusCode::BAD_REQUEST, true),
+                accounts::AccountError::BadLink => (StatusCode::NOT_FOUND, false),
+                other => {
+                    tracing::error!(error = %other, "set password failed");
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable; retry shortly",
+                    )
+                        .into_response();
+                }
+            };
+            let email = accounts::peek_link(&st.pools.primary, &f.token)
+                .await
+                .ok()
+                .flatten()
+                .map(|u| u.email)
+                .unwrap_or_default();
+            page(
+                status,
+                &SetPasswordPage {
+                    css: CSS_PATH.as_str(),
+                    valid,
+                    email,
+                    token: f.token,
+                    error: valid.then(|| e.to_string()),
+                },
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+/// What the header of every signed-in page shows.
+struct Chrome {
+    tenant_name: String,
+    page: &'static str,
+    path: String,
+    csrf: String,
+    live: bool,
+    email: String,
+    role: &'static str,
+}
+
+async fn chrome(st: &AppState, s: &Session, page: &'static str, path: String) -> Chrome {
+    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
+        .bind(s.user.tenant_id)
+        .fetch_optional(&st.pools.primary)
+        .await
+        .unwrap_or(None);
+    Chrome {
+        tenant_name: name.map(|n| n.0).unwrap_or_default(),
+        page,
+        path,
+        csrf: s.csrf_token.clone(),
+        live: s.mode == Mode::Live,
+        email: s.user.email.clone(),
+        role: s.user.role.as_str(),
+    }
+}
+
+struct Metric {
+    key: &'static str,
+    label: &'static str,
+    value: String,
+    delta: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/overview.html")]
+struct OverviewPage {
+    css: &'static str,
+    chrome: Chrome,
+    presets: [(&'static str, &'static str); 3],
+    range: String,
+    from: String,
+    to: String,
+    period: String,
+    timezone: String,
+    error: Option<String>,
+    metrics: Vec<Metric>,
+    saves_by_type: Vec<(String, i64)>,
+}
+
+#[derive(Deserialize)]
+struct RangeForm {
+    #[serde(default)]
+    range: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+fn num(v: &Value, k: &str) -> i64 {
+    v.get(k).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn pct(v: &Value, k: &str) -> Option<f64> {
+    v.get(k).and_then(Value::as_f64).map(|r| r * 100.0)
+}
+
+fn money(cents: i64) -> String {
+    format!("${}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+fn delta_count(now: i64, before: i64) -> String {
+    if before == 0 {
+        if now == 0 {
+            "no change".into()
+        } else {
+            "new this period".into()
+        }
+    } else {
+        let d = (now - before) as f64 / before as f64 * 100.0;
+        format!("{d:+.1} % vs previous")
+    }
+}
+
+fn delta_points(now: Option<f64>, before: Option<f64>) -> String {
+    match (now, before) {
+        (Some(a), Some(b)) => format!("{:+.1} pts vs previous", a - b),
+        _ => "no previous figure".into(),
+    }
+}
+
+async fn overview(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    uri: axum::http::Uri,
+    Query(q): Query<RangeForm>,
+) -> Response {
+    let chrome = chrome(&st, &s, "overview", uri.to_string()).await;
+    let (tenant, mode) = (s.user.tenant_id, s.mode);
+    let presets = [
+        ("7d", "Last 7 days"),
+        ("30d", "Last 30 days"),
+        ("90d", "Last 90 days"),
+    ];
+    let days = match q.range.as_str() {
+        "7d" => Some(7),
+        "90d" => Some(90),
+        "custom" => None,
+        _ => Some(30),
+    };
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = match days {
+        Some(d) => (
+            (today - chrono::Duration::days(d - 1)).to_string(),
+            today.to_string(),
+        ),
+        None => (q.from.clone(), q.to.clone()),
+    };
+    let range = if days.is_some() {
+        presets
+            .iter()
+            .find(|p| p.0 == q.range)
+            .map(|p| p.0)
+            .unwrap_or("30d")
+            .to_string()
+    } else {
+        "custom".to_string()
+    };
+    let mut out = OverviewPage {
+        css: CSS_PATH.as_str(),
+        chrome,
+        presets,
+        range,
+        from: from.clone(),
+        to: to.clone(),
+        period: String::new(),
+        timezone: String::new(),
+        error: None,
+        metrics: Vec::new(),
+        saves_by_type: Vec::new(),
+    };
+    let now =
+        crate::routes::analytics::summary(&st, tenant, mode, Some(from.clone()), Some(to.clone()))
+            .await;
+    let now = match now {
+        Ok(axum::Json(v)) => v,
+        Err(e) => {
+            out.error = Some(e.body.message.clone());
+            return page(StatusCode::BAD_REQUEST, &out);
+        }
+    };
+    // The previous period: the same number of days just before `from`.
+    let prev = match (
+        chrono::NaiveDate::parse_from_str(&from, "%Y-%m-%d"),
+        chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d"),
+    ) {
+        (Ok(f), Ok(t)) => {
+            let len = (t - f).num_days() + 1;
+            let pf = f - chrono::Duration::days(len);
+            let pt = f - chrono::Duration::days(1);
+            crate::routes::analytics::summary(
+                &st,
+                tenant,
+                mode,
+                Some(pf.to_string()),
+                Some(pt.to_string()),
+            )
+            .await
+            .map(|j| j.0)
+            .unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    };
+    out.period = format!("{from} to {to}");
+    out.timezone = now
+        .get("timezone")
+        .and_then(Value::as_str)
+        .unwrap_or("UTC")
+        .to_string();
+    let count = |key: &'static str, label: &'static str| Metric {
+        key,
+        label,
+        value: num(&now, key).to_string(),
+        delta: delta_count(num(&now, key), num(&prev, key)),
+    };
+    out.metrics = vec![
+        Metric {
+            key: "save_rate",
+            label: "Save rate",
+            value: pct(&now, "save_rate")
+                .map(|p| format!("{p:.1} %"))
+                .unwrap_or_else(|| "–".into()),
+            delta: delta_points(pct(&now, "save_rate"), pct(&prev, "save_rate")),
+        },
+        count("saved", "Saves"),
+        Metric {
+            key: "saved_mrr_cents",
+            label: "Saved MRR",
+            value: money(num(&now, "saved_mrr_cents")),
+            delta: delta_count(num(&now, "saved_mrr_cents"), num(&prev, "saved_mrr_cents")),
+        },
+        count("canceled", "Cancels"),
+        count("abandoned", "Abandoned"),
+        count("validated_saves", "Validated saves"),
+        count("sessions", "Sessions"),
+    ];
+    if let Some(m) = now.get("saves_by_offer_type").and_then(Value::as_object) {
+        out.saves_by_type = m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+            .collect();
+        out.saves_by_type.sort_by_key(|t| std::cmp::Reverse(t.1));
+    }
+    page(StatusCode::OK, &out)
+}

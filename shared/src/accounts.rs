@@ -1,0 +1,637 @@
+//! Dashboard accounts: users, their server-side sessions and one-time links. The only reader
+//! and writer of `dashboard_users`, `dashboard_sessions` and `dashboard_tokens`.
+//!
+//! - Passwords are argon2id PHC strings (the `argon2` crate's defaults: m = 19 MiB, t = 2),
+//!   hashed and verified on the blocking pool. An unknown email costs the same verification
+//!   as a wrong password (no account enumeration by timing).
+//! - Lockout: [`MAX_FAILED_LOGINS`] consecutive failures lock the account for
+//!   [`LOCKOUT`] (in PostgreSQL, so every api process sees it); a success resets the count.
+//! - Sessions: the cookie carries a random token; only its SHA-256 is stored. A session ends
+//!   after [`SESSION_IDLE`] without use or [`SESSION_MAX`] after sign-in, whichever is first.
+//!   "Sign out everywhere" and a password change delete every session of the user.
+//! - One-time links (set password, reset, invitation) store only the token's SHA-256, expire,
+//!   and are redeemed once.
+//!
+//! Every change is audited in its own transaction (actor: the dashboard user, the CLI or
+//! ops); a password or token never reaches the audit log.
+
+use std::time::Duration;
+
+use argon2::{
+    password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier},
+    Argon2,
+};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Actor, Change},
+    crypto::{hash_key, random_token},
+    tenants::Mode,
+};
+
+pub const MAX_FAILED_LOGINS: i32 = 5;
+pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
+pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+pub const SESSION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MIN_PASSWORD: usize = 10;
+pub const MAX_PASSWORD: usize = 256;
+
+/// What a user may do. `owner` and `admin` change configuration; `analyst` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Analyst,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Analyst];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Flows, settings, keys, copy to live.
+    pub fn can_configure(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// `(param, message)`: input the caller can fix.
+    #[error("{1}")]
+    Invalid(&'static str, String),
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("the tenant does not exist")]
+    UnknownTenant,
+    #[error("the link is invalid, used or expired")]
+    BadLink,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// Why a sign-in was refused. Both say the same thing to the caller's face (no account
+/// enumeration) except that a locked account says so.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("the email or password is wrong")]
+    Invalid,
+    #[error("too many failed sign-ins: the account is locked until {0}")]
+    Locked(DateTime<Utc>),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+/// A trimmed, lower-cased address with one `@`, no spaces or control characters.
+pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
+    let e = raw.trim().to_lowercase();
+    let bad = |m: &str| Err(AccountError::Invalid("email", m.to_string()));
+    if e.len() < 3 || e.len() > 254 {
+        return bad("email must be 3 to 254 characters");
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("email must not contain spaces or control characters");
+    }
+    match e.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.contains('@') =>
+        {
+            Ok(e)
+        }
+        _ => bad("email must be an address like name@example.com"),
+    }
+}
+
+fn check_password(pw: &str) -> Result<(), AccountError> {
+    let n = pw.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        return Err(AccountError::Invalid(
+            "password",
+            format!("password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"),
+        ));
+    }
+    if pw.chars().any(|c| c.is_control()) {
+        return Err(AccountError::Invalid(
+            "password",
+            "password must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// argon2id of `pw` (random salt), on the blocking pool.
+pub async fn hash_password(pw: &str) -> Result<String, AccountError> {
+    check_password(pw)?;
+    let pw = pw.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(pw.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| AccountError::Hash(e.to_string()))
+    })
+    .await
+    .map_err(|e| AccountError::Hash(e.to_string()))?
+}
+
+/// A fixed hash verified for unknown emails, so they cost what a wrong password costs.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    Argon2::default()
+        .hash_password(b"not a password of anyone")
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+async fn verify_password(pw: &str, hash: Option<String>) -> bool {
+    let pw = pw.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let real = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(pw.as_bytes(), &parsed)
+            .is_ok()
+            && real
+    })
+    .await
+    .unwrap_or(false)
+}
+
+type UserRow = (Uuid, Uuid, String, String);
+
+fn user_of((id, tenant_id, email, role): UserRow) -> User {
+    User {
+        id,
+        tenant_id,
+        email,
+        // The column's CHECK admits only the three roles.
+        role: Role::parse(&role).unwrap_or(Role::Analyst),
+    }
+}
+
+/// Creates a user of `tenant_id` (with a password, or none until a link sets it), audited
+/// as `user.create` on `conn` (the caller's transaction).
+pub async fn create_user(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+    role: Role,
+    password: Option<&str>,
+    actor: &Actor,
+) -> Result<User, AccountError> {
+    let email = normalize_email(email)?;
+    let hash = match password {
+        Some(pw) => Some(hash_password(pw).await?),
+        None => None,
+    };
+    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Err(AccountError::UnknownTenant);
+    }
+    let id = Uuid::now_v7();
+    let inserted = sqlx::query(
+        "INSERT INTO dashboard_users (id, tenant_id, email, role, password_hash)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(&email)
+    .bind(role.as_str())
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AccountError::EmailTaken);
+    }
+    audit::record(
+        conn,
+        actor,
+        Change {
+            tenant_id: Some(tenant_id),
+            mode: None,
+            action: "user.create",
+            target_type: "dashboard_user",
+            target_id: Some(id.to_string()),
+            before: None,
+            after: Some(json!({ "email": email, "role": role.as_str() })),
+        },
+    )
+    .await?;
+    Ok(User {
+        id,
+        tenant_id,
+        email,
+        role,
+    })
+}
+
+pub async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<UserRow> =
+        sqlx::query_as("SELECT id, tenant_id, email, role FROM dashboard_users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(user_of))
+}
+
+/// Purpose of a one-time link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkPurpose {
+    SetPassword,
+    ResetPassword,
+    Invitation,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::SetPassword => "set_password",
+            LinkPurpose::ResetPassword => "reset_password",
+            LinkPurpose::Invitation => "invitation",
+        }
+    }
+
+    /// How long a link lives.
+    pub fn ttl(self) -> Duration {
+        match self {
+            LinkPurpose::ResetPassword => Duration::from_secs(3600),
+            LinkPurpose::SetPassword | LinkPurpose::Invitation => Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+/// Issues a one-time link token for `user_id` (its SHA-256 is stored); returns the token.
+pub async fn issue_link(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    purpose: LinkPurpose,
+) -> Result<String, sqlx::Error> {
+    let token = random_token(43);
+    sqlx::query(
+        "INSERT INTO dashboard_tokens (token_hash, tenant_id, user_id, purpose, expires_at)
+         SELECT $1, tenant_id, id, $3, now() + make_interval(secs => $4) FROM dashboard_users WHERE id = $2",
+    )
+    .bind(hash_key(&token))
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .bind(purpose.ttl().as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(token)
+}
+
+/// Whether `token` is a live link (for showing its form); does not redeem it.
+pub async fn peek_link(pool: &PgPool, token: &str) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT u.id, u.tenant_id, u.email, u.role FROM dashboard_tokens t
+           JOIN dashboard_users u ON u.id = t.user_id
+          WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()",
+    )
+    .bind(hash_key(token))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(user_of))
+}
+
+/// Redeems a link once: sets the password, unlocks the account and ends every session of
+/// the user (audited `user.password_set`). A used, expired or unknown token is `BadLink`.
+pub async fn redeem_link(
+    pool: &PgPool,
+    token: &str,
+    new_password: &str,
+    actor_ip: Option<String>,
+) -> Result<User, AccountError> {
+    let hash = hash_password(new_password).await?;
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, String)> = sqlx::query_as(
+        "UPDATE dashboard_tokens SET used_at = now()
+          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+          RETURNING user_id, purpose",
+    )
+    .bind(hash_key(token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, purpose)) = row else {
+        return Err(AccountError::BadLink);
+    };
+    let row: UserRow = sqlx::query_as(
+        "UPDATE dashboard_users SET password_hash = $2, failed_logins = 0, locked_until = NULL, updated_at = now()
+          WHERE id = $1 RETURNING id, tenant_id, email, role",
+    )
+    .bind(user_id)
+    .bind(hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM dashboard_sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let user = user_of(row);
+    audit::record(
+        &mut tx,
+        &user_actor(&user, None, actor_ip),
+        Change {
+            tenant_id: Some(user.tenant_id),
+            mode: None,
+            action: "user.password_set",
+            target_type: "dashboard_user",
+            target_id: Some(user.id.to_string()),
+            before: None,
+            after: Some(json!({ "via": purpose })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// The audit actor of a dashboard user's request.
+pub fn user_actor(user: &User, request_id: Option<String>, ip: Option<String>) -> Actor {
+    Actor {
+        kind: audit::ActorType::DashboardUser,
+        id: Some(user.id.to_string()),
+        request_id,
+        ip,
+    }
+}
+
+/// A signed-in session as the dashboard sees it.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token_hash: Vec<u8>,
+    pub user: User,
+    pub csrf_token: String,
+    pub mode: Mode,
+}
+
+/// Checks the password (and the lockout) and opens a session; returns it with the cookie
+/// token.
+pub async fn login(
+    pool: &PgPool,
+    email: &str,
+    password: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<(Session, String), LoginError> {
+    let email = normalize_email(email).unwrap_or_default();
+    let row: Option<(
+        Uuid,
+        Uuid,
+        String,
+        String,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    )> = sqlx::query_as(
+        "SELECT id, tenant_id, email, role, password_hash, locked_until
+               FROM dashboard_users WHERE email = $1",
+    )
+    .bind(&email)
+    .fetch_optional(pool)
+    .await
+    .map_err(AccountError::from)?;
+    let Some((id, tenant_id, email, role, hash, locked_until)) = row else {
+        verify_password(password, None).await;
+        return Err(LoginError::Invalid);
+    };
+    if let Some(until) = locked_until.filter(|u| *u > Utc::now()) {
+        return Err(LoginError::Locked(until));
+    }
+    if !verify_password(password, hash).await {
+        // Counted in one statement (concurrent failures all count); the one that reaches
+        // the limit locks the account and starts the count again.
+        let (locked,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+            "UPDATE dashboard_users
+                SET failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
+                    locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3) ELSE locked_until END
+              WHERE id = $1 RETURNING locked_until",
+        )
+        .bind(id)
+        .bind(MAX_FAILED_LOGINS)
+        .bind(LOCKOUT.as_secs_f64())
+        .fetch_one(pool)
+        .await
+        .map_err(AccountError::from)?;
+        if let Some(until) = locked.filter(|u| *u > Utc::now()) {
+            tracing::warn!(user_id = %id, "dashboard account locked after repeated failed sign-ins");
+            return Err(LoginError::Locked(until));
+        }
+        return Err(LoginError::Invalid);
+    }
+    let user = user_of((id, tenant_id, email, role));
+    let token = random_token(43);
+    let csrf = random_token(32);
+    let mut tx = pool.begin().await.map_err(AccountError::from)?;
+    sqlx::query("UPDATE dashboard_users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(AccountError::from)?;
+    sqlx::query(
+        "INSERT INTO dashboard_sessions (token_hash, tenant_id, user_id, csrf_token, idle_expires_at, expires_at, ip, user_agent)
+         VALUES ($1, $8, $2, $3, now() + make_interval(secs => $4), now() + make_interval(secs => $5), $6, left($7, 300))",
+    )
+    .bind(hash_key(&token))
+    .bind(id)
+    .bind(&csrf)
+    .bind(SESSION_IDLE.as_secs_f64())
+    .bind(SESSION_MAX.as_secs_f64())
+    .bind(ip.as_deref())
+    .bind(user_agent.as_deref())
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(AccountError::from)?;
+    audit::record(
+        &mut tx,
+        &user_actor(&user, None, ip),
+        Change {
+            tenant_id: Some(user.tenant_id),
+            mode: None,
+            action: "user.sign_in",
+            target_type: "dashboard_user",
+            target_id: Some(user.id.to_string()),
+            before: None,
+            after: None,
+        },
+    )
+    .await
+    .map_err(AccountError::from)?;
+    tx.commit().await.map_err(AccountError::from)?;
+    Ok((
+        Session {
+            token_hash: hash_key(&token),
+            user,
+            csrf_token: csrf,
+            mode: Mode::Test,
+        },
+        token,
+    ))
+}
+
+/// The live session of a cookie token (renewing its idle expiry), or `None`.
+pub async fn session(pool: &PgPool, token: &str) -> Result<Option<Session>, sqlx::Error> {
+    let th = hash_key(token);
+    let row: Option<(Uuid, Uuid, String, String, String, String)> = sqlx::query_as(
+        "UPDATE dashboard_sessions s
+            SET idle_expires_at = least(s.expires_at, now() + make_interval(secs => $2))
+           FROM dashboard_users u
+          WHERE s.token_hash = $1 AND u.id = s.user_id
+            AND s.expires_at > now() AND s.idle_expires_at > now()
+          RETURNING u.id, u.tenant_id, u.email, u.role, s.csrf_token, s.mode",
+    )
+    .bind(&th)
+    .bind(SESSION_IDLE.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    Ok(
+        row.map(|(id, tenant_id, email, role, csrf_token, mode)| Session {
+            token_hash: th,
+            user: user_of((id, tenant_id, email, role)),
+            csrf_token,
+            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        }),
+    )
+}
+
+/// The header's test/live switch.
+pub async fn set_mode(pool: &PgPool, s: &Session, mode: Mode) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dashboard_sessions SET mode = $2 WHERE token_hash = $1")
+        .bind(&s.token_hash)
+        .bind(mode.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends this session.
+pub async fn logout(pool: &PgPool, s: &Session) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM dashboard_sessions WHERE token_hash = $1")
+        .bind(&s.token_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of the user (audited `user.sign_out_everywhere`); returns how many.
+pub async fn logout_everywhere(
+    pool: &PgPool,
+    s: &Session,
+    ip: Option<String>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query("DELETE FROM dashboard_sessions WHERE user_id = $1")
+        .bind(s.user.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    audit::record(
+        &mut tx,
+        &user_actor(&s.user, None, ip),
+        Change {
+            tenant_id: Some(s.user.tenant_id),
+            mode: None,
+            action: "user.sign_out_everywhere",
+            target_type: "dashboard_user",
+            target_id: Some(s.user.id.to_string()),
+            before: None,
+            after: Some(json!({ "sessions": n })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Deletes sessions and links past their end (the retention sweep calls it).
+pub async fn delete_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let a = sqlx::query(
+        "DELETE FROM dashboard_sessions WHERE expires_at <= now() OR idle_expires_at <= now()",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let b =
+        sqlx::query("DELETE FROM dashboard_tokens WHERE expires_at <= now() - interval '7 days'")
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(a + b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(
+            normalize_email("  Ana@Example.COM ").unwrap(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "a",
+            "ana",
+            "ana@",
+            "@x.io",
+            "ana@localhost",
+            "a b@x.io",
+            "a@b@c.io",
+            "a\0@x.io",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_are_argon2id_and_verify() {
+        assert!(matches!(
+            hash_password("short").await,
+            Err(AccountError::Invalid("password", _))
+        ));
+        let h = hash_password("correct horse battery").await.unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse battery", Some(h.clone())).await);
+        assert!(!verify_password("correct horse batterY", Some(h)).await);
+        // An unknown user never verifies, even with the dummy's own password.
+        assert!(!verify_password("not a password of anyone", None).await);
+    }
+
+    #[test]
+    fn roles_parse_and_only_owners_and_admins_configure() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+        assert!(Role::Owner.can_configure() && Role::Admin.can_configure());
+        assert!(!Role::Analyst.can_configure());
+    }
+}

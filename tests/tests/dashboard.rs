@@ -1,0 +1,683 @@
+//! The dashboard's accounts and access (issue 14): sign-in, server-side sessions, lockout
+//! and throttling, CSRF, the mode switch, one-time links and the CLI, on the real api,
+//! PostgreSQL and Redis.
+
+use std::io::Write;
+
+use harness::{bin_path, count, TestApp};
+use reqwest::{header, redirect::Policy, StatusCode};
+use shared::{
+    accounts::{self, Role},
+    audit::Actor,
+};
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn user(app: &TestApp, tenant: Uuid, email: &str, role: Role) -> accounts::User {
+    let mut conn = app.pool.acquire().await.unwrap();
+    accounts::create_user(
+        &mut conn,
+        tenant,
+        email,
+        role,
+        Some(PASSWORD),
+        &Actor::cli(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn login_as(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/app/login"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session cookie's value from a sign-in response.
+fn cookie_of(res: &reqwest::Response) -> String {
+    let set = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("a Set-Cookie")
+        .to_str()
+        .unwrap();
+    let (kv, _) = set.split_once(';').unwrap();
+    let (k, v) = kv.split_once('=').unwrap();
+    assert_eq!(k, "rtos_session");
+    v.to_string()
+}
+
+async fn signed_in(app: &TestApp, email: &str) -> String {
+    let res = login_as(app, email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    cookie_of(&res)
+}
+
+async fn get(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    client()
+        .get(app.url(path))
+        .header(header::COOKIE, format!("rtos_session={cookie}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post(
+    app: &TestApp,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+    origin: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client()
+        .post(app.url(path))
+        .header(header::COOKIE, format!("rtos_session={cookie}"))
+        .form(form);
+    if let Some(o) = origin {
+        req = req.header(header::ORIGIN, o);
+    }
+    req.send().await.unwrap()
+}
+
+fn location(res: &reqwest::Response) -> &str {
+    res.headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+/// The CSRF token rendered into a page's forms.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sign_in_opens_a_server_side_session_and_sign_out_ends_it() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "Ana@Acme.test", Role::Owner).await;
+
+    // Signed out: /app goes to the sign-in form.
+    let res = client().get(app.url("/app")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app/login");
+    let form = client().get(app.url("/app/login")).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("name=\"email\"") && html.contains("name=\"password\""));
+    assert!(html.contains("<label for=\"email\">"), "labelled fields");
+
+    // A wrong password: refused, no session, no cookie.
+    let res = login_as(&app, "ana@acme.test", "wrong password!").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("email or password is wrong"));
+    // An unknown email says the same.
+    let res = login_as(&app, "nobody@acme.test", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_sessions").await,
+        0
+    );
+
+    // The right one (the email's case and spaces do not matter).
+    let res = login_as(&app, "  ANA@acme.test ", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app");
+    let set = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/app"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Secure"), "not https: {set}");
+    let cookie = cookie_of(&res);
+    // Only the token's hash is stored.
+    let (stored,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM dashboard_sessions WHERE token_hash = $1")
+            .bind(shared::crypto::hash_key(&cookie))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 1);
+
+    let page = get(&app, "/app", &cookie).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("ana@acme.test (owner)"));
+    assert!(html.contains("Acme"));
+    assert!(
+        html.contains("Test mode"),
+        "a new session starts in test mode"
+    );
+
+    // The stylesheet is content-hashed and cached for a year.
+    let css = html
+        .split("rel=\"stylesheet\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        css.starts_with("/app/assets/dashboard.") && css.ends_with(".css"),
+        "{css}"
+    );
+    let res = client().get(app.url(css)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let res = client()
+        .get(app.url("/app/assets/dashboard.000000000000.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Sign out without the CSRF token: refused, still signed in.
+    let res = post(&app, "/app/logout", &cookie, &[], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(get(&app, "/app", &cookie).await.status(), StatusCode::OK);
+    // With it: the session is gone and the cookie cleared.
+    let res = post(
+        &app,
+        "/app/logout",
+        &cookie,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let res = get(&app, "/app", &cookie).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app/login");
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_sessions").await,
+        0
+    );
+    // Sign-ins are audited (never the password).
+    let (n, leaked): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE action = 'user.sign_in'),
+                count(*) FILTER (WHERE coalesce(after::text, '') LIKE '%horse%')
+           FROM audit_events WHERE tenant_id = $1",
+    )
+    .bind(t.tenant.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((n, leaked), (1, 0));
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    let u = user(&app, t.tenant.id, "ana@acme.test", Role::Admin).await;
+    for i in 1..accounts::MAX_FAILED_LOGINS {
+        let res = login_as(&app, "ana@acme.test", "not the password").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(!res.text().await.unwrap().contains("locked"), "attempt {i}");
+    }
+    let res = login_as(&app, "ana@acme.test", "not the password").await;
+    assert!(res.text().await.unwrap().contains("account is locked"));
+    // Locked: even the right password is refused, and no session is opened.
+    let res = login_as(&app, "ana@acme.test", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.text().await.unwrap().contains("account is locked"));
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_sessions").await,
+        0
+    );
+    // When the lock has run out, the right password works and the count starts again.
+    sqlx::query(
+        "UPDATE dashboard_users SET locked_until = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(u.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    signed_in(&app, "ana@acme.test").await;
+    let (failed,): (i32,) =
+        sqlx::query_as("SELECT failed_logins FROM dashboard_users WHERE id = $1")
+            .bind(u.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(failed, 0);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_are_throttled() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "ana@acme.test", Role::Owner).await;
+    // Guessing across many accounts (no lockout of any one) is stopped per address.
+    for i in 0..api::dashboard::LoginThrottle::MAX {
+        let res = login_as(&app, &format!("guess{i}@acme.test"), "not the password").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let res = login_as(&app, "ana@acme.test", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 300, "{wait}");
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_sessions").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn cross_site_and_token_less_posts_change_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "ana@acme.test", Role::Owner).await;
+
+    // A sign-in posted from another site (login CSRF) is refused before any check.
+    let res = client()
+        .post(app.url("/app/login"))
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[("email", "ana@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = client()
+        .post(app.url("/app/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("email", "ana@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_sessions").await,
+        0
+    );
+
+    let cookie = signed_in(&app, "ana@acme.test").await;
+    let csrf = csrf_of(&get(&app, "/app", &cookie).await.text().await.unwrap());
+    let mode = || async {
+        let (m,): (String,) = sqlx::query_as("SELECT mode FROM dashboard_sessions")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        m
+    };
+    // No token, a wrong token, the right token from another site: 403, still test mode.
+    for (form, origin) in [
+        (vec![("mode", "live")], None),
+        (vec![("mode", "live"), ("csrf", "x")], None),
+        (
+            vec![("mode", "live"), ("csrf", csrf.as_str())],
+            Some("https://evil.example"),
+        ),
+    ] {
+        let res = post(&app, "/app/mode", &cookie, &form, origin).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{form:?} {origin:?}");
+        assert_eq!(mode().await, "test");
+    }
+    // Same origin with the token: live, and every page says so.
+    let own = app.base.clone();
+    let res = post(
+        &app,
+        "/app/mode",
+        &cookie,
+        &[("mode", "live"), ("csrf", &csrf), ("back", "/app?range=7d")],
+        Some(&own),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app?range=7d");
+    assert_eq!(mode().await, "live");
+    assert!(get(&app, "/app", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Live mode"));
+    // The redirect never leaves the dashboard.
+    for back in ["https://evil.example/", "//evil.example/app", "/v1/tenant"] {
+        let res = post(
+            &app,
+            "/app/mode",
+            &cookie,
+            &[("mode", "test"), ("csrf", &csrf), ("back", back)],
+            None,
+        )
+        .await;
+        assert_eq!(location(&res), "/app", "{back}");
+    }
+    let res = post(
+        &app,
+        "/app/mode",
+        &cookie,
+        &[("mode", "prod"), ("csrf", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_or_old_and_sign_out_everywhere_ends_all() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "ana@acme.test", Role::Analyst).await;
+
+    let idle = signed_in(&app, "ana@acme.test").await;
+    sqlx::query("UPDATE dashboard_sessions SET idle_expires_at = now() - interval '1 second' WHERE token_hash = $1")
+        .bind(shared::crypto::hash_key(&idle))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&app, "/app", &idle).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let old = signed_in(&app, "ana@acme.test").await;
+    sqlx::query("UPDATE dashboard_sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1")
+        .bind(shared::crypto::hash_key(&old))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&app, "/app", &old).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // Use renews the idle expiry, never past the absolute one.
+    let live = signed_in(&app, "ana@acme.test").await;
+    sqlx::query("UPDATE dashboard_sessions SET idle_expires_at = now() + interval '1 minute' WHERE token_hash = $1")
+        .bind(shared::crypto::hash_key(&live))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(get(&app, "/app", &live).await.status(), StatusCode::OK);
+    let (renewed,): (bool,) = sqlx::query_as(
+        "SELECT idle_expires_at > now() + interval '11 hours' AND idle_expires_at <= expires_at FROM dashboard_sessions WHERE token_hash = $1",
+    )
+    .bind(shared::crypto::hash_key(&live))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(renewed);
+
+    // Sign out everywhere from one session ends the other one too.
+    let other = signed_in(&app, "ana@acme.test").await;
+    let csrf = csrf_of(&get(&app, "/app", &live).await.text().await.unwrap());
+    let res = post(
+        &app,
+        "/app/logout-everywhere",
+        &live,
+        &[("csrf", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&app, "/app", &live).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get(&app, "/app", &other).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        count(
+            &app.pool,
+            "SELECT count(*) FROM audit_events WHERE action = 'user.sign_out_everywhere'"
+        )
+        .await,
+        1
+    );
+}
+
+/// `retentionos-api user create`: without `--password-stdin` a one-time set-password link
+/// (used once, refused after), with it a password from standard input.
+#[tokio::test]
+async fn the_cli_creates_users_with_a_one_time_link_or_a_password() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    let tid = t.tenant.id.to_string();
+    let (ok, out) = app.env.api_cli(&[
+        "user",
+        "create",
+        "--tenant",
+        &tid,
+        "--email",
+        "Owner@Acme.test",
+        "--role",
+        "owner",
+    ]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["email"], "owner@acme.test");
+    assert_eq!(v["role"], "owner");
+    let link = v["set_password_link"].as_str().unwrap();
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    assert!(link.contains("/app/set-password?token="), "{link}");
+    // No password yet: sign-in is refused.
+    assert_eq!(
+        login_as(&app, "owner@acme.test", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let page = client()
+        .get(app.url(&format!("/app/set-password?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("owner@acme.test"));
+    // A short password: the error is on the field, the link still works.
+    let res = client()
+        .post(app.url("/app/set-password"))
+        .form(&[("token", token.as_str()), ("password", "short")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("id=\"password-error\""));
+    let res = client()
+        .post(app.url("/app/set-password"))
+        .form(&[("token", token.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    signed_in(&app, "owner@acme.test").await;
+    // Used once: the link is dead.
+    let res = client()
+        .post(app.url("/app/set-password"))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "another long password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let page = client()
+        .get(app.url(&format!("/app/set-password?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+
+    // --password-stdin.
+    let mut child = app
+        .env
+        .command(&bin_path("rtos-test-api"))
+        .args([
+            "user",
+            "create",
+            "--tenant",
+            &tid,
+            "--email",
+            "analyst@acme.test",
+            "--role",
+            "analyst",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["set_password_link"].is_null());
+    let cookie = signed_in(&app, "analyst@acme.test").await;
+    assert!(get(&app, "/app", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("(analyst)"));
+
+    // The same email again, an unknown tenant, a bad role: refused.
+    let (ok, _) = app.env.api_cli(&[
+        "user",
+        "create",
+        "--tenant",
+        &tid,
+        "--email",
+        "owner@acme.test",
+        "--role",
+        "admin",
+    ]);
+    assert!(!ok);
+    let (ok, _) = app.env.api_cli(&[
+        "user",
+        "create",
+        "--tenant",
+        &Uuid::now_v7().to_string(),
+        "--email",
+        "x@acme.test",
+        "--role",
+        "admin",
+    ]);
+    assert!(!ok);
+    let (ok, _) = app.env.api_cli(&[
+        "user",
+        "create",
+        "--tenant",
+        &tid,
+        "--email",
+        "y@acme.test",
+        "--role",
+        "root",
+    ]);
+    assert!(!ok);
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_users").await,
+        2
+    );
+    assert_eq!(
+        count(
+            &app.pool,
+            "SELECT count(*) FROM audit_events WHERE action = 'user.create'"
+        )
+        .await,
+        2
+    );
+}
+
+/// The overview reads the selected mode's rollups through the analytics API's own code.
+#[tokio::test]
+async fn the_overview_shows_the_selected_modes_figures() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "ana@acme.test", Role::Analyst).await;
+    for (mode, outcome, offer, n, mrr, validated) in [
+        ("test", "saved", "discount", 3i64, 4500i64, 2i64),
+        ("test", "canceled", "", 1, 0, 0),
+        ("live", "saved", "pause", 1, 999, 0),
+        ("live", "canceled", "", 3, 0, 0),
+    ] {
+        sqlx::query(
+            "INSERT INTO rollup_sessions_hourly (tenant_id, mode, hour, variant, outcome, saved_offer_type, sessions, saved_mrr_cents, validated)
+             VALUES ($1, $2, date_trunc('hour', now()) - interval '2 hours', 'control', $3, $4, $5, $6, $7)",
+        )
+        .bind(t.tenant.id)
+        .bind(mode)
+        .bind(outcome)
+        .bind(offer)
+        .bind(n)
+        .bind(mrr)
+        .bind(validated)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let cookie = signed_in(&app, "ana@acme.test").await;
+    let html = get(&app, "/app?range=7d", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-metric=\"save_rate\">75.0 %"), "{html}");
+    assert!(html.contains("data-metric=\"saved\">3<"));
+    assert!(html.contains("$45.00"));
+    assert!(html.contains("<td>discount</td><td>3</td>"));
+    let csrf = csrf_of(&html);
+    post(
+        &app,
+        "/app/mode",
+        &cookie,
+        &[("mode", "live"), ("csrf", &csrf)],
+        None,
+    )
+    .await;
+    let html = get(&app, "/app?range=30d", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-metric=\"save_rate\">25.0 %"), "{html}");
+    assert!(html.contains("$9.99"));
+    assert!(!html.contains("discount"));
+    // A custom range the API refuses is shown as its error, not a 500.
+    let res = get(
+        &app,
+        "/app?range=custom&from=2026-02-10&to=2026-01-01",
+        &cookie,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("from must be before to"));
+}
