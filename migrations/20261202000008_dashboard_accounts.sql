@@ -48,3 +48,8 @@ CREATE TABLE dashboard_tokens (
     used_at     timestamptz
 );
 CREATE INDEX dashboard_tokens_user_idx ON dashboard_tokens (user_id);
+
+-- A session's timeline (GET /v1/sessions/{id}/timeline, the dashboard's session page)
+-- finds the jobs that applied its outcome by the session id in their payload.
+CREATE INDEX job_outbox_session_idx ON job_outbox (tenant_id, (payload->>'session_id'))
+    WHERE kind IN ('apply_offer', 'cancel_subscription');

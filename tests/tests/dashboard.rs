@@ -2,7 +2,7 @@
 //! and throttling, CSRF, the mode switch, one-time links and the CLI, on the real api,
 //! PostgreSQL and Redis.
 
-use std::io::Write;
+use std::{io::Write, time::Duration};
 
 use harness::{bin_path, count, TestApp};
 use reqwest::{header, redirect::Policy, StatusCode};
@@ -680,4 +680,190 @@ async fn the_overview_shows_the_selected_modes_figures() {
     .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("from must be before to"));
+}
+
+/// Sessions and customers pages on a real cancel flow: a customer answers the survey and
+/// takes a pause, the worker applies it to (the fake) Stripe, and the dashboard lists and
+/// shows it with its timeline and job; the other mode and another tenant see nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_and_customer_pages_follow_a_real_save() {
+    use harness::{stack::WidgetStack, wait_until};
+    use serde_json::json;
+
+    let s = WidgetStack::new().await;
+    s.publish(json!({
+        "name": "F", "is_default": true, "steps": [
+            {"id": "s", "type": "survey", "title": "Why?", "reasons": [{"code": "price", "label": "Price"}]},
+            {"id": "o", "type": "offer", "offers": [
+                {"id": "pause", "type": "pause", "title": "Pause", "pause": {"months": 1}}]},
+            {"id": "c", "type": "confirm", "title": "Bye"}
+        ]
+    }))
+    .await;
+    let cus = s.fake.create_customer("page@d.test");
+    let sub = s
+        .fake
+        .create_subscription(&cus, "price_pro", 4900, "month", "active")
+        .id;
+    let w = s.app.start_worker().await;
+    let (sid, _) = s.start(&cus, Some(&sub)).await;
+    let (st, b) = s
+        .event(
+            &cus,
+            &sid,
+            json!({"type": "reason_selected", "reason_code": "price"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(s.accept(&cus, &sid, "pause").await.0, 202);
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            s.offer_state(&sid).await.0.as_deref() == Some("applied")
+        })
+        .await
+    );
+    let (other_sid, _) = s.start("cus_other", None).await;
+    let (st, _) = s
+        .event("cus_other", &other_sid, json!({"type": "cancel_confirmed"}))
+        .await;
+    assert_eq!(st, 202);
+
+    let app = &s.app;
+    // The API answers what the pages show.
+    let api_get = |path: String, key: String| async move {
+        let r = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    let sk = s.sk().to_string();
+    let live =
+        s.t.key(
+            shared::tenants::KeyKind::Secret,
+            shared::tenants::Mode::Live,
+        )
+        .to_string();
+    let (st, tl) = api_get(format!("/v1/sessions/{sid}/timeline"), sk.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{tl}");
+    let types: Vec<&str> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["reason_selected", "offer_accepted"]);
+    assert_eq!(tl["jobs"][0]["kind"], "apply_offer");
+    assert_eq!(tl["jobs"][0]["status"], "done");
+    let (st, _) = api_get(format!("/v1/sessions/{sid}/timeline"), live.clone()).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, c) = api_get(format!("/v1/customers/{cus}"), sk.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["applied_offers"].as_array().unwrap().len(), 1);
+    assert_eq!(c["sessions"][0]["id"], sid.as_str());
+    let (st, _) = api_get(format!("/v1/customers/{cus}"), live).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, l) = api_get("/v1/sessions?saved_offer_type=pause".into(), sk.clone()).await;
+    assert_eq!(l["data"].as_array().unwrap().len(), 1);
+    let (_, l) = api_get(
+        format!("/v1/sessions?customer_id={cus}&reason_code=price"),
+        sk,
+    )
+    .await;
+    assert_eq!(l["data"][0]["id"], sid.as_str());
+
+    user(app, s.t.tenant.id, "ana@acme.test", Role::Analyst).await;
+    let cookie = signed_in(app, "ana@acme.test").await;
+
+    // The list, filtered by outcome, offer type, reason and customer.
+    let html = get(app, "/app/sessions", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("/app/sessions/{sid}")), "{html}");
+    assert!(html.contains(&format!("/app/sessions/{other_sid}")));
+    for (filter, shows_saved, shows_other) in [
+        ("outcome=saved", true, false),
+        ("outcome=canceled", false, true),
+        ("offer_type=pause", true, false),
+        ("reason=price", true, false),
+        (&format!("customer={cus}") as &str, true, false),
+    ] {
+        let html = get(app, &format!("/app/sessions?{filter}"), &cookie)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(html.contains(&sid), shows_saved, "{filter}");
+        assert_eq!(html.contains(&other_sid), shows_other, "{filter}");
+    }
+    let res = get(app, "/app/sessions?from=yesterday", &cookie).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("from must be a date"));
+
+    // The session page: its facts, every event and the Stripe job that applied it.
+    let res = get(app, &format!("/app/sessions/{sid}"), &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-field=\"Outcome\">saved"), "{html}");
+    assert!(html.contains("data-field=\"Offer state\">applied"));
+    assert!(html.contains("data-field=\"Reason\">price"));
+    assert!(html.contains("<td>reason_selected</td>") && html.contains("<td>offer_accepted</td>"));
+    assert!(html.contains("<td>apply_offer</td>"));
+    assert!(html.contains("<td data-job-state>done</td>"), "{html}");
+    assert!(html.contains(&format!("/app/customers/{cus}")));
+
+    // The customer page: the session and the applied offer.
+    let html = get(app, &format!("/app/customers/{cus}"), &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("/app/sessions/{sid}")), "{html}");
+    assert!(html.contains("data-field=\"applied_offers\">1<"));
+    let res = get(app, "/app/customers/nobody", &cookie).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Live mode has none of it; another tenant's user neither.
+    let csrf = csrf_of(&html);
+    post(
+        app,
+        "/app/mode",
+        &cookie,
+        &[("mode", "live"), ("csrf", &csrf)],
+        None,
+    )
+    .await;
+    let html = get(app, "/app/sessions", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&sid) && html.contains("No sessions match"));
+    assert_eq!(
+        get(app, &format!("/app/sessions/{sid}"), &cookie)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let other = app.create_tenant("Other").await;
+    user(app, other.tenant.id, "eve@other.test", Role::Owner).await;
+    let eve = signed_in(app, "eve@other.test").await;
+    assert_eq!(
+        get(app, &format!("/app/sessions/{sid}"), &eve)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(app, &format!("/app/customers/{cus}"), &eve)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    w.shutdown().await;
 }

@@ -43,6 +43,8 @@ use subtle::ConstantTimeEq;
 
 use crate::{audit::ClientIp, AppState};
 
+mod pages;
+
 pub const COOKIE: &str = "rtos_session";
 
 pub fn router() -> Router<AppState> {
@@ -57,6 +59,10 @@ pub fn router() -> Router<AppState> {
             "/app/set-password",
             get(set_password_page).post(set_password),
         )
+        .route("/app/sessions", get(pages::sessions_page))
+        .route("/app/sessions/{id}", get(pages::session_page))
+        .route("/app/customers", get(pages::customers_page))
+        .route("/app/customers/{customer_id}", get(pages::customer_page))
         .route("/app/assets/{file}", get(asset))
 }
 
@@ -581,6 +587,31 @@ async fn chrome(st: &AppState, s: &Session, page: &'static str, path: String) ->
         email: s.user.email.clone(),
         role: s.user.role.as_str(),
     }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/not_found.html")]
+struct NotFoundPage {
+    css: &'static str,
+    chrome: Chrome,
+    message: &'static str,
+}
+
+/// A signed-in page for an object this tenant's selected mode does not have.
+fn not_found_page(chrome: Chrome, status: StatusCode, message: &'static str) -> Response {
+    let status = if status.is_client_error() {
+        StatusCode::NOT_FOUND
+    } else {
+        status
+    };
+    page(
+        status,
+        &NotFoundPage {
+            css: CSS_PATH.as_str(),
+            chrome,
+            message,
+        },
+    )
 }
 
 struct Metric {

@@ -5,6 +5,7 @@ use axum::{extract::State, routing::get, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::tenants::Mode;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -21,18 +22,30 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions", get(list_sessions))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A listing's query (the dashboard's lists build one too).
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<i64>,
-    cursor: Option<String>,
-    fields: Option<String>,
-    plan: Option<String>,
-    region: Option<String>,
-    status: Option<String>,
-    outcome: Option<String>,
-    created_gte: Option<DateTime<Utc>>,
-    created_lt: Option<DateTime<Utc>>,
+pub struct ListQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub fields: Option<String>,
+    pub plan: Option<String>,
+    pub region: Option<String>,
+    pub status: Option<String>,
+    pub outcome: Option<String>,
+    pub saved_offer_type: Option<String>,
+    pub reason_code: Option<String>,
+    pub customer_id: Option<String>,
+    pub created_gte: Option<DateTime<Utc>>,
+    pub created_lt: Option<DateTime<Utc>>,
+}
+
+/// Which listing.
+#[derive(Clone, Copy, Debug)]
+pub enum Listing {
+    Users,
+    Subscriptions,
+    Sessions,
 }
 
 struct Resource {
@@ -103,7 +116,14 @@ const SESSIONS: Resource = Resource {
         "created_at",
         "ended_at",
     ],
-    filters: &["outcome", "plan", "region"],
+    filters: &[
+        "outcome",
+        "plan",
+        "region",
+        "saved_offer_type",
+        "reason_code",
+        "customer_id",
+    ],
 };
 
 pub(crate) fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
@@ -117,12 +137,18 @@ pub(crate) fn decode_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
-async fn list(
+/// One page of a listing of a tenant's mode: `{data, next_cursor, has_more}`.
+pub async fn list(
     st: &AppState,
-    auth: &TenantAuth,
-    res: &Resource,
+    (tenant, mode): (Uuid, Mode),
+    which: Listing,
     q: ListQuery,
 ) -> ApiResult<Json<Value>> {
+    let res = match which {
+        Listing::Users => &USERS,
+        Listing::Subscriptions => &SUBSCRIPTIONS,
+        Listing::Sessions => &SESSIONS,
+    };
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_param(
@@ -169,14 +195,17 @@ async fn list(
     if joins_users {
         qb.push(" JOIN users u ON u.id = t.user_id");
     }
-    qb.push(" WHERE t.tenant_id = ").push_bind(auth.0.tenant_id);
-    qb.push(" AND t.mode = ").push_bind(auth.0.mode.as_str());
+    qb.push(" WHERE t.tenant_id = ").push_bind(tenant);
+    qb.push(" AND t.mode = ").push_bind(mode.as_str());
     let prefix = if joins_users { "u." } else { "t." };
     for (name, value) in [
         ("plan", &q.plan),
         ("region", &q.region),
         ("status", &q.status),
         ("outcome", &q.outcome),
+        ("saved_offer_type", &q.saved_offer_type),
+        ("reason_code", &q.reason_code),
+        ("customer_id", &q.customer_id),
     ] {
         let Some(v) = value else { continue };
         if !res.filters.contains(&name) {
@@ -223,25 +252,25 @@ async fn list(
 }
 
 async fn list_users(
-    auth: TenantAuth,
+    TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    list(&st, &auth, &USERS, q).await
+    list(&st, (auth.tenant_id, auth.mode), Listing::Users, q).await
 }
 
 async fn list_subscriptions(
-    auth: TenantAuth,
+    TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    list(&st, &auth, &SUBSCRIPTIONS, q).await
+    list(&st, (auth.tenant_id, auth.mode), Listing::Subscriptions, q).await
 }
 
 async fn list_sessions(
-    auth: TenantAuth,
+    TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    list(&st, &auth, &SESSIONS, q).await
+    list(&st, (auth.tenant_id, auth.mode), Listing::Sessions, q).await
 }

@@ -1,11 +1,14 @@
-//! Cancel sessions as the tenant sees them (outcome, offer state and why).
+//! Cancel sessions as the tenant sees them (outcome, offer state and why), and a session's
+//! timeline: every widget event and the background jobs that applied its outcome to Stripe
+//! (state, attempts, last error). The dashboard's session page reads the same functions.
 
 use axum::{
     extract::{Path, State},
     routing::get,
     Json, Router,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
+use shared::tenants::Mode;
 use uuid::Uuid;
 
 use crate::{
@@ -15,7 +18,13 @@ use crate::{
 };
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/sessions/{id}", get(get_session))
+    Router::new()
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}/timeline", get(get_timeline))
+}
+
+fn session_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("session"))
 }
 
 async fn get_session(
@@ -23,15 +32,61 @@ async fn get_session(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("session"))?;
+    session(&st, (auth.tenant_id, auth.mode), session_id(&id)?)
+        .await
+        .map(Json)
+}
+
+/// A session of a tenant's mode (404 `session` when it is another tenant's or mode's).
+pub async fn session(st: &AppState, (tenant, mode): (Uuid, Mode), id: Uuid) -> ApiResult<Value> {
     let row: Option<(Value,)> = sqlx::query_as(
         "SELECT to_jsonb(s) - 'attributes' - 'offer_params' FROM cancel_sessions s WHERE tenant_id = $1 AND id = $2 AND mode = $3",
     )
-    .bind(auth.tenant_id)
+    .bind(tenant)
     .bind(id)
-    .bind(auth.mode.as_str())
+    .bind(mode.as_str())
     .fetch_optional(&st.pools.primary)
     .await?;
-    row.map(|r| Json(r.0))
+    row.map(|r| r.0)
         .ok_or_else(|| ApiError::not_found("session"))
+}
+
+async fn get_timeline(
+    TenantAuth(auth): TenantAuth,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    timeline(&st, (auth.tenant_id, auth.mode), session_id(&id)?)
+        .await
+        .map(Json)
+}
+
+/// `{events: [{type, client_event_id, payload, created_at}], jobs: [{kind, status, attempts,
+/// last_error, created_at, finished_at}]}`, oldest first.
+pub async fn timeline(st: &AppState, who: (Uuid, Mode), id: Uuid) -> ApiResult<Value> {
+    // The session must be the caller's (tenant and mode) before anything of it is read.
+    session(st, who, id).await?;
+    let (events,): (Value,) = sqlx::query_as(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('type', type, 'client_event_id', client_event_id,
+                'payload', payload, 'created_at', created_at) ORDER BY created_at, id), '[]'::jsonb)
+           FROM session_events WHERE tenant_id = $1 AND session_id = $2",
+    )
+    .bind(who.0)
+    .bind(id)
+    .fetch_one(&st.pools.primary)
+    .await?;
+    let (jobs,): (Value,) = sqlx::query_as(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'kind', kind, 'status', status,
+                'attempts', attempts, 'last_error', last_error, 'created_at', created_at,
+                'finished_at', finished_at) ORDER BY created_at, id), '[]'::jsonb)
+           FROM job_outbox
+          WHERE tenant_id = $1 AND kind IN ('apply_offer', 'cancel_subscription')
+            AND payload->>'session_id' = $2::text
+          -- job_outbox_session_idx",
+    )
+    .bind(who.0)
+    .bind(id)
+    .fetch_one(&st.pools.primary)
+    .await?;
+    Ok(json!({ "session_id": id, "events": events, "jobs": jobs }))
 }
