@@ -867,3 +867,224 @@ async fn session_and_customer_pages_follow_a_real_save() {
     );
     w.shutdown().await;
 }
+
+/// Settings through the dashboard: an owner saves (audited as the dashboard user, shown in
+/// the audit page), a bad value is shown on its field and changes nothing, an analyst sees
+/// a read-only form and the server refuses a forged save.
+#[tokio::test]
+async fn settings_are_changed_by_owners_only_with_errors_on_their_field() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    let owner = user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    user(&app, t.tenant.id, "analyst@acme.test", Role::Analyst).await;
+    let cookie = signed_in(&app, "owner@acme.test").await;
+    let html = get(&app, "/app/settings", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"timezone\"") && html.contains("Save test settings"));
+    let csrf = csrf_of(&html);
+    let form = |tz: &'static str, origins: &'static str, csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("cancel_mode", "cancel_at_period_end".to_string()),
+            ("discount_cooldown_days", "30".into()),
+            ("pause_cooldown_days", "60".into()),
+            ("trial_extension_cooldown_days", "90".into()),
+            ("plan_change_cooldown_days", "14".into()),
+            ("timezone", tz.into()),
+            ("allowed_origins", origins.into()),
+            ("rate_limit_per_second", "0".into()),
+        ]
+    };
+    let send = |f: Vec<(&'static str, String)>, cookie: String| {
+        let app = &app;
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(app, "/app/settings", &cookie, &pairs, None).await
+        }
+    };
+    let res = send(
+        form(
+            "Europe/Paris",
+            "https://app.acme.test\r\nhttps://www.acme.test",
+            csrf.clone(),
+        ),
+        cookie.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app/settings?saved=1");
+    let s = shared::tenants::settings(&app.pool, t.tenant.id, shared::tenants::Mode::Test)
+        .await
+        .unwrap();
+    assert_eq!(s.timezone, "Europe/Paris");
+    assert_eq!(s.cancel_mode, "cancel_at_period_end");
+    assert_eq!(
+        s.allowed_origins,
+        ["https://app.acme.test", "https://www.acme.test"]
+    );
+    assert_eq!(
+        (s.discount_cooldown_days, s.plan_change_cooldown_days),
+        (30, 14)
+    );
+    // Live mode's settings are untouched.
+    let live = shared::tenants::settings(&app.pool, t.tenant.id, shared::tenants::Mode::Live)
+        .await
+        .unwrap();
+    assert_eq!(live.timezone, "UTC");
+    let (actor,): (String,) = sqlx::query_as(
+        "SELECT actor_id FROM audit_events WHERE action = 'settings.update' AND actor_type = 'dashboard_user' AND mode = 'test'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, owner.id.to_string());
+    let audit = get(&app, "/app/audit", &cookie).await.text().await.unwrap();
+    assert!(
+        audit.contains("<td data-action>settings.update</td>"),
+        "{audit}"
+    );
+    assert!(audit.contains("<td data-action>user.sign_in</td>"));
+
+    // A bad time zone and a wildcard origin: each on its own field, nothing stored.
+    for (tz, origins, field) in [
+        ("Mars/Base", "", "timezone"),
+        ("UTC", "*", "allowed_origins"),
+    ] {
+        let res = send(form(tz, origins, csrf.clone()), cookie.clone()).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {html}"
+        );
+        assert!(
+            html.contains(&format!("value=\"{tz}\"")) || field != "timezone",
+            "the submitted value is kept"
+        );
+    }
+    let again = shared::tenants::settings(&app.pool, t.tenant.id, shared::tenants::Mode::Test)
+        .await
+        .unwrap();
+    assert_eq!(again, s);
+
+    // An analyst: read-only form, and a forged save is refused.
+    let analyst = signed_in(&app, "analyst@acme.test").await;
+    let html = get(&app, "/app/settings", &analyst)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<fieldset disabled>") && !html.contains("Save test settings"));
+    let res = send(form("Asia/Tokyo", "", csrf_of(&html)), analyst).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let again = shared::tenants::settings(&app.pool, t.tenant.id, shared::tenants::Mode::Test)
+        .await
+        .unwrap();
+    assert_eq!(again.timezone, "Europe/Paris");
+}
+
+/// The install page's token-signing examples, run with the real interpreters, make tokens
+/// the API accepts for this tenant (Ruby and PHP when they are installed).
+#[tokio::test]
+async fn the_install_pages_signing_examples_make_valid_tokens() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "ana@acme.test", Role::Admin).await;
+    let cookie = signed_in(&app, "ana@acme.test").await;
+    let html = get(&app, "/app/install", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&t.tenant.id.to_string()));
+    assert!(html.contains("/widget.js"));
+    let secret = t.signing_secret(shared::tenants::Mode::Test).to_string();
+    let dir = std::env::temp_dir().join(format!("rtos-install-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ran = Vec::new();
+    for (lang, bin, file) in [
+        ("node", "node", "t.mjs"),
+        ("python", "python3", "t.py"),
+        ("ruby", "ruby", "t.rb"),
+        ("php", "php", "t.php"),
+    ] {
+        let marker = format!("<code data-lang=\"{lang}\">");
+        let code = html
+            .split(&marker)
+            .nth(1)
+            .unwrap()
+            .split("</code>")
+            .next()
+            .unwrap();
+        let code = unescape(code);
+        if std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(lang == "ruby" || lang == "php", "{bin} is needed");
+            continue;
+        }
+        let path = dir.join(file);
+        std::fs::write(&path, code).unwrap();
+        let out = std::process::Command::new(bin)
+            .arg(&path)
+            .args(["cus_42", "sub_42"])
+            .env("RETENTIONOS_SIGNING_SECRET", &secret)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let claims = shared::widget_token::verify(
+            &token,
+            t.tenant.id,
+            std::slice::from_ref(&secret),
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap_or_else(|e| panic!("{lang}: {e}: {token}"));
+        assert_eq!(
+            (claims.cus.as_str(), claims.sub.as_deref()),
+            ("cus_42", Some("sub_42")),
+            "{lang}"
+        );
+        ran.push(lang);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(ran.contains(&"node") && ran.contains(&"python"), "{ran:?}");
+}
+
+/// HTML text back to the characters it encodes (named `lt gt quot amp`, numeric `&#N;`).
+fn unescape(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find(';').expect("an entity ends with ;");
+        let entity = &tail[1..end];
+        let ch = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "amp" => '&',
+            e => {
+                let n = e
+                    .strip_prefix("#x")
+                    .map(|h| u32::from_str_radix(h, 16))
+                    .unwrap_or_else(|| e[1..].parse());
+                char::from_u32(n.expect("numeric entity")).expect("a character")
+            }
+        };
+        out.push(ch);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}

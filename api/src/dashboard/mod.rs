@@ -44,6 +44,7 @@ use subtle::ConstantTimeEq;
 use crate::{audit::ClientIp, AppState};
 
 mod pages;
+pub mod settings;
 
 pub const COOKIE: &str = "rtos_session";
 
@@ -63,6 +64,12 @@ pub fn router() -> Router<AppState> {
         .route("/app/sessions/{id}", get(pages::session_page))
         .route("/app/customers", get(pages::customers_page))
         .route("/app/customers/{customer_id}", get(pages::customer_page))
+        .route(
+            "/app/settings",
+            get(settings::settings_page).post(settings::save_settings),
+        )
+        .route("/app/install", get(settings::install_page))
+        .route("/app/audit", get(settings::audit_page))
         .route("/app/assets/{file}", get(asset))
 }
 

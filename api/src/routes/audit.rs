@@ -86,6 +86,25 @@ async fn tenant_audit(
     page(&st, q, f).await
 }
 
+/// One page (50, newest first) of a tenant's audit log as its key of `mode` sees it (the
+/// dashboard's audit page).
+pub async fn tenant_page(
+    st: &AppState,
+    (tenant, mode): (Uuid, Mode),
+    cursor: Option<String>,
+) -> ApiResult<Json<Value>> {
+    let f = Filter {
+        tenant_id: Some(tenant),
+        mode: Some(mode),
+        ..Filter::default()
+    };
+    let q = AuditQuery {
+        cursor,
+        ..AuditQuery::default()
+    };
+    page(st, q, f).await
+}
+
 async fn ops_audit(
     _ops: OpsAuth,
     State(st): State<AppState>,

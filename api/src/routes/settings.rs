@@ -60,7 +60,14 @@ async fn put_settings(
         )
         .with_param(missing));
     }
-    update(&st, &meta, &auth, body, true).await
+    update(
+        &st,
+        (auth.tenant_id, auth.mode),
+        meta.key_actor(&auth),
+        body,
+        true,
+    )
+    .await
 }
 
 /// `PATCH /v1/settings`: changes the fields given, keeps the others.
@@ -70,22 +77,30 @@ async fn patch_settings(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<TenantSettings>> {
-    update(&st, &meta, &auth, body, false).await
+    update(
+        &st,
+        (auth.tenant_id, auth.mode),
+        meta.key_actor(&auth),
+        body,
+        false,
+    )
+    .await
 }
 
 /// Checks the given fields, locks the key's mode's settings, applies the fields over them
 /// (`PUT` gives them all), validates the result, stores it and audits the change, in one
-/// transaction. Nothing changes when any field is bad.
-async fn update(
+/// transaction. Nothing changes when any field is bad. The dashboard's settings form calls
+/// it too (with the dashboard user as the actor).
+pub async fn update(
     st: &AppState,
-    meta: &ReqMeta,
-    auth: &shared::tenants::KeyIdentity,
+    (tenant, mode): (uuid::Uuid, Mode),
+    actor: shared::audit::Actor,
     body: Map<String, Value>,
     replace: bool,
 ) -> ApiResult<Json<TenantSettings>> {
     check_fields(&body)?;
     let mut tx = st.pools.primary.begin().await?;
-    let before = shared::tenants::lock_settings(&mut tx, auth.tenant_id, auth.mode).await?;
+    let before = shared::tenants::lock_settings(&mut tx, tenant, mode).await?;
     let mut doc = if replace {
         Map::new()
     } else {
@@ -96,16 +111,16 @@ async fn update(
         .map_err(|e| ApiError::invalid("invalid_field", e.to_string()))?;
     validate(&mut tx, st, &s).await?;
     if s != before {
-        shared::tenants::store_settings(&mut *tx, auth.tenant_id, auth.mode, &s).await?;
+        shared::tenants::store_settings(&mut *tx, tenant, mode, &s).await?;
         shared::audit::record(
             &mut tx,
-            &meta.key_actor(auth),
+            &actor,
             Change {
-                tenant_id: Some(auth.tenant_id),
-                mode: Some(auth.mode),
+                tenant_id: Some(tenant),
+                mode: Some(mode),
                 action: "settings.update",
                 target_type: "settings",
-                target_id: Some(auth.mode.as_str().to_string()),
+                target_id: Some(mode.as_str().to_string()),
                 before: Some(serde_json::to_value(&before).map_err(ApiError::internal)?),
                 after: Some(serde_json::to_value(&s).map_err(ApiError::internal)?),
             },
@@ -113,7 +128,7 @@ async fn update(
         .await?;
     }
     tx.commit().await?;
-    st.settings_cache.forget(auth.tenant_id);
+    st.settings_cache.forget(tenant);
     Ok(Json(s))
 }
 

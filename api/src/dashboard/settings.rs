@@ -1,0 +1,388 @@
+//! Settings, install and audit pages. The settings form goes through the API's own
+//! `routes::settings::update` (same validation, same audit row, the dashboard user as the
+//! actor); an error appears on the field the API's `param` names. Only owners and admins
+//! may change settings: the form is read-only for analysts and the server refuses their POST.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    Extension, Form,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use shared::{accounts, tenants::TenantSettings};
+
+use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
+use crate::{audit::ClientIp, routes, AppState};
+
+struct Field {
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    hint: &'static str,
+    value: String,
+    options: &'static [&'static str],
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/settings.html")]
+struct SettingsPage {
+    css: &'static str,
+    chrome: Chrome,
+    can_edit: bool,
+    saved: bool,
+    error: Option<String>,
+    fields: Vec<Field>,
+}
+
+/// The form's fields with the values to show (stored, or what was just submitted).
+fn fields(v: &SettingsForm) -> Vec<Field> {
+    let f = |name, label, kind, hint, value: &str| Field {
+        name,
+        label,
+        kind,
+        hint,
+        value: value.to_string(),
+        options: &[],
+        error: None,
+    };
+    let mut cancel = f(
+        "cancel_mode",
+        "Cancel mode",
+        "select",
+        "record_only: your own cancel path runs (the widget's onCancel); cancel_at_period_end: we set it on the Stripe subscription.",
+        &v.cancel_mode,
+    );
+    cancel.options = &["record_only", "cancel_at_period_end"];
+    vec![
+        cancel,
+        f("discount_cooldown_days", "Discount cooldown (days)", "number", "No second discount within this many days of an accepted one.", &v.discount_cooldown_days),
+        f("pause_cooldown_days", "Pause cooldown (days)", "number", "No second pause within this many days.", &v.pause_cooldown_days),
+        f("trial_extension_cooldown_days", "Trial extension cooldown (days)", "number", "No second trial extension within this many days.", &v.trial_extension_cooldown_days),
+        f("plan_change_cooldown_days", "Plan change cooldown (days)", "number", "No second plan change within this many days.", &v.plan_change_cooldown_days),
+        f("timezone", "Time zone", "text", "IANA name, e.g. Europe/Paris: analytics days follow it.", &v.timezone),
+        f("allowed_origins", "Allowed origins", "textarea", "One per line, exactly scheme://host[:port] (no wildcard): the pages that may open the widget.", &v.allowed_origins),
+        f("rate_limit_per_second", "Rate limit (requests per second)", "number", "For this mode's keys; 0 is the platform's default.", &v.rate_limit_per_second),
+    ]
+}
+
+#[derive(Clone, Default, Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    cancel_mode: String,
+    #[serde(default)]
+    discount_cooldown_days: String,
+    #[serde(default)]
+    pause_cooldown_days: String,
+    #[serde(default)]
+    trial_extension_cooldown_days: String,
+    #[serde(default)]
+    plan_change_cooldown_days: String,
+    #[serde(default)]
+    timezone: String,
+    #[serde(default)]
+    allowed_origins: String,
+    #[serde(default)]
+    rate_limit_per_second: String,
+}
+
+impl SettingsForm {
+    fn of(s: &TenantSettings) -> Self {
+        SettingsForm {
+            csrf: String::new(),
+            cancel_mode: s.cancel_mode.clone(),
+            discount_cooldown_days: s.discount_cooldown_days.to_string(),
+            pause_cooldown_days: s.pause_cooldown_days.to_string(),
+            trial_extension_cooldown_days: s.trial_extension_cooldown_days.to_string(),
+            plan_change_cooldown_days: s.plan_change_cooldown_days.to_string(),
+            timezone: s.timezone.clone(),
+            allowed_origins: s.allowed_origins.join("\n"),
+            rate_limit_per_second: s.rate_limit_per_second.to_string(),
+        }
+    }
+
+    /// The API's body (`PUT` semantics: every field). A number that does not parse is sent
+    /// as the text it is, so the API names the field.
+    fn body(&self) -> Map<String, Value> {
+        let n = |s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(s))
+        };
+        let origins: Vec<Value> = self
+            .allowed_origins
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(Value::from)
+            .collect();
+        let v = json!({
+            "cancel_mode": self.cancel_mode,
+            "discount_cooldown_days": n(&self.discount_cooldown_days),
+            "pause_cooldown_days": n(&self.pause_cooldown_days),
+            "trial_extension_cooldown_days": n(&self.trial_extension_cooldown_days),
+            "plan_change_cooldown_days": n(&self.plan_change_cooldown_days),
+            "timezone": self.timezone.trim(),
+            "allowed_origins": origins,
+            "rate_limit_per_second": n(&self.rate_limit_per_second),
+        });
+        v.as_object().cloned().unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Saved {
+    #[serde(default)]
+    saved: String,
+}
+
+pub async fn settings_page(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    uri: Uri,
+    Query(q): Query<Saved>,
+) -> Response {
+    let stored = match shared::tenants::settings(&st.pools.primary, s.user.tenant_id, s.mode).await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "settings read failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable; retry shortly",
+            )
+                .into_response();
+        }
+    };
+    page(
+        StatusCode::OK,
+        &SettingsPage {
+            css: CSS_PATH.as_str(),
+            chrome: chrome(&st, &s, "settings", uri.path().to_string()).await,
+            can_edit: s.user.role.can_configure(),
+            saved: q.saved == "1",
+            error: None,
+            fields: fields(&SettingsForm::of(&stored)),
+        },
+    )
+}
+
+pub async fn save_settings(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Form(f): Form<SettingsForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    if !s.user.role.can_configure() {
+        return forbidden("your role cannot change settings");
+    }
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    match routes::settings::update(&st, (s.user.tenant_id, s.mode), actor, f.body(), true).await {
+        Ok(_) => see_other("/app/settings?saved=1"),
+        Err(e) => {
+            let mut fs = fields(&f);
+            let param = e.body.param.clone().unwrap_or_default();
+            let name = param.split('[').next().unwrap_or("");
+            let mut placed = false;
+            for field in &mut fs {
+                if field.name == name {
+                    field.error = Some(e.body.message.clone());
+                    placed = true;
+                }
+            }
+            page(
+                if e.status.is_client_error() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    e.status
+                },
+                &SettingsPage {
+                    css: CSS_PATH.as_str(),
+                    chrome: chrome(&st, &s, "settings", "/app/settings".into()).await,
+                    can_edit: true,
+                    saved: false,
+                    error: Some(if placed {
+                        "Nothing was saved: fix the field below.".to_string()
+                    } else {
+                        e.body.message.clone()
+                    }),
+                    fields: fs,
+                },
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Install
+
+#[derive(Template)]
+#[template(path = "dashboard/install.html")]
+struct InstallPage {
+    css: &'static str,
+    chrome: Chrome,
+    base: String,
+    tenant_id: String,
+    pk_hint: String,
+    examples: Vec<(&'static str, &'static str, String)>,
+}
+
+/// Token-signing examples (the format of `shared::widget_token`), filled with the tenant id.
+/// Each reads the customer and subscription ids your backend knows and prints the token.
+pub fn signing_examples(tenant_id: &str) -> Vec<(&'static str, &'static str, String)> {
+    let node = format!(
+        r#"import crypto from "node:crypto";
+function retentionToken(customerId, subscriptionId) {{
+  const payload = Buffer.from(JSON.stringify({{
+    tid: "{tenant_id}", cus: customerId, sub: subscriptionId,
+    exp: Math.floor(Date.now() / 1000) + 600,
+  }})).toString("base64url");
+  const sig = crypto.createHmac("sha256", process.env.RETENTIONOS_SIGNING_SECRET)
+    .update(payload).digest("hex");
+  return `${{payload}}.${{sig}}`;
+}}
+console.log(retentionToken(process.argv[2], process.argv[3]));"#
+    );
+    let python = format!(
+        r#"import base64, hashlib, hmac, json, os, sys, time
+def retention_token(customer_id, subscription_id):
+    claims = {{"tid": "{tenant_id}", "cus": customer_id, "sub": subscription_id,
+              "exp": int(time.time()) + 600}}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    sig = hmac.new(os.environ["RETENTIONOS_SIGNING_SECRET"].encode(), payload.encode(),
+                   hashlib.sha256).hexdigest()
+    return payload + "." + sig
+print(retention_token(sys.argv[1], sys.argv[2]))"#
+    );
+    let ruby = format!(
+        r##"require "base64"; require "json"; require "openssl"
+def retention_token(customer_id, subscription_id)
+  claims = {{ tid: "{tenant_id}", cus: customer_id, sub: subscription_id, exp: Time.now.to_i + 600 }}
+  payload = Base64.urlsafe_encode64(claims.to_json, padding: false)
+  sig = OpenSSL::HMAC.hexdigest("SHA256", ENV.fetch("RETENTIONOS_SIGNING_SECRET"), payload)
+  "#{{payload}}.#{{sig}}"
+end
+puts retention_token(ARGV[0], ARGV[1])"##
+    );
+    let php = format!(
+        r#"<?php
+function retention_token(string $customerId, ?string $subscriptionId): string {{
+    $claims = ["tid" => "{tenant_id}", "cus" => $customerId, "sub" => $subscriptionId,
+               "exp" => time() + 600];
+    $payload = rtrim(strtr(base64_encode(json_encode($claims)), "+/", "-_"), "=");
+    $sig = hash_hmac("sha256", $payload, getenv("RETENTIONOS_SIGNING_SECRET"));
+    return $payload . "." . $sig;
+}}
+echo retention_token($argv[1], $argv[2]), "\n";"#
+    );
+    vec![
+        ("Node.js", "node", node),
+        ("Python", "python", python),
+        ("Ruby", "ruby", ruby),
+        ("PHP", "php", php),
+    ]
+}
+
+pub async fn install_page(State(st): State<AppState>, Signed(s): Signed) -> Response {
+    let tenant_id = s.user.tenant_id.to_string();
+    let pk_hint = shared::tenants::list_keys(&st.pools.primary, s.user.tenant_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|k| k.kind == "publishable" && k.mode == s.mode.as_str() && k.revoked_at.is_none())
+        .map(|k| k.display)
+        .unwrap_or_else(|| format!("pk_{}_…", s.mode.as_str()));
+    let base = if st.config.public_base_url.is_empty() {
+        format!("http://{}", st.config.api_addr)
+    } else {
+        st.config.public_base_url.trim_end_matches('/').to_string()
+    };
+    page(
+        StatusCode::OK,
+        &InstallPage {
+            css: CSS_PATH.as_str(),
+            chrome: chrome(&st, &s, "install", "/app/install".into()).await,
+            base,
+            examples: signing_examples(&tenant_id),
+            tenant_id,
+            pk_hint,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit
+
+#[derive(Template)]
+#[template(path = "dashboard/audit.html")]
+struct AuditPage {
+    css: &'static str,
+    chrome: Chrome,
+    rows: Vec<(String, String, String, String, String)>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Cursor {
+    #[serde(default)]
+    cursor: String,
+}
+
+pub async fn audit_page(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    Query(q): Query<Cursor>,
+) -> Response {
+    let mut out = AuditPage {
+        css: CSS_PATH.as_str(),
+        chrome: chrome(&st, &s, "audit", "/app/audit".into()).await,
+        rows: Vec::new(),
+        next: None,
+        error: None,
+    };
+    let cursor = (!q.cursor.is_empty()).then(|| q.cursor.clone());
+    let body = match routes::audit::tenant_page(&st, (s.user.tenant_id, s.mode), cursor).await {
+        Ok(axum::Json(v)) => v,
+        Err(e) => {
+            out.error = Some(e.body.message.clone());
+            return page(e.status, &out);
+        }
+    };
+    for r in body["data"].as_array().into_iter().flatten() {
+        let change = match (r.get("before"), r.get("after")) {
+            (Some(b), Some(a)) if !b.is_null() => format!("{b} → {a}"),
+            (_, Some(a)) if !a.is_null() => a.to_string(),
+            _ => String::new(),
+        };
+        let actor = match r.get("actor_id").and_then(Value::as_str) {
+            Some(id) => format!("{} {id}", r["actor_type"].as_str().unwrap_or("")),
+            None => r["actor_type"].as_str().unwrap_or("").to_string(),
+        };
+        out.rows.push((
+            r["created_at"].as_str().unwrap_or("").to_string(),
+            r["action"].as_str().unwrap_or("").to_string(),
+            actor,
+            format!(
+                "{} {}",
+                r["target_type"].as_str().unwrap_or(""),
+                r["target_id"].as_str().unwrap_or("")
+            ),
+            change,
+        ));
+    }
+    if let Some(c) = body["next_cursor"].as_str() {
+        out.next = Some(format!("/app/audit?cursor={}", urlencoding::encode(c)));
+    }
+    page(StatusCode::OK, &out)
+}
