@@ -159,7 +159,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Demo => {
-            let out = demo(&pool, &master).await?;
+            let out = demo(&pool, &master, &config).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Seed {
@@ -331,9 +331,13 @@ const DEMO_FLOW: &str = r#"{
   ]
 }"#;
 
+/// The demo tenant's dashboard owner (development only).
+pub const DEMO_USER: &str = "demo@retentionos.test";
+
 async fn demo(
     pool: &sqlx::PgPool,
     master: &shared::crypto::MasterKey,
+    config: &Config,
 ) -> anyhow::Result<serde_json::Value> {
     let existing: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM tenants WHERE demo ORDER BY created_at LIMIT 1")
@@ -379,10 +383,49 @@ async fn demo(
         0,
     )
     .await?;
+    // Outside production, a dashboard owner with a fresh password each run (set through a
+    // one-time link like any user's, so the old password and its sessions end).
+    let dashboard = if config.is_production() {
+        None
+    } else {
+        let existing: Option<(Uuid,)> =
+            sqlx::query_as("SELECT id FROM dashboard_users WHERE email = $1 AND tenant_id = $2")
+                .bind(DEMO_USER)
+                .bind(tenant)
+                .fetch_optional(pool)
+                .await?;
+        let mut tx = pool.begin().await?;
+        let user_id = match existing {
+            Some((id,)) => id,
+            None => {
+                accounts::create_user(
+                    &mut tx,
+                    tenant,
+                    DEMO_USER,
+                    accounts::Role::Owner,
+                    None,
+                    &Actor::cli(),
+                )
+                .await?
+                .id
+            }
+        };
+        let token =
+            accounts::issue_link(&mut tx, user_id, accounts::LinkPurpose::SetPassword).await?;
+        tx.commit().await?;
+        let password = shared::crypto::random_token(20);
+        accounts::redeem_link(pool, &token, &password, None).await?;
+        Some(serde_json::json!({
+            "url": format!("{}/app", crate::dashboard::base_url(config)),
+            "email": DEMO_USER,
+            "password": password,
+        }))
+    };
     Ok(serde_json::json!({
         "tenant_id": tenant,
         "publishable_key": pk.key,
         "new_tenant_keys": created,
+        "dashboard": dashboard,
     }))
 }
 

@@ -1088,3 +1088,48 @@ fn unescape(html: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// `retentionos-api demo` (what `scripts/run` calls) gives the demo tenant a dashboard owner
+/// with a fresh password each run: the printed one signs in, the previous one no longer
+/// does, and its sessions end.
+#[tokio::test]
+async fn the_demo_command_prints_a_working_dashboard_sign_in() {
+    let app = TestApp::spawn().await;
+    let run = || {
+        let (ok, out) = app.env.api_cli(&["demo"]);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["dashboard"].clone()
+    };
+    let first = run();
+    assert!(first["url"].as_str().unwrap().ends_with("/app"), "{first}");
+    let email = first["email"].as_str().unwrap().to_string();
+    let pw1 = first["password"].as_str().unwrap().to_string();
+    let res = login_as(&app, &email, &pw1).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_of(&res);
+    assert!(get(&app, "/app", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("(owner)"));
+    let second = run();
+    let pw2 = second["password"].as_str().unwrap();
+    assert_ne!(pw1, pw2);
+    assert_eq!(
+        login_as(&app, &email, &pw1).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&app, "/app", &cookie).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        login_as(&app, &email, pw2).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM dashboard_users").await,
+        1
+    );
+}

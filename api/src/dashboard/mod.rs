@@ -73,14 +73,18 @@ pub fn router() -> Router<AppState> {
         .route("/app/assets/{file}", get(asset))
 }
 
-/// A one-time link to a dashboard page (`set-password`, `reset-password`, `invitation`).
-pub fn link_url(config: &Config, page: &str, token: &str) -> String {
-    let base = if config.public_base_url.is_empty() {
+/// Where users reach the api: `PUBLIC_BASE_URL`, else `http://API_ADDR`.
+pub fn base_url(config: &Config) -> String {
+    if config.public_base_url.is_empty() {
         format!("http://{}", config.api_addr)
     } else {
         config.public_base_url.trim_end_matches('/').to_string()
-    };
-    format!("{base}/app/{page}?token={token}")
+    }
+}
+
+/// A one-time link to a dashboard page (`set-password`, `reset-password`, `invitation`).
+pub fn link_url(config: &Config, page: &str, token: &str) -> String {
+    format!("{}/app/{page}?token={token}", base_url(config))
 }
 
 // ---------------------------------------------------------------------------------------

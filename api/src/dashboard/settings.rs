@@ -302,11 +302,7 @@ pub async fn install_page(State(st): State<AppState>, Signed(s): Signed) -> Resp
         .find(|k| k.kind == "publishable" && k.mode == s.mode.as_str() && k.revoked_at.is_none())
         .map(|k| k.display)
         .unwrap_or_else(|| format!("pk_{}_…", s.mode.as_str()));
-    let base = if st.config.public_base_url.is_empty() {
-        format!("http://{}", st.config.api_addr)
-    } else {
-        st.config.public_base_url.trim_end_matches('/').to_string()
-    };
+    let base = super::base_url(&st.config);
     page(
         StatusCode::OK,
         &InstallPage {
