@@ -128,6 +128,8 @@ pub fn is_ops_route(path: &str) -> bool {
         || path == "/v1/tenants"
         || path.starts_with("/v1/ops/")
         || path.starts_with("/v1/tenants/")
+        || path == "/app/ops"
+        || path.starts_with("/app/ops/")
 }
 
 /// Answers 404 (the envelope) for a route this listener does not serve.
@@ -138,7 +140,8 @@ async fn listener_filter(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = req.uri().path();
-    let probe = matches!(path, "/healthz" | "/readyz");
+    // Probes and the dashboard's stylesheet are served on both listeners.
+    let probe = matches!(path, "/healthz" | "/readyz") || path.starts_with("/app/assets/");
     let served = match which {
         Listener::All => true,
         Listener::Public => !is_ops_route(path),

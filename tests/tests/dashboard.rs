@@ -1133,3 +1133,206 @@ async fn the_demo_command_prints_a_working_dashboard_sign_in() {
         1
     );
 }
+
+/// The operator console: its own sign-in with the ops token, queue depths, and the
+/// dead-letter workflow (show, retry one, purge one, retry all, purge all), each audited as
+/// ops and refused without the CSRF token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ops_console_works_the_dead_letters() {
+    use harness::wait_until;
+    use jobs::{queues, Probe};
+
+    let app = TestApp::spawn().await;
+    let w = app.start_worker().await;
+    let client_jobs = app.env.job_client();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let probe = Probe {
+            permanent_error: true,
+            ..Default::default()
+        };
+        ids.push(
+            client_jobs
+                .enqueue_durable(&app.pool, None, &probe)
+                .await
+                .unwrap(),
+        );
+    }
+    let q = app.env.queues();
+    let dead = |n: u64| {
+        let q = q.clone();
+        async move {
+            wait_until(Duration::from_secs(60), || async {
+                q.stats(queues::OPS).await.unwrap().dead == n
+            })
+            .await
+        }
+    };
+    assert!(dead(3).await);
+
+    // Signed out, a tenant's session or a forged cookie: the ops sign-in.
+    let res = client().get(app.url("/app/ops")).send().await.unwrap();
+    assert_eq!(location(&res), "/app/ops/login");
+    let forged = client()
+        .get(app.url("/app/ops"))
+        .header(header::COOKIE, "rtos_ops=99999999999.00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&forged), "/app/ops/login");
+    let res = client()
+        .post(app.url("/app/ops/login"))
+        .form(&[("token", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = client()
+        .post(app.url("/app/ops/login"))
+        .form(&[("token", app.ops_token())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/app/ops")
+    );
+    let ops_cookie = set.split(';').next().unwrap().to_string();
+    let ops_get = |path: String| {
+        let c = ops_cookie.clone();
+        let app = &app;
+        async move {
+            client()
+                .get(app.url(&path))
+                .header(header::COOKIE, c)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let ops_post = |path: String, csrf: Option<String>| {
+        let c = ops_cookie.clone();
+        let app = &app;
+        async move {
+            let form: Vec<(&str, String)> = csrf.map(|t| vec![("csrf", t)]).unwrap_or_default();
+            client()
+                .post(app.url(&path))
+                .header(header::COOKIE, c)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let html = ops_get("/app/ops".into()).await.text().await.unwrap();
+    assert!(html.contains("<tr data-queue=\"ops\">"), "{html}");
+    assert!(html.contains("/app/ops/queues/ops/dead\">3</a>"), "{html}");
+    let csrf = csrf_of(&html);
+    let html = ops_get("/app/ops/queues/ops/dead".into())
+        .await
+        .text()
+        .await
+        .unwrap();
+    for id in &ids {
+        assert!(html.contains(&format!("data-task=\"{id}\"")));
+    }
+    assert!(html.contains("injected permanent error"));
+
+    let audits = |action: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM audit_events WHERE action = $1 AND actor_type = 'ops'",
+            )
+            .bind(action)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    // Without the token: nothing happens.
+    let res = ops_post(format!("/app/ops/queues/ops/dead/{}/purge", ids[0]), None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(q.stats(queues::OPS).await.unwrap().dead, 3);
+    // Purge one.
+    let res = ops_post(
+        format!("/app/ops/queues/ops/dead/{}/purge", ids[0]),
+        Some(csrf.clone()),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&res).contains("done=1+purged"),
+        "{}",
+        location(&res)
+    );
+    assert!(dead(2).await);
+    assert_eq!(audits("dead_task.purge").await, 1);
+    // Retry one: it runs again (and, failing permanently, is dead again).
+    let res = ops_post(
+        format!("/app/ops/queues/ops/dead/{}/retry", ids[1]),
+        Some(csrf.clone()),
+    )
+    .await;
+    assert!(location(&res).contains("done=1+retried"));
+    assert_eq!(audits("dead_task.retry").await, 1);
+    let runs = |id: Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_runs WHERE job_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            runs(ids[1]).await == 2
+        })
+        .await
+    );
+    assert!(dead(2).await);
+    // Retry all, then purge all.
+    let res = ops_post(
+        "/app/ops/queues/ops/dead/retry-all".into(),
+        Some(csrf.clone()),
+    )
+    .await;
+    assert!(
+        location(&res).contains("done=2+retried"),
+        "{}",
+        location(&res)
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            runs(ids[2]).await == 2
+        })
+        .await
+    );
+    assert!(dead(2).await);
+    let res = ops_post(
+        "/app/ops/queues/ops/dead/purge-all".into(),
+        Some(csrf.clone()),
+    )
+    .await;
+    assert!(location(&res).contains("done=2+purged"));
+    assert!(dead(0).await);
+    assert_eq!(audits("dead_task.retry_all").await, 1);
+    assert_eq!(audits("dead_task.purge").await, 2);
+    // Sign out ends the console session for this browser.
+    let res = ops_post("/app/ops/logout".into(), Some(csrf)).await;
+    assert!(res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    w.shutdown().await;
+}

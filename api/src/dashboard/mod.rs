@@ -43,6 +43,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{audit::ClientIp, AppState};
 
+mod ops;
 mod pages;
 pub mod settings;
 
@@ -70,6 +71,26 @@ pub fn router() -> Router<AppState> {
         )
         .route("/app/install", get(settings::install_page))
         .route("/app/audit", get(settings::audit_page))
+        .route("/app/ops", get(ops::queues_page))
+        .route("/app/ops/login", get(ops::login_page).post(ops::login))
+        .route("/app/ops/logout", post(ops::logout))
+        .route("/app/ops/queues/{queue}/dead", get(ops::dead_page))
+        .route(
+            "/app/ops/queues/{queue}/dead/retry-all",
+            post(ops::retry_all),
+        )
+        .route(
+            "/app/ops/queues/{queue}/dead/purge-all",
+            post(ops::purge_all),
+        )
+        .route(
+            "/app/ops/queues/{queue}/dead/{id}/retry",
+            post(ops::retry_one),
+        )
+        .route(
+            "/app/ops/queues/{queue}/dead/{id}/purge",
+            post(ops::purge_one),
+        )
         .route("/app/assets/{file}", get(asset))
 }
 

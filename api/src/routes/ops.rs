@@ -110,7 +110,15 @@ async fn retry_dead(
         return Err(ApiError::not_found("dead_task"));
     }
     tracing::info!(queue, job_id = %id, "dead task retried by ops");
-    audit(&st, &meta, "dead_task.retry", &queue, &[id], None).await?;
+    audit(
+        &st,
+        &meta.ops_actor(),
+        "dead_task.retry",
+        &queue,
+        &[id],
+        None,
+    )
+    .await?;
     Ok(Json(json!({ "retried": [id], "count": 1 })))
 }
 
@@ -135,7 +143,7 @@ async fn retry_all_dead(
     tracing::info!(queue, count = ids.len(), "dead tasks retried by ops");
     audit(
         &st,
-        &meta,
+        &meta.ops_actor(),
         "dead_task.retry_all",
         &queue,
         &ids,
@@ -163,7 +171,7 @@ async fn purge_dead(
     tracing::info!(queue, count = ids.len(), "dead tasks purged by ops");
     audit(
         &st,
-        &meta,
+        &meta.ops_actor(),
         "dead_task.purge",
         &queue,
         &ids,
@@ -191,16 +199,24 @@ async fn purge_one_dead(
     if ids.is_empty() {
         return Err(ApiError::not_found("dead_task"));
     }
-    audit(&st, &meta, "dead_task.purge", &queue, &ids, None).await?;
+    audit(
+        &st,
+        &meta.ops_actor(),
+        "dead_task.purge",
+        &queue,
+        &ids,
+        None,
+    )
+    .await?;
     Ok(Json(json!({ "purged": ids, "count": 1 })))
 }
 
 /// The audit row of a dead-letter action. The change itself is in Redis (and the outbox),
 /// which no PostgreSQL transaction spans, so the row is written right after it succeeded:
 /// an action that failed leaves none.
-async fn audit(
+pub(crate) async fn audit(
     st: &AppState,
-    meta: &ReqMeta,
+    actor: &shared::audit::Actor,
     action: &str,
     queue: &str,
     ids: &[Uuid],
@@ -209,7 +225,7 @@ async fn audit(
     let mut conn = st.pools.primary.acquire().await?;
     shared::audit::record(
         &mut conn,
-        &meta.ops_actor(),
+        actor,
         Change {
             tenant_id: None,
             mode: None,
