@@ -1336,3 +1336,117 @@ async fn the_ops_console_works_the_dead_letters() {
         .contains("Max-Age=0"));
     w.shutdown().await;
 }
+
+/// API keys through the dashboard: a rotation shows the new secret once and keeps the old
+/// key working for its grace period, revoke ends a key at once; analysts cannot do either.
+#[tokio::test]
+async fn keys_are_rotated_with_grace_and_revoked_and_secrets_shown_once() {
+    use shared::tenants::{KeyKind, Mode};
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    user(&app, t.tenant.id, "analyst@acme.test", Role::Analyst).await;
+    let old = t.key(KeyKind::Secret, Mode::Test).to_string();
+    let status_with = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/tenant"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let cookie = signed_in(&app, "owner@acme.test").await;
+    let html = get(&app, "/app/keys", &cookie).await.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    assert!(!html.contains(&old), "a stored key is never shown");
+    let res = post(
+        &app,
+        "/app/keys/rotate",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("kind", "secret"),
+            ("grace_seconds", "3600"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    let html = res.text().await.unwrap();
+    let new = html
+        .split("<code data-new-key>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(new.starts_with("sk_test_"), "{new}");
+    assert_eq!(status_with(new.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status_with(old.clone()).await,
+        StatusCode::OK,
+        "grace period"
+    );
+    assert!(html.contains("retiring"));
+    // Shown once: the next view has no plaintext.
+    let again = get(&app, "/app/keys", &cookie).await.text().await.unwrap();
+    assert!(!again.contains(&new) && !again.contains("data-new-key"));
+    // Revoke the old one now.
+    let (old_id,): (Uuid,) = sqlx::query_as(
+        "SELECT id FROM api_keys WHERE tenant_id = $1 AND kind = 'secret' AND mode = 'test' AND expires_at IS NOT NULL",
+    )
+    .bind(t.tenant.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let res = post(
+        &app,
+        &format!("/app/keys/{old_id}/revoke"),
+        &cookie,
+        &[("csrf", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status_with(old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_with(new.clone()).await, StatusCode::OK);
+    // A live key is not this mode's: 404, nothing revoked.
+    let live_id = t.keys.iter().find(|k| k.mode == Mode::Live).unwrap().id;
+    let res = post(
+        &app,
+        &format!("/app/keys/{live_id}/revoke"),
+        &cookie,
+        &[("csrf", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        count(&app.pool, "SELECT count(*) FROM audit_events WHERE actor_type = 'dashboard_user' AND action IN ('api_key.rotate', 'api_key.revoke')").await,
+        2
+    );
+    // An analyst: no form, and a forged rotation is refused.
+    let analyst = signed_in(&app, "analyst@acme.test").await;
+    let html = get(&app, "/app/keys", &analyst).await.text().await.unwrap();
+    assert!(!html.contains("/app/keys/rotate"));
+    let res = post(
+        &app,
+        "/app/keys/rotate",
+        &analyst,
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("kind", "secret"),
+            ("grace_seconds", "0"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(status_with(new).await, StatusCode::OK);
+}

@@ -45,7 +45,7 @@ use crate::{audit::ClientIp, AppState};
 
 mod ops;
 mod pages;
-pub mod settings;
+mod settings;
 
 pub const COOKIE: &str = "rtos_session";
 
@@ -70,6 +70,9 @@ pub fn router() -> Router<AppState> {
             get(settings::settings_page).post(settings::save_settings),
         )
         .route("/app/install", get(settings::install_page))
+        .route("/app/keys", get(settings::keys_page))
+        .route("/app/keys/rotate", post(settings::rotate_key))
+        .route("/app/keys/{id}/revoke", post(settings::revoke_key))
         .route("/app/audit", get(settings::audit_page))
         .route("/app/ops", get(ops::queues_page))
         .route("/app/ops/login", get(ops::login_page).post(ops::login))

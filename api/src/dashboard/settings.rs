@@ -382,3 +382,159 @@ pub async fn audit_page(
     }
     page(StatusCode::OK, &out)
 }
+
+// ---------------------------------------------------------------------------------------
+// API keys
+
+struct KeyRow {
+    id: String,
+    kind: String,
+    display: String,
+    created: String,
+    last_used: String,
+    state: String,
+    usable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/keys.html")]
+struct KeysPage {
+    css: &'static str,
+    chrome: Chrome,
+    can_edit: bool,
+    keys: Vec<KeyRow>,
+    issued: Option<(String, String)>,
+    error: Option<String>,
+}
+
+async fn keys_view(
+    st: &AppState,
+    s: &accounts::Session,
+    issued: Option<(String, String)>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let now = chrono::Utc::now();
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| "–".into())
+    };
+    let keys = shared::tenants::list_keys(&st.pools.primary, s.user.tenant_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|k| k.mode == s.mode.as_str())
+        .map(|k| {
+            let (state, usable) = match (k.revoked_at, k.expires_at) {
+                (Some(_), _) => ("revoked".to_string(), false),
+                (None, Some(e)) if e <= now => ("expired".to_string(), false),
+                (None, Some(e)) => (format!("retiring {}", fmt(Some(e))), true),
+                (None, None) => ("active".to_string(), true),
+            };
+            KeyRow {
+                id: k.id.to_string(),
+                kind: k.kind,
+                display: k.display,
+                created: fmt(Some(k.created_at)),
+                last_used: fmt(k.last_used_at),
+                state,
+                usable,
+            }
+        })
+        .collect();
+    page(
+        status,
+        &KeysPage {
+            css: CSS_PATH.as_str(),
+            chrome: chrome(st, s, "keys", "/app/keys".into()).await,
+            can_edit: s.user.role.can_configure(),
+            keys,
+            issued,
+            error,
+        },
+    )
+}
+
+pub async fn keys_page(State(st): State<AppState>, Signed(s): Signed) -> Response {
+    keys_view(&st, &s, None, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    grace_seconds: String,
+}
+
+/// Issues the new key and shows it once (this response only; `no-store`).
+pub async fn rotate_key(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Form(f): Form<RotateForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    if !s.user.role.can_configure() {
+        return forbidden("your role cannot change keys");
+    }
+    let kind = match f.kind.as_str() {
+        "secret" => shared::tenants::KeyKind::Secret,
+        "publishable" => shared::tenants::KeyKind::Publishable,
+        _ => {
+            let e = Some("kind must be secret or publishable".to_string());
+            return keys_view(&st, &s, None, e, StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let Ok(grace) = f.grace_seconds.trim().parse::<i64>() else {
+        let e = Some("grace_seconds must be a number of seconds".to_string());
+        return keys_view(&st, &s, None, e, StatusCode::BAD_REQUEST).await;
+    };
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    match routes::keys::rotate(&st, (s.user.tenant_id, s.mode), &actor, kind, grace).await {
+        Ok(k) => keys_view(&st, &s, Some((f.kind.clone(), k.key)), None, StatusCode::OK).await,
+        Err(e) => {
+            let status = e.status;
+            keys_view(&st, &s, None, Some(e.body.message), status).await
+        }
+    }
+}
+
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    if !s.user.role.can_configure() {
+        return forbidden("your role cannot change keys");
+    }
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return keys_view(
+            &st,
+            &s,
+            None,
+            Some("no such key".into()),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    };
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    match routes::keys::revoke(&st, (s.user.tenant_id, s.mode), &actor, id).await {
+        Ok(()) => see_other("/app/keys"),
+        Err(e) => {
+            let status = e.status;
+            keys_view(&st, &s, None, Some(e.body.message), status).await
+        }
+    }
+}

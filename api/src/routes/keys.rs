@@ -72,19 +72,50 @@ async fn rotate_key(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    check_grace(body.grace_seconds)?;
-    let key = shared::tenants::rotate_key(
-        &st.pools.primary,
+    let key = rotate(
+        &st,
+        (id.tenant_id, id.mode),
         &meta.key_actor(&id),
-        id.tenant_id,
         body.kind,
-        id.mode,
         body.grace_seconds,
     )
     .await?;
-    st.auth_cache.forget_tenant(id.tenant_id);
-    st.settings_cache.forget(id.tenant_id);
     Ok((StatusCode::CREATED, Json(json!({ "key": key }))))
+}
+
+/// Issues a new key of `kind` in `mode` and retires the current ones (after the grace
+/// period); audited. The dashboard's keys page calls it too.
+pub async fn rotate(
+    st: &AppState,
+    (tenant, mode): (Uuid, shared::tenants::Mode),
+    actor: &shared::audit::Actor,
+    kind: KeyKind,
+    grace_seconds: i64,
+) -> ApiResult<shared::tenants::IssuedKey> {
+    check_grace(grace_seconds)?;
+    let key =
+        shared::tenants::rotate_key(&st.pools.primary, actor, tenant, kind, mode, grace_seconds)
+            .await?;
+    st.auth_cache.forget_tenant(tenant);
+    st.settings_cache.forget(tenant);
+    Ok(key)
+}
+
+/// Revokes one key of `mode` at once (404 `key` when the mode has no such key); audited.
+pub async fn revoke(
+    st: &AppState,
+    (tenant, mode): (Uuid, shared::tenants::Mode),
+    actor: &shared::audit::Actor,
+    key_id: Uuid,
+) -> ApiResult<()> {
+    let revoked =
+        shared::tenants::revoke_key(&st.pools.primary, actor, tenant, Some(mode), key_id).await?;
+    if !revoked {
+        return Err(ApiError::not_found("key"));
+    }
+    st.auth_cache.forget_tenant(tenant);
+    st.settings_cache.forget(tenant);
+    Ok(())
 }
 
 async fn revoke_key(
@@ -94,19 +125,7 @@ async fn revoke_key(
     Path(key_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key_id = Uuid::parse_str(&key_id).map_err(|_| ApiError::not_found("key"))?;
-    let revoked = shared::tenants::revoke_key(
-        &st.pools.primary,
-        &meta.key_actor(&id),
-        id.tenant_id,
-        Some(id.mode),
-        key_id,
-    )
-    .await?;
-    if !revoked {
-        return Err(ApiError::not_found("key"));
-    }
-    st.auth_cache.forget_tenant(id.tenant_id);
-    st.settings_cache.forget(id.tenant_id);
+    revoke(&st, (id.tenant_id, id.mode), &meta.key_actor(&id), key_id).await?;
     Ok(Json(json!({ "id": key_id, "revoked": true })))
 }
 
