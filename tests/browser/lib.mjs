@@ -31,10 +31,11 @@ export async function launchBrowser() {
   });
 }
 
-export async function screenshot(page, name) {
+// `fullPage: true` captures the whole scrollable page, not just the viewport.
+export async function screenshot(page, name, { fullPage = false } = {}) {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   const file = path.join(SCREENSHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
+  await page.screenshot({ path: file, fullPage });
   return file;
 }
 

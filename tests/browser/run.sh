@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 #
-# tests/browser/run.sh: browser tests of the widget in Debian's headless Chromium, driven by
-# playwright-core (no browser download).
+# tests/browser/run.sh: browser tests of the widget and the tenant dashboard in Debian's
+# headless Chromium, driven by playwright-core (no browser download).
 #
-#   tests/browser/run.sh              mock suite, then the end-to-end suite
+#   tests/browser/run.sh              mock suite, then the end-to-end suites
 #   tests/browser/run.sh --mock-only  only widget.mock.test.mjs (no Rust stack needed)
-#   tests/browser/run.sh --e2e-only   only e2e.test.mjs
+#   tests/browser/run.sh --e2e-only   only the end-to-end suites (dashboard, then e2e)
 #
 # 1. installs chromium (apt) when /usr/bin/chromium is missing, and the npm deps (npm ci);
 # 2. widget.mock.test.mjs: the widget against a mock API (steps, retries, timeouts,
@@ -14,7 +14,10 @@
 #    creates a fresh database rtos_browser_<random> (`retentionos-api migrate`), starts the
 #    api and the workers on ports they bind themselves (port 0; the api's address is read
 #    from its log) with REDIS_PREFIX=rtos_browser:<random>:, waits for /readyz, then runs
-#    the demo-page scenarios (save, cancel, abandon, fail-open).
+#    dashboard.test.mjs (the /app dashboard: sign-in, test/live switch, roles, CSRF,
+#    lockout, set-password links made with `retentionos-api user create`, screenshots at
+#    1280 and 375 px, first contentful paint), then e2e.test.mjs, the demo-page scenarios
+#    (save, cancel, abandon, fail-open; its last one kills the api, so it runs last).
 # On exit (success, failure or interrupt) it stops the processes it started, drops its
 # database and deletes its Redis keys. Screenshots go to tests/browser/screenshots/.
 #
@@ -31,7 +34,7 @@ case "${1:-}" in
     --mock-only) MODE=mock ;;
     --e2e-only) MODE=e2e ;;
     -h | --help)
-        sed -n '2,24p' "$0"
+        sed -n '2,26p' "$0"
         exit 0
         ;;
     *)
@@ -234,7 +237,13 @@ done
 kill -0 "$WORKERS_PID" 2>/dev/null || die "the workers exited during startup"
 blog "stack ready at $API_URL"
 
-blog "end-to-end suite (demo page against the real API; scenario d kills the api on purpose)"
 export API_URL API_PID
+# The dashboard suite makes its users with the api's CLI, run with this same environment
+# (DATABASE_URL, MASTER_KEY, ...) as the api.
+export RTOS_API_BIN="$API_BIN"
+blog "dashboard suite (/app against the real API)"
+run_suite dashboard.test.mjs
+kill -0 "$API_PID" 2>/dev/null || die "the api exited during the dashboard suite"
+blog "end-to-end suite (demo page against the real API; scenario d kills the api on purpose)"
 run_suite e2e.test.mjs
 FAILED=0

@@ -1450,3 +1450,115 @@ async fn keys_are_rotated_with_grace_and_revoked_and_secrets_shown_once() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(status_with(new).await, StatusCode::OK);
 }
+
+/// The flows page lists the mode's flows with who last edited them; an owner publishes (the
+/// widget then serves the new version), an analyst sees no button and a forged publish is
+/// refused.
+#[tokio::test]
+async fn owners_publish_flows_and_analysts_cannot() {
+    use shared::tenants::{KeyKind, Mode};
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    user(&app, t.tenant.id, "analyst@acme.test", Role::Analyst).await;
+    let sk = t.key(KeyKind::Secret, Mode::Test).to_string();
+    let res = app
+        .client
+        .post(app.url("/v1/flows"))
+        .bearer_auth(&sk)
+        .json(&serde_json::json!({
+            "name": "Spring flow", "is_default": true, "steps": [
+                {"id": "o", "type": "offer", "offers": [
+                    {"id": "pause", "type": "pause", "title": "Pause", "pause": {"months": 1}}]},
+                {"id": "c", "type": "confirm", "title": "Bye"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let flow: serde_json::Value = res.json().await.unwrap();
+    let id = flow["id"].as_str().unwrap().to_string();
+
+    let analyst = signed_in(&app, "analyst@acme.test").await;
+    let html = get(&app, "/app/flows", &analyst)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Spring flow") && html.contains("<td data-status>draft only</td>"),
+        "{html}"
+    );
+    assert!(html.contains("by an API key"));
+    assert!(
+        !html.contains("/publish\""),
+        "no publish button for analysts"
+    );
+    let res = post(
+        &app,
+        &format!("/app/flows/{id}/publish"),
+        &analyst,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let published = |app: &TestApp| {
+        let pool = app.pool.clone();
+        let id = id.clone();
+        async move {
+            let (v,): (Option<i32>,) =
+                sqlx::query_as("SELECT published_version FROM flows WHERE id = $1::uuid")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            v
+        }
+    };
+    assert_eq!(published(&app).await, None);
+
+    let owner = signed_in(&app, "owner@acme.test").await;
+    let html = get(&app, "/app/flows", &owner).await.text().await.unwrap();
+    let res = post(&app, &format!("/app/flows/{id}/publish"), &owner, &[], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no CSRF token");
+    let res = post(
+        &app,
+        &format!("/app/flows/{id}/publish"),
+        &owner,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app/flows?published=1");
+    assert_eq!(published(&app).await, Some(1));
+    let html = get(&app, "/app/flows?published=1", &owner)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Published version 1.") && html.contains("<td data-status>published v1</td>")
+    );
+    assert!(html.contains("by owner@acme.test"), "{html}");
+    // Another mode's page has no such flow, and publishing it from there is a 404.
+    post(
+        &app,
+        "/app/mode",
+        &owner,
+        &[("mode", "live"), ("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    let res = post(
+        &app,
+        &format!("/app/flows/{id}/publish"),
+        &owner,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(published(&app).await, Some(1));
+}

@@ -61,6 +61,8 @@ pub fn router() -> Router<AppState> {
             "/app/set-password",
             get(set_password_page).post(set_password),
         )
+        .route("/app/flows", get(pages::flows_page))
+        .route("/app/flows/{id}/publish", post(pages::publish_flow))
         .route("/app/sessions", get(pages::sessions_page))
         .route("/app/sessions/{id}", get(pages::session_page))
         .route("/app/customers", get(pages::customers_page))

@@ -14,7 +14,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::{audit::Change, flows::FlowDefinition, tenants::KeyIdentity};
+use shared::{audit::Change, flows::FlowDefinition, tenants::Mode};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -90,7 +90,7 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
 /// The key's flow `id` (its tenant and mode, not deleted); `lock` takes a row lock.
 async fn fetch(
     conn: &mut PgConnection,
-    auth: &KeyIdentity,
+    who: (Uuid, Mode),
     id: Uuid,
     lock: bool,
 ) -> ApiResult<FlowRow> {
@@ -99,8 +99,8 @@ async fn fetch(
         "SELECT {COLUMNS} FROM flows
           WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL{lock}"
     )))
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(who.0)
+    .bind(who.1.as_str())
     .bind(id)
     .fetch_optional(conn)
     .await?
@@ -110,8 +110,8 @@ async fn fetch(
 /// Appends the audit row of a flow change on the change's transaction.
 async fn audit(
     conn: &mut PgConnection,
-    meta: &ReqMeta,
-    auth: &KeyIdentity,
+    actor: &shared::audit::Actor,
+    who: (Uuid, Mode),
     action: &str,
     id: Uuid,
     before: Option<Value>,
@@ -119,10 +119,10 @@ async fn audit(
 ) -> ApiResult<()> {
     shared::audit::record(
         conn,
-        &meta.key_actor(auth),
+        actor,
         Change {
-            tenant_id: Some(auth.tenant_id),
-            mode: Some(auth.mode),
+            tenant_id: Some(who.0),
+            mode: Some(who.1),
             action,
             target_type: "flow",
             target_id: Some(id.to_string()),
@@ -158,8 +158,8 @@ async fn create_flow(
     .await?;
     audit(
         &mut tx,
-        &meta,
-        &auth,
+        &meta.key_actor(&auth),
+        (auth.tenant_id, auth.mode),
         "flow.create",
         row.id,
         None,
@@ -174,15 +174,20 @@ async fn list_flows(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
 ) -> ApiResult<Json<Value>> {
-    let rows: Vec<FlowRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows = list(&st, (auth.tenant_id, auth.mode)).await?;
+    Ok(Json(json!({ "data": rows })))
+}
+
+/// A mode's flows, highest ranking first.
+pub async fn list(st: &AppState, who: (Uuid, Mode)) -> ApiResult<Vec<FlowRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM flows WHERE tenant_id = $1 AND mode = $2 AND deleted_at IS NULL
          ORDER BY ranking_score DESC, created_at"
     )))
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(who.0)
+    .bind(who.1.as_str())
     .fetch_all(&st.pools.primary)
-    .await?;
-    Ok(Json(json!({ "data": rows })))
+    .await?)
 }
 
 async fn get_flow(
@@ -192,7 +197,9 @@ async fn get_flow(
 ) -> ApiResult<Json<FlowRow>> {
     let id = parse_id(&id)?;
     let mut conn = st.pools.primary.acquire().await?;
-    Ok(Json(fetch(&mut conn, &auth, id, false).await?))
+    Ok(Json(
+        fetch(&mut conn, (auth.tenant_id, auth.mode), id, false).await?,
+    ))
 }
 
 /// Replaces the draft; the published version is untouched until the next publish.
@@ -206,7 +213,7 @@ async fn update_flow(
     let id = parse_id(&id)?;
     let def = validated(def)?;
     let mut tx = st.pools.primary.begin().await?;
-    let before = fetch(&mut tx, &auth, id, true).await?;
+    let before = fetch(&mut tx, (auth.tenant_id, auth.mode), id, true).await?;
     let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE flows SET name = $4, language = $5, ranking_score = $6, is_default = $7, draft = $8, updated_at = now()
          WHERE tenant_id = $1 AND mode = $2 AND id = $3 RETURNING {COLUMNS}"
@@ -223,8 +230,8 @@ async fn update_flow(
     .await?;
     audit(
         &mut tx,
-        &meta,
-        &auth,
+        &meta.key_actor(&auth),
+        (auth.tenant_id, auth.mode),
         "flow.update",
         id,
         Some(before.summary()),
@@ -244,7 +251,7 @@ async fn delete_flow(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let mut tx = st.pools.primary.begin().await?;
-    let before = fetch(&mut tx, &auth, id, true).await?;
+    let before = fetch(&mut tx, (auth.tenant_id, auth.mode), id, true).await?;
     sqlx::query(
         "UPDATE flows SET deleted_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3",
     )
@@ -255,8 +262,8 @@ async fn delete_flow(
     .await?;
     audit(
         &mut tx,
-        &meta,
-        &auth,
+        &meta.key_actor(&auth),
+        (auth.tenant_id, auth.mode),
         "flow.delete",
         id,
         Some(before.summary()),
@@ -275,7 +282,7 @@ async fn delete_flow(
 /// role from the other flows of its mode. Returns the version.
 async fn publish_definition(
     tx: &mut PgConnection,
-    auth: &KeyIdentity,
+    who: (Uuid, Mode),
     id: Uuid,
     definition: &Value,
     is_default: bool,
@@ -285,15 +292,15 @@ async fn publish_definition(
          SELECT $1, $2, $3, coalesce(max(version), 0) + 1, $4 FROM flow_versions WHERE flow_id = $3
          RETURNING version",
     )
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(who.0)
+    .bind(who.1.as_str())
     .bind(id)
     .bind(definition)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query("UPDATE flows SET published_version = $4, updated_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3")
-        .bind(auth.tenant_id)
-        .bind(auth.mode.as_str())
+        .bind(who.0)
+        .bind(who.1.as_str())
         .bind(id)
         .bind(version)
         .execute(&mut *tx)
@@ -303,8 +310,8 @@ async fn publish_definition(
             "UPDATE flows SET is_default = false
               WHERE tenant_id = $1 AND mode = $2 AND id <> $3 AND is_default",
         )
-        .bind(auth.tenant_id)
-        .bind(auth.mode.as_str())
+        .bind(who.0)
+        .bind(who.1.as_str())
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -321,13 +328,25 @@ async fn publish_flow(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
+    let version = publish(&st, (auth.tenant_id, auth.mode), &meta.key_actor(&auth), id).await?;
+    Ok(Json(json!({ "id": id, "published_version": version })))
+}
+
+/// Publishes flow `id`'s draft in its tenant's mode (the dashboard's publish button calls it
+/// too): one transaction with the audit row, then every process's flow cache is invalidated.
+pub async fn publish(
+    st: &AppState,
+    who: (Uuid, Mode),
+    actor: &shared::audit::Actor,
+    id: Uuid,
+) -> ApiResult<i32> {
     let mut tx = st.pools.primary.begin().await?;
-    let row = fetch(&mut tx, &auth, id, true).await?;
-    let version = publish_definition(&mut tx, &auth, id, &row.draft, row.is_default).await?;
+    let row = fetch(&mut tx, who, id, true).await?;
+    let version = publish_definition(&mut tx, who, id, &row.draft, row.is_default).await?;
     audit(
         &mut tx,
-        &meta,
-        &auth,
+        actor,
+        who,
         "flow.publish",
         id,
         Some(json!({ "published_version": row.published_version })),
@@ -336,10 +355,10 @@ async fn publish_flow(
     .await?;
     tx.commit().await?;
     st.flow_cache
-        .invalidate_everywhere(&st.redis, auth.tenant_id, auth.mode)
+        .invalidate_everywhere(&st.redis, who.0, who.1)
         .await;
-    tracing::info!(flow_id = %id, version, mode = auth.mode.as_str(), "flow published");
-    Ok(Json(json!({ "id": id, "published_version": version })))
+    tracing::info!(flow_id = %id, version, mode = who.1.as_str(), "flow published");
+    Ok(version)
 }
 
 async fn list_versions(
@@ -349,7 +368,7 @@ async fn list_versions(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let mut conn = st.pools.primary.acquire().await?;
-    fetch(&mut conn, &auth, id, false).await?;
+    fetch(&mut conn, (auth.tenant_id, auth.mode), id, false).await?;
     let rows: Vec<(i32, Value, DateTime<Utc>)> = sqlx::query_as(
         "SELECT version, definition, published_at FROM flow_versions
           WHERE tenant_id = $1 AND mode = $2 AND flow_id = $3 ORDER BY version DESC",

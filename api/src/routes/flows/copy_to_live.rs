@@ -145,7 +145,14 @@ pub(super) async fn copy_to_live(
     .await?;
     let live = match &published {
         Some((_, def)) => {
-            let version = publish_definition(&mut tx, &auth, live.id, def, live.is_default).await?;
+            let version = publish_definition(
+                &mut tx,
+                (auth.tenant_id, auth.mode),
+                live.id,
+                def,
+                live.is_default,
+            )
+            .await?;
             FlowRow {
                 published_version: Some(version),
                 ..live
@@ -159,8 +166,8 @@ pub(super) async fn copy_to_live(
     after["published"] = json!(published.is_some());
     audit(
         &mut tx,
-        &meta,
-        &auth,
+        &meta.key_actor(&auth),
+        (auth.tenant_id, auth.mode),
         "flow.copy_to_live",
         live.id,
         before.as_ref().map(FlowRow::summary),
