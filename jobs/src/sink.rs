@@ -2,7 +2,7 @@
 //! hardened queue, so apalis-core's blanket `TaskSink<J, Ephemeral>` gives it `push`,
 //! `push_bulk`, `push_stream`, `push_task` and `push_all`:
 //!
-//! ```ignore
+//! ```text
 //! use apalis_core::backend::TaskSink;
 //! let mut sink = JobSink::<ApplyOffer>::durable(client, pool, Some(tenant_id));
 //! sink.push(ApplyOffer { session_id }).await?;

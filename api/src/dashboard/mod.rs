@@ -82,19 +82,19 @@ pub fn router() -> Router<AppState> {
         .route("/app/ops/queues/{queue}/dead", get(ops::dead_page))
         .route(
             "/app/ops/queues/{queue}/dead/retry-all",
-            post(ops::retry_all),
+            post(ops::queue_action),
         )
         .route(
             "/app/ops/queues/{queue}/dead/purge-all",
-            post(ops::purge_all),
+            post(ops::queue_action),
         )
         .route(
             "/app/ops/queues/{queue}/dead/{id}/retry",
-            post(ops::retry_one),
+            post(ops::task_action),
         )
         .route(
             "/app/ops/queues/{queue}/dead/{id}/purge",
-            post(ops::purge_one),
+            post(ops::task_action),
         )
         .route("/app/assets/{file}", get(asset))
 }
@@ -192,16 +192,21 @@ fn session_cookie(config: &Config, value: &str, max_age: Option<Duration>) -> He
     .expect("cookie is ASCII")
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name` (the first of every `Cookie` header), at most 128 characters.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE).filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 // ---------------------------------------------------------------------------------------

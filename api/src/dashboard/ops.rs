@@ -55,15 +55,7 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
-        let value = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v.to_string());
+        let value = super::cookie_value(&parts.headers, COOKIE);
         let ok = value.as_deref().and_then(|v| {
             let (exp, sig) = v.split_once('.')?;
             let exp: i64 = exp.parse().ok()?;
@@ -366,83 +358,85 @@ async fn act(
     ))
 }
 
-pub async fn retry_one(
+/// The checks of every console action: the CSRF token, a known queue and (for one task) a
+/// task id; `Err` is the response that refuses it.
+fn checked(
+    st: &AppState,
+    op: &Operator,
+    headers: &HeaderMap,
+    csrf: &str,
+    queue: &str,
+    id: Option<&str>,
+) -> Result<(&'static str, Option<Uuid>), Box<Response>> {
+    if !op.check(st, headers, csrf) {
+        return Err(Box::new(forbidden("missing or wrong CSRF token")));
+    }
+    let name = jobs::ops::check_queue(queue)
+        .map_err(|_| Box::new((StatusCode::NOT_FOUND, "no such queue").into_response()))?;
+    let id = id
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| Box::new((StatusCode::NOT_FOUND, "no such dead task").into_response()))?;
+    Ok((name, id))
+}
+
+/// Retries (`…/retry`) or purges (`…/purge`) one dead task (the path's last segment).
+pub async fn task_action(
     State(st): State<AppState>,
     op: Operator,
     headers: HeaderMap,
     ip: Option<Extension<ClientIp>>,
     Path((queue, id)): Path<(String, String)>,
+    uri: axum::http::Uri,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !op.check(&st, &headers, &f.csrf) {
-        return forbidden("missing or wrong CSRF token");
-    }
-    let (Ok(name), Ok(id)) = (jobs::ops::check_queue(&queue), Uuid::parse_str(&id)) else {
-        return (StatusCode::NOT_FOUND, "no such dead task").into_response();
+    let verb = uri.path().rsplit('/').next().unwrap_or("");
+    let (name, id) = match checked(&st, &op, &headers, &f.csrf, &queue, Some(&id)) {
+        Ok((n, Some(id))) => (n, id),
+        Ok(_) => return (StatusCode::NOT_FOUND, "no such dead task").into_response(),
+        Err(res) => return *res,
     };
-    let ids = jobs::ops::retry_dead(&st.pools.primary, &st.jobs.queues, name, id)
-        .await
-        .map(|done| if done { vec![id] } else { Vec::new() });
-    act(&st, ip, name, "dead_task.retry", ids).await
+    let (pool, queues) = (&st.pools.primary, &st.jobs.queues);
+    match verb {
+        "retry" => {
+            let ids = jobs::ops::retry_dead(pool, queues, name, id)
+                .await
+                .map(|done| if done { vec![id] } else { Vec::new() });
+            act(&st, ip, name, "dead_task.retry", ids).await
+        }
+        "purge" => {
+            let ids = jobs::ops::purge_dead(pool, queues, name, None, Some(vec![id])).await;
+            act(&st, ip, name, "dead_task.purge", ids).await
+        }
+        _ => (StatusCode::NOT_FOUND, "no such action").into_response(),
+    }
 }
 
-pub async fn purge_one(
-    State(st): State<AppState>,
-    op: Operator,
-    headers: HeaderMap,
-    ip: Option<Extension<ClientIp>>,
-    Path((queue, id)): Path<(String, String)>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if !op.check(&st, &headers, &f.csrf) {
-        return forbidden("missing or wrong CSRF token");
-    }
-    let (Ok(name), Ok(id)) = (jobs::ops::check_queue(&queue), Uuid::parse_str(&id)) else {
-        return (StatusCode::NOT_FOUND, "no such dead task").into_response();
-    };
-    let ids = jobs::ops::purge_dead(
-        &st.pools.primary,
-        &st.jobs.queues,
-        name,
-        None,
-        Some(vec![id]),
-    )
-    .await;
-    act(&st, ip, name, "dead_task.purge", ids).await
-}
-
-pub async fn retry_all(
+/// Retries (`…/retry-all`) or purges (`…/purge-all`) every dead task of a queue.
+pub async fn queue_action(
     State(st): State<AppState>,
     op: Operator,
     headers: HeaderMap,
     ip: Option<Extension<ClientIp>>,
     Path(queue): Path<String>,
+    uri: axum::http::Uri,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !op.check(&st, &headers, &f.csrf) {
-        return forbidden("missing or wrong CSRF token");
-    }
-    let Ok(name) = jobs::ops::check_queue(&queue) else {
-        return (StatusCode::NOT_FOUND, "no such queue").into_response();
+    let verb = uri.path().rsplit('/').next().unwrap_or("");
+    let name = match checked(&st, &op, &headers, &f.csrf, &queue, None) {
+        Ok((n, _)) => n,
+        Err(res) => return *res,
     };
-    let ids = jobs::ops::retry_all_dead(&st.pools.primary, &st.jobs.queues, name, None).await;
-    act(&st, ip, name, "dead_task.retry_all", ids).await
-}
-
-pub async fn purge_all(
-    State(st): State<AppState>,
-    op: Operator,
-    headers: HeaderMap,
-    ip: Option<Extension<ClientIp>>,
-    Path(queue): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if !op.check(&st, &headers, &f.csrf) {
-        return forbidden("missing or wrong CSRF token");
+    let (pool, queues) = (&st.pools.primary, &st.jobs.queues);
+    match verb {
+        "retry-all" => {
+            let ids = jobs::ops::retry_all_dead(pool, queues, name, None).await;
+            act(&st, ip, name, "dead_task.retry_all", ids).await
+        }
+        "purge-all" => {
+            let ids = jobs::ops::purge_dead(pool, queues, name, None, None).await;
+            act(&st, ip, name, "dead_task.purge", ids).await
+        }
+        _ => (StatusCode::NOT_FOUND, "no such action").into_response(),
     }
-    let Ok(name) = jobs::ops::check_queue(&queue) else {
-        return (StatusCode::NOT_FOUND, "no such queue").into_response();
-    };
-    let ids = jobs::ops::purge_dead(&st.pools.primary, &st.jobs.queues, name, None, None).await;
-    act(&st, ip, name, "dead_task.purge", ids).await
 }
