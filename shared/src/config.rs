@@ -9,6 +9,8 @@ use crate::secret::{redact_url, Secret};
 /// the process refuses to start while either is still in use.
 pub const DEV_MASTER_KEY: &str = "ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcyEhISE=";
 pub const DEV_OPS_TOKEN: &str = "dev-ops-token";
+/// The From address of outbound mail unless `MAIL_FROM` says otherwise.
+pub const DEFAULT_MAIL_FROM: &str = "RetentionOS <no-reply@localhost>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,6 +72,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How long personal data is kept (the retention job; see `crate::privacy`).
     pub retention: crate::privacy::Retention,
+    /// Outbound mail relay (`SMTP_URL`: `smtp://host:port`, `smtps://user:pass@host`, ...);
+    /// a secret because it can carry credentials. Unset: mail is written to the log
+    /// (`crate::mail`, log mode).
+    pub smtp_url: Option<Secret>,
+    /// From address of outbound mail (`MAIL_FROM`); parsed by `crate::mail::Mailer`.
+    pub mail_from: String,
 }
 
 /// Overload protection of the api process.
@@ -214,6 +222,8 @@ impl Config {
                 feedback_days: parse(&get, "RETENTION_FEEDBACK_DAYS", 365)?,
                 audit_days: parse(&get, "RETENTION_AUDIT_DAYS", 2555)?,
             },
+            smtp_url: get("SMTP_URL").map(Secret::new),
+            mail_from: get("MAIL_FROM").unwrap_or_else(|| DEFAULT_MAIL_FROM.into()),
             // Decided in `validate`: off wherever the deployment is exposed.
             demo_enabled: false,
         };
@@ -314,7 +324,7 @@ impl Config {
     /// Secret-free summary for the startup log line.
     pub fn describe(&self) -> String {
         format!(
-            "env={} database={} read_replica={} redis={} prefix={} api_addr={} ops_addr={} worker_metrics_addr={}",
+            "env={} database={} read_replica={} redis={} prefix={} api_addr={} ops_addr={} worker_metrics_addr={} smtp={}",
             self.app_env,
             redact_url(self.database_url.expose()),
             self.database_read_url
@@ -328,6 +338,10 @@ impl Config {
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "none".into()),
             self.worker_metrics_addr,
+            self.smtp_url
+                .as_ref()
+                .map(|u| redact_url(u.expose()))
+                .unwrap_or_else(|| "none (mail is logged)".into()),
         )
     }
 
@@ -425,6 +439,12 @@ mod tests {
         assert_eq!(c.pool.max_lifetime, Duration::from_secs(3600));
         assert_eq!(c.log_format, LogFormat::Compact);
         assert_eq!(c.redis_timeout, Duration::from_secs(5));
+        assert!(c.smtp_url.is_none());
+        assert_eq!(c.mail_from, DEFAULT_MAIL_FROM);
+        // Empty counts as unset, as for every variable.
+        let c = cfg(&[("SMTP_URL", " "), ("MAIL_FROM", "")]).unwrap();
+        assert!(c.smtp_url.is_none());
+        assert_eq!(c.mail_from, DEFAULT_MAIL_FROM);
     }
 
     #[test]
@@ -442,10 +462,13 @@ mod tests {
         let c = cfg(&[
             ("DATABASE_URL", "postgres://u:pgpass123@h/db"),
             ("OPS_TOKEN", "opsopsops-secret"),
+            ("SMTP_URL", "smtps://mailer:smtppass456@smtp.example.com"),
         ])
         .unwrap();
         let dbg = format!("{c:?} {}", c.describe());
+        assert!(dbg.contains("smtp.example.com"), "{dbg}");
         assert!(!dbg.contains("pgpass123"), "{dbg}");
+        assert!(!dbg.contains("smtppass456"), "{dbg}");
         assert!(!dbg.contains("opsopsops-secret"), "{dbg}");
         assert!(!dbg.contains(DEV_MASTER_KEY), "{dbg}");
     }

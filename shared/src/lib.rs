@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod flows;
+pub mod mail;
 pub mod privacy;
 pub mod process;
 pub mod redis_conn;

@@ -3,6 +3,7 @@
 //! process-level workers, and helpers to make tenants.
 
 pub mod fake_stripe;
+pub mod smtp;
 pub mod stack;
 
 use std::{
