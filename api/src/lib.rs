@@ -59,12 +59,15 @@ pub struct AppInner {
     pub event_writes: Arc<batch::Batcher<String, String>>,
     /// Failed dashboard sign-ins per client address.
     pub login_throttle: Arc<dashboard::LoginThrottle>,
+    /// Invitations and password resets (`SMTP_URL`; logged when unset).
+    pub mailer: shared::mail::Mailer,
 }
 
 impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let pools = Pools::from_config(&config, "retentionos-api")?;
         let redis = Redis::from_config(&config)?;
+        let mailer = shared::mail::Mailer::from_config(&config)?;
         let jobs = JobClient::new(Queues::new(redis.clone()), config.jobs.idempotency_ttl);
         let master = shared::crypto::MasterKey::from_config(&config)?;
         let flow_cache = Arc::new(flow_cache::FlowCache::default());
@@ -106,6 +109,7 @@ impl AppState {
             jobs,
             auth_cache: Arc::default(),
             login_throttle: Arc::default(),
+            mailer,
         })))
     }
 }

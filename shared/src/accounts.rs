@@ -262,6 +262,33 @@ pub async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::E
     Ok(row.map(user_of))
 }
 
+pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let Ok(email) = normalize_email(email) else {
+        return Ok(None);
+    };
+    let row: Option<UserRow> =
+        sqlx::query_as("SELECT id, tenant_id, email, role FROM dashboard_users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(user_of))
+}
+
+/// A tenant's users with whether each has set a password, oldest first.
+pub async fn list_users(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<(User, bool)>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid, String, String, bool)> = sqlx::query_as(
+        "SELECT id, tenant_id, email, role, password_hash IS NOT NULL FROM dashboard_users
+          WHERE tenant_id = $1 ORDER BY created_at, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, b, c, d, has)| (user_of((a, b, c, d)), has))
+        .collect())
+}
+
 /// Purpose of a one-time link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkPurpose {

@@ -1562,3 +1562,164 @@ async fn owners_publish_flows_and_analysts_cannot() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(published(&app).await, Some(1));
 }
+
+/// Invitations and password resets by mail through a real SMTP server: the invited teammate
+/// follows the mail's link, sets a password and signs in with the invited role; a reset
+/// link replaces the password; an unknown email gets the same answer and no mail; an admin
+/// cannot invite an owner.
+#[tokio::test]
+async fn invitations_and_resets_arrive_by_mail_and_their_links_work() {
+    let smtp = harness::smtp::ThrowawaySmtp::start();
+    let mut env = harness::Env::new().await;
+    env.set("SMTP_URL", smtp.url());
+    let app = TestApp::spawn_with(env).await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    user(&app, t.tenant.id, "admin@acme.test", Role::Admin).await;
+    let link_of = |text: &str| {
+        let url = text
+            .lines()
+            .find(|l| l.contains("/app/set-password?token="))
+            .expect("a link line")
+            .trim()
+            .to_string();
+        url.split_once("/app/")
+            .map(|(_, p)| format!("/app/{p}"))
+            .unwrap()
+    };
+
+    let owner = signed_in(&app, "owner@acme.test").await;
+    let html = get(&app, "/app/team", &owner).await.text().await.unwrap();
+    assert!(html.contains("admin@acme.test") && html.contains("<option value=\"owner\">"));
+    let res = post(
+        &app,
+        "/app/team/invite",
+        &owner,
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("email", "Mia@Acme.test"),
+            ("role", "analyst"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Invitation sent to mia@acme.test"));
+    let mails = smtp.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(mails[0].rcpt_tos, ["mia@acme.test"]);
+    let text = mails[0].text.clone().unwrap();
+    assert!(
+        text.contains("owner@acme.test invited you") && text.contains("as analyst"),
+        "{text}"
+    );
+    let link = link_of(&text);
+    let res = client()
+        .post(app.url("/app/set-password"))
+        .form(&[
+            ("token", link.split("token=").nth(1).unwrap()),
+            ("password", "mias long password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = login_as(&app, "mia@acme.test", "mias long password").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let mia = cookie_of(&res);
+    let html = get(&app, "/app/team", &mia).await.text().await.unwrap();
+    assert!(
+        html.contains("(analyst)") && !html.contains("/app/team/invite"),
+        "analysts do not invite"
+    );
+    let res = post(
+        &app,
+        "/app/team/invite",
+        &mia,
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("email", "x@acme.test"),
+            ("role", "analyst"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // An admin cannot make an owner; the same email twice is an error on the field.
+    let admin = signed_in(&app, "admin@acme.test").await;
+    let html = get(&app, "/app/team", &admin).await.text().await.unwrap();
+    assert!(!html.contains("<option value=\"owner\">"));
+    let csrf = csrf_of(&html);
+    let res = post(
+        &app,
+        "/app/team/invite",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("email", "boss@acme.test"),
+            ("role", "owner"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post(
+        &app,
+        "/app/team/invite",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("email", "mia@acme.test"),
+            ("role", "admin"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("id=\"email-error\""));
+
+    // Reset: an unknown email first (same answer, no mail), then the owner's.
+    for email in ["nobody@acme.test", "owner@acme.test"] {
+        let res = client()
+            .post(app.url("/app/reset-password"))
+            .form(&[("email", email)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.text().await.unwrap().contains("If an account exists"));
+    }
+    let mails = smtp.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(mails.len(), 2, "no mail for the unknown address");
+    assert_eq!(mails[1].rcpt_tos, ["owner@acme.test"]);
+    let link = link_of(mails[1].text.as_deref().unwrap());
+    let res = client()
+        .post(app.url("/app/set-password"))
+        .form(&[
+            ("token", link.split("token=").nth(1).unwrap()),
+            ("password", "a brand new password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        login_as(&app, "owner@acme.test", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&app, "/app", &owner).await.status(),
+        StatusCode::SEE_OTHER,
+        "sessions ended"
+    );
+    assert_eq!(
+        login_as(&app, "owner@acme.test", "a brand new password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(smtp.messages().len(), 2);
+}

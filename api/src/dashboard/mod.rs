@@ -46,6 +46,7 @@ use crate::{audit::ClientIp, AppState};
 mod ops;
 mod pages;
 mod settings;
+mod team;
 
 pub const COOKIE: &str = "rtos_session";
 
@@ -76,6 +77,12 @@ pub fn router() -> Router<AppState> {
         .route("/app/keys/rotate", post(settings::rotate_key))
         .route("/app/keys/{id}/revoke", post(settings::revoke_key))
         .route("/app/audit", get(settings::audit_page))
+        .route("/app/team", get(team::team_page))
+        .route("/app/team/invite", post(team::invite))
+        .route(
+            "/app/reset-password",
+            get(team::reset_page).post(team::reset),
+        )
         .route("/app/ops", get(ops::queues_page))
         .route("/app/ops/login", get(ops::login_page).post(ops::login))
         .route("/app/ops/logout", post(ops::logout))
