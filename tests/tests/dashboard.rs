@@ -90,6 +90,18 @@ async fn post(
     req.send().await.unwrap()
 }
 
+/// Moves one of a session's expiry columns to `now() <offset>` (e.g. `- interval '1 second'`).
+async fn set_session_time(app: &TestApp, cookie: &str, column: &str, offset: &str) {
+    assert!(["idle_expires_at", "expires_at"].contains(&column));
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE dashboard_sessions SET {column} = now() {offset} WHERE token_hash = $1"
+    )))
+    .bind(shared::crypto::hash_key(cookie))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
 fn location(res: &reqwest::Response) -> &str {
     res.headers()
         .get(header::LOCATION)
@@ -399,32 +411,20 @@ async fn sessions_expire_when_idle_or_old_and_sign_out_everywhere_ends_all() {
     user(&app, t.tenant.id, "ana@acme.test", Role::Analyst).await;
 
     let idle = signed_in(&app, "ana@acme.test").await;
-    sqlx::query("UPDATE dashboard_sessions SET idle_expires_at = now() - interval '1 second' WHERE token_hash = $1")
-        .bind(shared::crypto::hash_key(&idle))
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    set_session_time(&app, &idle, "idle_expires_at", "- interval '1 second'").await;
     assert_eq!(
         get(&app, "/app", &idle).await.status(),
         StatusCode::SEE_OTHER
     );
     let old = signed_in(&app, "ana@acme.test").await;
-    sqlx::query("UPDATE dashboard_sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1")
-        .bind(shared::crypto::hash_key(&old))
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    set_session_time(&app, &old, "expires_at", "- interval '1 second'").await;
     assert_eq!(
         get(&app, "/app", &old).await.status(),
         StatusCode::SEE_OTHER
     );
     // Use renews the idle expiry, never past the absolute one.
     let live = signed_in(&app, "ana@acme.test").await;
-    sqlx::query("UPDATE dashboard_sessions SET idle_expires_at = now() + interval '1 minute' WHERE token_hash = $1")
-        .bind(shared::crypto::hash_key(&live))
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    set_session_time(&app, &live, "idle_expires_at", "+ interval '1 minute'").await;
     assert_eq!(get(&app, "/app", &live).await.status(), StatusCode::OK);
     let (renewed,): (bool,) = sqlx::query_as(
         "SELECT idle_expires_at > now() + interval '11 hours' AND idle_expires_at <= expires_at FROM dashboard_sessions WHERE token_hash = $1",
