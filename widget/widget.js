@@ -139,6 +139,7 @@
     const shown = {};
     let ended = false; // an outcome (or a close) happened: no more outcomes
     let saved = false;
+    let quiet = !!o.preview;
     let host, root, overlay, dialog, xBtn, titleEl, bodyEl, footEl, prevFocus, prevOverflow, resolve;
     const titleId = 'rtos-title-' + id;
     const promise = new Promise((r) => { resolve = r; });
@@ -263,7 +264,7 @@
       de.style.overflow = 'hidden';
       doc.addEventListener('keydown', onKey, true);
       doc.addEventListener('focusin', onFocusIn, true);
-      dialog.focus();
+      if (!quiet) dialog.focus();
     }
 
     function unmount() {
@@ -292,7 +293,8 @@
       foot.forEach((k) => k && footEl.appendChild(k));
       bodyEl.appendChild(footEl);
       dialog.scrollTop = 0;
-      titleEl.focus();
+      if (quiet) quiet = false; // a preview's first screen leaves the focus in the editor
+      else titleEl.focus();
     }
 
     function btn(text, cls, fn, extra) {
@@ -476,7 +478,10 @@
       mount();
       const body = {};
       if (navigator.language) body.language = navigator.language;
-      const res = await post(base + '/v1/widget/sessions', body, timeout, sessionCtrl);
+      // `preview`: a session start's answer given by the dashboard's flow editor; no
+      // session, no events (sessionId stays null), nothing is recorded.
+      const res = o.preview && typeof o.preview === 'object' ? { status: 200, body: o.preview }
+        : await post(base + '/v1/widget/sessions', body, timeout, sessionCtrl);
       if (ended) return;
       const d = res.body;
       if ((res.status !== 201 && res.status !== 200) || !d || typeof d !== 'object') {

@@ -79,3 +79,45 @@ export function watchPage(page, label) {
   });
   return errors;
 }
+
+// ---------------------------------------------------------------------------------------
+// Dashboard fixtures for the suites run against the real stack (run.sh exports API_URL,
+// OPS_TOKEN and RTOS_API_BIN).
+
+// A tenant made through POST /v1/tenants with the ops token.
+export async function opsTenant(api, opsToken, name) {
+  const res = await fetch(`${api}/v1/tenants`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${opsToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`POST /v1/tenants: ${res.status} ${text}`);
+  const json = JSON.parse(text);
+  return { id: json.tenant.id, name, keys: json.keys };
+}
+
+// A dashboard user made with `retentionos-api user create --password-stdin`.
+export async function cliUser(apiBin, tenantId, role, email, password) {
+  const { execFile } = await import('node:child_process');
+  const out = await new Promise((resolve, reject) => {
+    const child = execFile(
+      apiBin,
+      ['user', 'create', '--tenant', tenantId, '--email', email, '--role', role, '--password-stdin'],
+      { encoding: 'utf8', env: process.env, timeout: 60000 },
+      (e, stdout, stderr) => (e ? reject(new Error(`user create: ${e.message}\n${stdout}\n${stderr}`)) : resolve(stdout)),
+    );
+    child.stdin.end(`${password}\n`);
+  });
+  const json = JSON.parse(out.slice(out.indexOf('{\n')));
+  return { ...json, email, password };
+}
+
+// Signs `user` in within `context` (the request shares the context's cookie jar).
+export async function dashboardSignIn(context, api, user) {
+  const res = await context.request.post(`${api}/app/login`, {
+    form: { email: user.email, password: user.password },
+    maxRedirects: 0,
+  });
+  if (res.status() !== 303) throw new Error(`POST /app/login: ${res.status()} ${await res.text()}`);
+}

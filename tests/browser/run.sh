@@ -243,6 +243,7 @@ export API_URL API_PID
 export RTOS_API_BIN="$API_BIN"
 blog "dashboard suite (/app against the real API)"
 run_suite dashboard.test.mjs
+run_suite dashboard-editor.test.mjs
 kill -0 "$API_PID" 2>/dev/null || die "the api exited during the dashboard suite"
 blog "end-to-end suite (demo page against the real API; scenario d kills the api on purpose)"
 run_suite e2e.test.mjs

@@ -13,8 +13,8 @@
 //! field (compared in constant time). Either failing is a 403 and changes nothing.
 //!
 //! Pages answer with `Cache-Control: no-store` and a CSP that allows only our own
-//! stylesheet (no script runs on these pages yet). The stylesheet is served under a
-//! content-hashed name with a one-year immutable cache.
+//! stylesheet, scripts and frames (no inline script, no other origin). The stylesheet is
+//! served under a content-hashed name with a one-year immutable cache.
 
 use std::{
     collections::HashMap,
@@ -43,9 +43,11 @@ use subtle::ConstantTimeEq;
 
 use crate::{audit::ClientIp, AppState};
 
+mod editor;
 mod ops;
 mod pages;
 mod settings;
+mod stripe;
 mod team;
 
 pub const COOKIE: &str = "rtos_session";
@@ -104,6 +106,8 @@ pub fn router() -> Router<AppState> {
             post(ops::task_action),
         )
         .route("/app/assets/{file}", get(asset))
+        .merge(editor::router())
+        .merge(stripe::router())
 }
 
 /// Where users reach the api: `PUBLIC_BASE_URL`, else `http://API_ADDR`.
@@ -158,7 +162,7 @@ fn page(status: StatusCode, t: &impl Template) -> Response {
             h.insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
                 ),
             );
             res

@@ -581,13 +581,22 @@ pub async fn flows_page(
     flows_view(&st, &s, notice, None, StatusCode::OK).await
 }
 
+#[derive(Deserialize)]
+pub struct PublishForm {
+    #[serde(default)]
+    csrf: String,
+    /// `editor`: back to the flow's editor (else the flows list).
+    #[serde(default)]
+    back: String,
+}
+
 pub async fn publish_flow(
     State(st): State<AppState>,
     Signed(s): Signed,
     headers: axum::http::HeaderMap,
     ip: Option<axum::Extension<crate::audit::ClientIp>>,
     Path(id): Path<String>,
-    axum::Form(f): axum::Form<super::CsrfForm>,
+    axum::Form(f): axum::Form<PublishForm>,
 ) -> Response {
     if !super::csrf_ok(&s, &headers, &f.csrf) {
         return super::forbidden("missing or wrong CSRF token");
@@ -607,6 +616,9 @@ pub async fn publish_flow(
     };
     let actor = shared::accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
     match routes::flows::publish(&st, (s.user.tenant_id, s.mode), &actor, id).await {
+        Ok(v) if f.back == "editor" => {
+            super::see_other(&format!("/app/flows/{id}?notice=published_{v}"))
+        }
         Ok(v) => super::see_other(&format!("/app/flows?published={v}")),
         Err(e) => {
             let status = e.status;

@@ -5,6 +5,8 @@
 
 mod copy_to_live;
 
+pub use copy_to_live::copy;
+
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -69,7 +71,8 @@ impl FlowRow {
 
 const COLUMNS: &str = "id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at";
 
-fn validated(body: Value) -> ApiResult<FlowDefinition> {
+/// Parses and validates a flow definition; errors name the offending field in `param`.
+pub fn validated(body: Value) -> ApiResult<FlowDefinition> {
     let def = shared::flows::parse_flow(body).map_err(|e| {
         let code = if e.message.contains("unknown field") {
             "unknown_field"
@@ -140,6 +143,24 @@ async fn create_flow(
     State(st): State<AppState>,
     ApiJson(def): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<FlowRow>)> {
+    let row = create(
+        &st,
+        (auth.tenant_id, auth.mode),
+        &meta.key_actor(&auth),
+        def,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+/// Creates a flow in `who`'s mode from a definition (validated like every flow) with its
+/// audit row (the dashboard's "new flow" calls it too).
+pub async fn create(
+    st: &AppState,
+    who: (Uuid, Mode),
+    actor: &shared::audit::Actor,
+    def: Value,
+) -> ApiResult<FlowRow> {
     let def = validated(def)?;
     let mut tx = st.pools.primary.begin().await?;
     let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -147,8 +168,8 @@ async fn create_flow(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(who.0)
+    .bind(who.1.as_str())
     .bind(&def.name)
     .bind(&def.language)
     .bind(def.ranking_score)
@@ -158,8 +179,8 @@ async fn create_flow(
     .await?;
     audit(
         &mut tx,
-        &meta.key_actor(&auth),
-        (auth.tenant_id, auth.mode),
+        actor,
+        who,
         "flow.create",
         row.id,
         None,
@@ -167,7 +188,7 @@ async fn create_flow(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row)))
+    Ok(row)
 }
 
 async fn list_flows(
@@ -196,10 +217,14 @@ async fn get_flow(
     Path(id): Path<String>,
 ) -> ApiResult<Json<FlowRow>> {
     let id = parse_id(&id)?;
+    Ok(Json(find(&st, (auth.tenant_id, auth.mode), id).await?))
+}
+
+/// `who`'s flow `id` (its tenant and mode, not deleted), read from the primary (the caller's
+/// own writes are visible at once).
+pub async fn find(st: &AppState, who: (Uuid, Mode), id: Uuid) -> ApiResult<FlowRow> {
     let mut conn = st.pools.primary.acquire().await?;
-    Ok(Json(
-        fetch(&mut conn, (auth.tenant_id, auth.mode), id, false).await?,
-    ))
+    fetch(&mut conn, who, id, false).await
 }
 
 /// Replaces the draft; the published version is untouched until the next publish.
@@ -211,15 +236,36 @@ async fn update_flow(
     ApiJson(def): ApiJson<Value>,
 ) -> ApiResult<Json<FlowRow>> {
     let id = parse_id(&id)?;
+    let row = update(
+        &st,
+        (auth.tenant_id, auth.mode),
+        &meta.key_actor(&auth),
+        id,
+        def,
+    )
+    .await?;
+    Ok(Json(row))
+}
+
+/// Replaces flow `id`'s draft with a definition (validated like every flow) with its audit
+/// row; the published version is untouched until the next publish. The dashboard's editor
+/// and "restore as draft" call it too.
+pub async fn update(
+    st: &AppState,
+    who: (Uuid, Mode),
+    actor: &shared::audit::Actor,
+    id: Uuid,
+    def: Value,
+) -> ApiResult<FlowRow> {
     let def = validated(def)?;
     let mut tx = st.pools.primary.begin().await?;
-    let before = fetch(&mut tx, (auth.tenant_id, auth.mode), id, true).await?;
+    let before = fetch(&mut tx, who, id, true).await?;
     let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE flows SET name = $4, language = $5, ranking_score = $6, is_default = $7, draft = $8, updated_at = now()
          WHERE tenant_id = $1 AND mode = $2 AND id = $3 RETURNING {COLUMNS}"
     )))
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(who.0)
+    .bind(who.1.as_str())
     .bind(id)
     .bind(&def.name)
     .bind(&def.language)
@@ -230,8 +276,8 @@ async fn update_flow(
     .await?;
     audit(
         &mut tx,
-        &meta.key_actor(&auth),
-        (auth.tenant_id, auth.mode),
+        actor,
+        who,
         "flow.update",
         id,
         Some(before.summary()),
@@ -239,7 +285,7 @@ async fn update_flow(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(row))
+    Ok(row)
 }
 
 /// Removes the flow (and its published version) from the widget; versions are kept.
@@ -367,20 +413,34 @@ async fn list_versions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
+    let data: Vec<Value> = versions(&st, (auth.tenant_id, auth.mode), id)
+        .await?
+        .into_iter()
+        .map(|v| json!({ "version": v.version, "definition": v.definition, "published_at": v.published_at }))
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+/// One published version of a flow.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FlowVersion {
+    pub version: i32,
+    pub definition: Value,
+    pub published_at: DateTime<Utc>,
+}
+
+/// Every published version of `who`'s flow `id`, newest first (a 404 for another tenant's
+/// or mode's flow).
+pub async fn versions(st: &AppState, who: (Uuid, Mode), id: Uuid) -> ApiResult<Vec<FlowVersion>> {
     let mut conn = st.pools.primary.acquire().await?;
-    fetch(&mut conn, (auth.tenant_id, auth.mode), id, false).await?;
-    let rows: Vec<(i32, Value, DateTime<Utc>)> = sqlx::query_as(
+    fetch(&mut conn, who, id, false).await?;
+    Ok(sqlx::query_as(
         "SELECT version, definition, published_at FROM flow_versions
           WHERE tenant_id = $1 AND mode = $2 AND flow_id = $3 ORDER BY version DESC",
     )
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(who.0)
+    .bind(who.1.as_str())
     .bind(id)
     .fetch_all(&mut *conn)
-    .await?;
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|(v, d, at)| json!({ "version": v, "definition": d, "published_at": at }))
-        .collect();
-    Ok(Json(json!({ "data": data })))
+    .await?)
 }

@@ -80,18 +80,44 @@ pub(super) async fn copy_to_live(
     }
     let body = parse_body(&body)?;
     let source_id = parse_id(&id)?;
+    let (created, live) = copy(
+        &st,
+        auth.tenant_id,
+        &meta.key_actor(&auth),
+        source_id,
+        body.publish,
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(live)))
+}
+
+/// Copies the tenant's test flow `source_id` to live (see the module docs); `true` when the
+/// live flow was created. The dashboard's "copy to live" calls it too (the caller has checked
+/// that the actor may change live configuration).
+pub async fn copy(
+    st: &AppState,
+    tenant_id: Uuid,
+    actor: &shared::audit::Actor,
+    source_id: Uuid,
+    publish: bool,
+) -> ApiResult<(bool, FlowRow)> {
     let mut tx = st.pools.primary.begin().await?;
     // Locking the test flow serialises copies of it (one live counterpart, never two).
     let source: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM flows
           WHERE tenant_id = $1 AND mode = 'test' AND id = $2 AND deleted_at IS NULL FOR UPDATE"
     )))
-    .bind(auth.tenant_id)
+    .bind(tenant_id)
     .bind(source_id)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("flow"))?;
-    let published: Option<(i32, Value)> = match (body.publish, source.published_version) {
+    let published: Option<(i32, Value)> = match (publish, source.published_version) {
         (false, _) => None,
         (true, None) => {
             return Err(ApiError::conflict(
@@ -104,7 +130,7 @@ pub(super) async fn copy_to_live(
                 "SELECT definition FROM flow_versions
                   WHERE tenant_id = $1 AND mode = 'test' AND flow_id = $2 AND version = $3",
             )
-            .bind(auth.tenant_id)
+            .bind(tenant_id)
             .bind(source_id)
             .bind(v)
             .fetch_one(&mut *tx)
@@ -116,7 +142,7 @@ pub(super) async fn copy_to_live(
         "SELECT {COLUMNS} FROM flows
           WHERE tenant_id = $1 AND mode = 'live' AND copied_from = $2 AND deleted_at IS NULL FOR UPDATE"
     )))
-    .bind(auth.tenant_id)
+    .bind(tenant_id)
     .bind(source_id)
     .fetch_optional(&mut *tx)
     .await?;
@@ -126,14 +152,14 @@ pub(super) async fn copy_to_live(
              VALUES ($1, $2, 'live', $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
-        .bind(auth.tenant_id),
+        .bind(tenant_id),
         Some(b) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE flows SET name = $3, language = $4, ranking_score = $5, is_default = $6, draft = $7,
                     updated_at = now()
               WHERE id = $1 AND tenant_id = $2 AND copied_from = $8 RETURNING {COLUMNS}"
         )))
         .bind(b.id)
-        .bind(auth.tenant_id),
+        .bind(tenant_id),
     }
     .bind(&source.name)
     .bind(&source.language)
@@ -147,7 +173,7 @@ pub(super) async fn copy_to_live(
         Some((_, def)) => {
             let version = publish_definition(
                 &mut tx,
-                (auth.tenant_id, auth.mode),
+                (tenant_id, Mode::Live),
                 live.id,
                 def,
                 live.is_default,
@@ -166,8 +192,8 @@ pub(super) async fn copy_to_live(
     after["published"] = json!(published.is_some());
     audit(
         &mut tx,
-        &meta.key_actor(&auth),
-        (auth.tenant_id, auth.mode),
+        actor,
+        (tenant_id, Mode::Live),
         "flow.copy_to_live",
         live.id,
         before.as_ref().map(FlowRow::summary),
@@ -176,13 +202,8 @@ pub(super) async fn copy_to_live(
     .await?;
     tx.commit().await?;
     st.flow_cache
-        .invalidate_everywhere(&st.redis, auth.tenant_id, Mode::Live)
+        .invalidate_everywhere(&st.redis, tenant_id, Mode::Live)
         .await;
     tracing::info!(source = %source_id, flow_id = %live.id, published = published.is_some(), "flow copied to live");
-    let status = if before.is_none() {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(live)))
+    Ok((before.is_none(), live))
 }

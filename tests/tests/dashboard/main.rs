@@ -1,6 +1,12 @@
-//! The dashboard's accounts and access (issue 14): sign-in, server-side sessions, lockout
-//! and throttling, CSRF, the mode switch, one-time links and the CLI, on the real api,
-//! PostgreSQL and Redis.
+//! The dashboard (issue 14) on the real api, PostgreSQL and Redis. This file: accounts and
+//! access (sign-in, server-side sessions, lockout and throttling, CSRF, the mode switch,
+//! one-time links and the CLI) and the shared helpers; the modules below test one page
+//! family each.
+
+mod editor;
+mod overview;
+mod stripe_page;
+mod team_admin;
 
 use std::{io::Write, time::Duration};
 

@@ -1,0 +1,693 @@
+//! The flow editor (`/app/flows/{id}`): every part of a flow the API supports (general
+//! settings, targeting rules, the experiment's variants and holdout, the steps with their
+//! reasons and offers and each offer type's parameters), saved through the API's own
+//! `routes::flows::update` (its validation, its audit row). A live preview runs the real
+//! `widget.js` on the draft in an iframe (desktop and mobile widths): the preview frame
+//! (`/app/flows/{id}/preview`) opens the widget with the `preview` option (no session, no
+//! events); with JavaScript the editor posts the form to `POST /app/flows/{id}/preview` as
+//! it changes and hands the result to the frame, without saving. Publish, the versions list
+//! with a diff of two versions (or a version and the draft), "restore as draft" and "copy to
+//! live" (test flows) complete it.
+//!
+//! Owners and admins edit; analysts see the same page read-only and every POST of theirs
+//! that would change something is refused (403). Without JavaScript everything but the
+//! as-you-type preview works: structural edits (add, remove, move) are form buttons that
+//! re-render the unsaved form.
+
+mod form;
+mod view;
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Form, Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Digest;
+use shared::{accounts::Session, flows::Guardrails, tenants::Mode};
+use uuid::Uuid;
+
+use self::view::{Error, FlowView};
+use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
+use crate::{audit::ClientIp, error::ApiError, routes, AppState};
+
+// ---------------------------------------------------------------------------------------
+// Scripts: the editor's and the preview frame's, content-hashed like the stylesheet.
+
+static EDITOR_JS: &str = include_str!("../../assets/editor.js");
+static PREVIEW_JS: &str = include_str!("../../assets/preview.js");
+
+fn hashed(name: &str, body: &str) -> String {
+    let h = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+    format!("/app/assets/{name}.{}.js", &h[..12])
+}
+
+static EDITOR_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("editor", EDITOR_JS));
+static PREVIEW_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("preview", PREVIEW_JS));
+
+fn script(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/app/flows/new", post(new_flow))
+        .route("/app/flows/{id}", get(editor_page).post(save))
+        .route(
+            "/app/flows/{id}/preview",
+            get(preview_frame).post(preview_data),
+        )
+        .route("/app/flows/{id}/diff", get(diff_page))
+        .route("/app/flows/{id}/versions/{version}/restore", post(restore))
+        .route("/app/flows/{id}/copy-to-live", post(copy_to_live))
+        .route(EDITOR_JS_PATH.as_str(), get(|| async { script(EDITOR_JS) }))
+        .route(
+            PREVIEW_JS_PATH.as_str(),
+            get(|| async { script(PREVIEW_JS) }),
+        )
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn actor(s: &Session, ip: Option<axum::Extension<ClientIp>>) -> shared::audit::Actor {
+    shared::accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()))
+}
+
+fn who(s: &Session) -> (Uuid, Mode) {
+    (s.user.tenant_id, s.mode)
+}
+
+/// The flow `id` of the session's tenant and mode, or the not-found page.
+async fn load(
+    st: &AppState,
+    s: &Session,
+    id: &str,
+) -> Result<routes::flows::FlowRow, Box<Response>> {
+    let found = match Uuid::parse_str(id) {
+        Ok(id) => routes::flows::find(st, who(s), id).await,
+        Err(_) => Err(ApiError::not_found("flow")),
+    };
+    match found {
+        Ok(f) => Ok(f),
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            let c = chrome(st, s, "flows", "/app/flows".into()).await;
+            Err(Box::new(super::not_found_page(
+                c,
+                StatusCode::NOT_FOUND,
+                "No such flow in this mode.",
+            )))
+        }
+        Err(e) => Err(Box::new(e.into_response())),
+    }
+}
+
+/// A POST that changes something: CSRF first, then the role.
+fn may_change(s: &Session, headers: &HeaderMap, csrf: &str) -> Result<(), Box<Response>> {
+    if !csrf_ok(s, headers, csrf) {
+        return Err(Box::new(forbidden("missing or wrong CSRF token")));
+    }
+    if !s.user.role.can_configure() {
+        return Err(Box::new(forbidden("your role cannot change flows")));
+    }
+    Ok(())
+}
+
+fn field_of(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// The editor page
+
+struct VersionLine {
+    version: i32,
+    published_at: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/editor.html")]
+struct EditorPage {
+    css: &'static str,
+    editor_js: &'static str,
+    chrome: Chrome,
+    flow_id: String,
+    flow_name: String,
+    status: String,
+    can_edit: bool,
+    unsaved: bool,
+    notice: Option<String>,
+    /// The API's error: its message, its param and the id of the field it names.
+    error: Option<(String, String, String)>,
+    view: FlowView,
+    versions: Vec<VersionLine>,
+}
+
+/// What the editor shows besides the flow: the form's definition (saved or as submitted),
+/// whether it is unsaved, a notice, the API's error.
+struct Shown {
+    def: Value,
+    unsaved: bool,
+    notice: Option<String>,
+    err: Option<Error>,
+}
+
+async fn render_editor(
+    st: &AppState,
+    s: &Session,
+    flow: &routes::flows::FlowRow,
+    shown: Shown,
+    status: StatusCode,
+) -> Response {
+    let versions = routes::flows::versions(st, who(s), flow.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| VersionLine {
+            version: v.version,
+            published_at: v.published_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            current: Some(v.version) == flow.published_version,
+        })
+        .collect();
+    // The mode switch goes back to the list: this flow exists in one mode only.
+    let path = "/app/flows".to_string();
+    page(
+        status,
+        &EditorPage {
+            css: CSS_PATH.as_str(),
+            editor_js: EDITOR_JS_PATH.as_str(),
+            chrome: chrome(st, s, "flows", path).await,
+            flow_id: flow.id.to_string(),
+            flow_name: flow.name.clone(),
+            status: match flow.published_version {
+                Some(v) => format!("published v{v}"),
+                None => "draft only".into(),
+            },
+            can_edit: s.user.role.can_configure(),
+            unsaved: shown.unsaved,
+            error: shown
+                .err
+                .as_ref()
+                .map(|e| (e.message.clone(), e.param.clone(), view::field_id(&e.param))),
+            view: FlowView::new(&shown.def, shown.err.as_ref()),
+            notice: shown.notice,
+            versions,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct NoticeQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+async fn editor_page(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
+    let flow = match load(&st, &s, &id).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let notice = match q.notice.as_str() {
+        "created" => Some("Flow created. Edit it, save the draft, then publish.".to_string()),
+        "saved" => Some("Draft saved. Customers see it once you publish.".into()),
+        "copied" => {
+            Some("Copied to live as a draft: switch to live mode and publish it there.".into())
+        }
+        "copied_published" => Some(
+            "Copied to live and published: live customers now see this flow's published version."
+                .into(),
+        ),
+        n if n.starts_with("published_") => n
+            .strip_prefix("published_")
+            .and_then(|v| v.parse::<i32>().ok())
+            .map(|v| format!("Published version {v}.")),
+        n => n
+            .strip_prefix("restored_")
+            .and_then(|v| v.parse::<i32>().ok())
+            .map(|v| format!("Version {v} restored as the draft (not published).")),
+    };
+    let shown = Shown {
+        def: flow.draft.clone(),
+        unsaved: false,
+        notice,
+        err: None,
+    };
+    render_editor(&st, &s, &flow, shown, StatusCode::OK).await
+}
+
+fn api_error(e: &ApiError) -> Error {
+    Error::new(
+        e.body.param.as_deref().unwrap_or(""),
+        e.body.message.clone(),
+    )
+}
+
+/// `POST /app/flows/{id}`: `op=save` saves the draft through the API; any other `op` is a
+/// structural edit of the unsaved form, re-rendered.
+async fn save(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = may_change(&s, &headers, &field_of(&pairs, "csrf")) {
+        return *r;
+    }
+    let flow = match load(&st, &s, &id).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let mut def = form::to_definition(&pairs);
+    let op = field_of(&pairs, "op");
+    if op != "save" {
+        let (notice, err) = match form::apply_op(&mut def, &op) {
+            Ok(()) => (
+                Some("Unsaved changes: save the draft to keep them.".to_string()),
+                None,
+            ),
+            Err(why) => (
+                None,
+                Some(Error::new("", format!("That edit cannot be made: {why}."))),
+            ),
+        };
+        let status = if err.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let shown = Shown {
+            def,
+            unsaved: true,
+            notice,
+            err,
+        };
+        return render_editor(&st, &s, &flow, shown, status).await;
+    }
+    match routes::flows::update(&st, who(&s), &actor(&s, ip), flow.id, def.clone()).await {
+        Ok(_) => see_other(&format!("/app/flows/{}?notice=saved", flow.id)),
+        Err(e) if e.status.is_client_error() => {
+            let shown = Shown {
+                def,
+                unsaved: true,
+                notice: None,
+                err: Some(api_error(&e)),
+            };
+            render_editor(&st, &s, &flow, shown, e.status).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewFlowForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /app/flows/new`: a flow from the starter (survey, a discount, confirmation).
+async fn new_flow(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Form(f): Form<NewFlowForm>,
+) -> Response {
+    if let Err(r) = may_change(&s, &headers, &f.csrf) {
+        return *r;
+    }
+    let name = match f.name.trim() {
+        "" => "New flow",
+        n => n,
+    };
+    match routes::flows::create(&st, who(&s), &actor(&s, ip), form::starter(name)).await {
+        Ok(row) => see_other(&format!("/app/flows/{}?notice=created", row.id)),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Preview
+
+/// What the widget's `preview` option takes: the shape of a session start's answer.
+fn preview_payload(def: &shared::flows::FlowDefinition, as_variant: &str) -> Value {
+    let (variant, holdout) = match as_variant {
+        "" => (None, false),
+        "holdout" => (None, true),
+        v => (Some(v), false),
+    };
+    let rendered = shared::flows::render_for_customer(def, variant, holdout, Guardrails::default());
+    json!({
+        "flow": { "id": null, "version": null, "language": rendered.language, "steps": rendered.steps },
+        "variant": variant,
+        "holdout": holdout,
+        "language": rendered.language,
+        "strings": crate::strings::for_language(&rendered.language, &rendered.strings),
+    })
+}
+
+/// `POST /app/flows/{id}/preview`: the editor's form as the widget would get it (nothing is
+/// saved), or the API's validation error (its envelope, 400).
+async fn preview_data(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &field_of(&pairs, "csrf")) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    if let Err(r) = load(&st, &s, &id).await {
+        return *r;
+    }
+    match routes::flows::validated(form::to_definition(&pairs)) {
+        Ok(def) => Json(preview_payload(&def, &field_of(&pairs, "_preview"))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/preview.html")]
+struct PreviewFrame {
+    css: &'static str,
+    widget_js: String,
+    preview_js: &'static str,
+    data: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    #[serde(default, rename = "as")]
+    as_variant: String,
+}
+
+/// `GET /app/flows/{id}/preview`: the frame that runs the real widget on the saved draft
+/// (the editor replaces its data as the form changes). It may be framed by our own pages.
+async fn preview_frame(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Query(q): Query<PreviewQuery>,
+) -> Response {
+    let flow = match load(&st, &s, &id).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (data, error) = match routes::flows::validated(flow.draft.clone()) {
+        Ok(def) => (preview_payload(&def, &q.as_variant), None),
+        Err(e) => (Value::Null, Some(e.body.message)),
+    };
+    // `<` never reaches the page raw: the JSON sits in a <script type="application/json">.
+    let data = data.to_string().replace('<', "\\u003c");
+    let mut res = page(
+        StatusCode::OK,
+        &PreviewFrame {
+            css: CSS_PATH.as_str(),
+            widget_js: format!("/widget.js?v={}", routes::assets::widget_hash()),
+            preview_js: PREVIEW_JS_PATH.as_str(),
+            data,
+            error,
+        },
+    );
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
+        ),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    res
+}
+
+// ---------------------------------------------------------------------------------------
+// Versions: diff, restore; copy to live
+
+struct DiffLine {
+    /// `add`, `del`, `same` or `gap` (unchanged lines left out).
+    tag: &'static str,
+    sign: &'static str,
+    old: String,
+    new: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/diff.html")]
+struct DiffPage {
+    css: &'static str,
+    chrome: Chrome,
+    flow_id: String,
+    flow_name: String,
+    a: String,
+    b: String,
+    choices: Vec<(String, String)>,
+    lines: Vec<DiffLine>,
+    identical: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    #[serde(default)]
+    a: String,
+    #[serde(default)]
+    b: String,
+}
+
+/// The text compared: the definition as indented JSON.
+fn diff_text(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+fn diff_lines(a: &str, b: &str) -> Vec<DiffLine> {
+    use similar::{ChangeTag, TextDiff};
+    let diff = TextDiff::from_lines(a, b);
+    let mut out = Vec::new();
+    for (i, group) in diff.grouped_ops(3).iter().enumerate() {
+        if i > 0 {
+            out.push(DiffLine {
+                tag: "gap",
+                sign: "",
+                old: String::new(),
+                new: String::new(),
+                text: "…".into(),
+            });
+        }
+        for op in group {
+            for ch in diff.iter_changes(op) {
+                let (tag, sign) = match ch.tag() {
+                    ChangeTag::Delete => ("del", "−"),
+                    ChangeTag::Insert => ("add", "+"),
+                    ChangeTag::Equal => ("same", ""),
+                };
+                out.push(DiffLine {
+                    tag,
+                    sign,
+                    old: ch
+                        .old_index()
+                        .map(|n| (n + 1).to_string())
+                        .unwrap_or_default(),
+                    new: ch
+                        .new_index()
+                        .map(|n| (n + 1).to_string())
+                        .unwrap_or_default(),
+                    text: ch.value().trim_end_matches('\n').to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `GET /app/flows/{id}/diff?a=<version|draft>&b=<version|draft>`.
+async fn diff_page(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Response {
+    let flow = match load(&st, &s, &id).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let pick = |k: &str| -> Option<Value> {
+        if k == "draft" {
+            return Some(flow.draft.clone());
+        }
+        let n: i32 = k.parse().ok()?;
+        versions
+            .iter()
+            .find(|v| v.version == n)
+            .map(|v| v.definition.clone())
+    };
+    // Defaults: the published version against the draft.
+    let published = flow
+        .published_version
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "draft".into());
+    let a = if q.a.is_empty() { published } else { q.a };
+    let b = if q.b.is_empty() { "draft".into() } else { q.b };
+    let (lines, error, status) = match (pick(&a), pick(&b)) {
+        (Some(x), Some(y)) => (
+            diff_lines(&diff_text(&x), &diff_text(&y)),
+            None,
+            StatusCode::OK,
+        ),
+        _ => (
+            vec![],
+            Some("Choose two versions of this flow (or the draft).".to_string()),
+            StatusCode::NOT_FOUND,
+        ),
+    };
+    let mut choices = vec![("draft".to_string(), "Draft".to_string())];
+    choices.extend(
+        versions
+            .iter()
+            .map(|v| (v.version.to_string(), format!("Version {}", v.version))),
+    );
+    page(
+        status,
+        &DiffPage {
+            css: CSS_PATH.as_str(),
+            chrome: chrome(&st, &s, "flows", "/app/flows".into()).await,
+            flow_id: flow.id.to_string(),
+            flow_name: flow.name.clone(),
+            identical: error.is_none() && lines.is_empty(),
+            a,
+            b,
+            choices,
+            lines,
+            error,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /app/flows/{id}/versions/{version}/restore`: the version becomes the draft.
+async fn restore(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Path((id, version)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Err(r) = may_change(&s, &headers, &f.csrf) {
+        return *r;
+    }
+    let flow = match load(&st, &s, &id).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let Some(v) = version
+        .parse::<i32>()
+        .ok()
+        .and_then(|n| versions.into_iter().find(|v| v.version == n))
+    else {
+        return ApiError::not_found("flow_version").into_response();
+    };
+    match routes::flows::update(&st, who(&s), &actor(&s, ip), flow.id, v.definition).await {
+        Ok(_) => see_other(&format!(
+            "/app/flows/{}?notice=restored_{}",
+            flow.id, v.version
+        )),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CopyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    publish: Option<String>,
+}
+
+/// `POST /app/flows/{id}/copy-to-live`: a test flow to live, as `POST
+/// /v1/flows/{id}/copy_to_live` does (optionally publishing its published version there).
+async fn copy_to_live(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
+    Path(id): Path<String>,
+    Form(f): Form<CopyForm>,
+) -> Response {
+    if let Err(r) = may_change(&s, &headers, &f.csrf) {
+        return *r;
+    }
+    if s.mode != Mode::Test {
+        return forbidden("copy to live starts from a test-mode flow");
+    }
+    let flow = match load(&st, &s, &id).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let publish = f.publish.is_some();
+    match routes::flows::copy(&st, s.user.tenant_id, &actor(&s, ip), flow.id, publish).await {
+        Ok(_) => see_other(&format!(
+            "/app/flows/{}?notice={}",
+            flow.id,
+            if publish {
+                "copied_published"
+            } else {
+                "copied"
+            }
+        )),
+        Err(e) if e.status.is_client_error() => {
+            let shown = Shown {
+                def: flow.draft.clone(),
+                unsaved: false,
+                notice: None,
+                err: Some(Error::new("", e.body.message.clone())),
+            };
+            render_editor(&st, &s, &flow, shown, e.status).await
+        }
+        Err(e) => e.into_response(),
+    }
+}

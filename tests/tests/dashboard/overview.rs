@@ -1,0 +1,4 @@
+//! The overview's charts, churn reasons, offer performance and experiments.
+
+#[allow(unused_imports)]
+use crate::*;

@@ -1,0 +1,4 @@
+//! The Stripe connection settings page.
+
+#[allow(unused_imports)]
+use crate::*;
