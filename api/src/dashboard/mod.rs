@@ -81,6 +81,9 @@ pub fn router() -> Router<AppState> {
         .route("/app/audit", get(settings::audit_page))
         .route("/app/team", get(team::team_page))
         .route("/app/team/invite", post(team::invite))
+        .route("/app/team/transfer", post(team::transfer))
+        .route("/app/team/{id}/role", post(team::change_role))
+        .route("/app/team/{id}/remove", post(team::remove))
         .route(
             "/app/reset-password",
             get(team::reset_page).post(team::reset),

@@ -2,10 +2,13 @@
 //! (`shared::accounts`) sent by mail (`shared::mail`, over `SMTP_URL`; logged when unset).
 //! Owners invite any role, admins invite admins and analysts; analysts see the team only.
 //! A reset request answers the same whether or not the email has an account.
+//! Team administration (change a role, remove a teammate, hand over ownership) follows
+//! [`accounts::may_manage`]: owners anything, admins admins and analysts, nobody themselves,
+//! and a team always keeps an owner.
 
 use askama::Template;
 use axum::{
-    extract::State,
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::Response,
     Extension, Form,
@@ -15,6 +18,7 @@ use shared::{
     accounts::{self, LinkPurpose, Role},
     mail::Mail,
 };
+use uuid::Uuid;
 
 use super::{chrome, csrf_ok, forbidden, link_url, page, same_site, Chrome, Signed, CSS_PATH};
 use crate::{audit::ClientIp, AppState};
@@ -24,12 +28,26 @@ use crate::{audit::ClientIp, AppState};
 struct TeamPage {
     css: &'static str,
     chrome: Chrome,
-    users: Vec<(String, &'static str, &'static str)>,
+    users: Vec<Member>,
     can_invite: bool,
+    /// Teammates the signed-in owner may hand ownership to (empty for others).
+    successors: Vec<(String, String)>,
     roles: Vec<&'static str>,
     notice: Option<String>,
     error: Option<String>,
     field_error: Option<String>,
+}
+
+/// A row of the team table.
+struct Member {
+    id: String,
+    email: String,
+    role: &'static str,
+    state: &'static str,
+    you: bool,
+    /// Roles the signed-in user may give this teammate (empty: no change allowed).
+    roles: Vec<&'static str>,
+    removable: bool,
 }
 
 /// Roles `inviter` may give.
@@ -49,16 +67,34 @@ async fn team_view(
     field_error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let users = accounts::list_users(&st.pools.primary, s.user.tenant_id)
+    let all = accounts::list_users(&st.pools.primary, s.user.tenant_id)
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let successors = if s.user.role == Role::Owner {
+        all.iter()
+            .filter(|(u, has_pw)| u.id != s.user.id && *has_pw)
+            .map(|(u, _)| (u.id.to_string(), u.email.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let users = all
         .into_iter()
         .map(|(u, has_pw)| {
-            (
-                u.email,
-                u.role.as_str(),
-                if has_pw { "active" } else { "invited" },
-            )
+            let roles = Role::ALL
+                .into_iter()
+                .filter(|r| *r != u.role && accounts::may_manage(&s.user, &u, Some(*r)).is_ok())
+                .map(Role::as_str)
+                .collect();
+            Member {
+                id: u.id.to_string(),
+                removable: accounts::may_manage(&s.user, &u, None).is_ok(),
+                you: u.id == s.user.id,
+                state: if has_pw { "active" } else { "invited" },
+                role: u.role.as_str(),
+                email: u.email,
+                roles,
+            }
         })
         .collect();
     let roles: Vec<&'static str> = grantable(s.user.role).iter().map(|r| r.as_str()).collect();
@@ -68,6 +104,7 @@ async fn team_view(
             css: CSS_PATH.as_str(),
             chrome: chrome(st, s, "team", "/app/team".into()).await,
             users,
+            successors,
             can_invite: !roles.is_empty(),
             roles,
             notice,
@@ -169,6 +206,131 @@ pub async fn invite(
             team_view(&st, &s, None, msg, None, StatusCode::BAD_GATEWAY).await
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Deserialize)]
+pub struct TransferForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The answer to a team change: the page with a notice, or with the refusal (403 for a rule,
+/// 404 for another tenant's user, 409 for the last owner, 400 for a missing confirmation).
+async fn team_result(
+    st: &AppState,
+    s: &accounts::Session,
+    done: Result<String, accounts::TeamError>,
+) -> Response {
+    use accounts::TeamError as E;
+    let (status, notice, error) = match done {
+        Ok(n) => (StatusCode::OK, Some(n), None),
+        Err(e) => {
+            let status = match &e {
+                E::NotFound => StatusCode::NOT_FOUND,
+                E::Forbidden(_) => StatusCode::FORBIDDEN,
+                E::LastOwner => StatusCode::CONFLICT,
+                E::NotConfirmed => StatusCode::BAD_REQUEST,
+                E::Db(err) => {
+                    tracing::error!(error = %err, "team change failed");
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            (status, None, Some(e.to_string()))
+        }
+    };
+    team_view(st, s, notice, error, None, status).await
+}
+
+fn member_id(id: &str) -> Result<Uuid, accounts::TeamError> {
+    Uuid::parse_str(id).map_err(|_| accounts::TeamError::NotFound)
+}
+
+/// `POST /app/team/{id}/role`.
+pub async fn change_role(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Path(id): Path<String>,
+    Form(f): Form<RoleForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let done = async {
+        let role = Role::parse(&f.role).ok_or(accounts::TeamError::Forbidden("unknown role"))?;
+        let u = accounts::change_role(&st.pools.primary, &s.user, member_id(&id)?, role, &actor)
+            .await?;
+        Ok(format!("{} is now {}.", u.email, u.role.as_str()))
+    }
+    .await;
+    team_result(&st, &s, done).await
+}
+
+/// `POST /app/team/{id}/remove`: the teammate's sessions end at once.
+pub async fn remove(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Path(id): Path<String>,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let done = async {
+        let u = accounts::remove_user(&st.pools.primary, &s.user, member_id(&id)?, &actor).await?;
+        Ok(format!("{} was removed from the team.", u.email))
+    }
+    .await;
+    team_result(&st, &s, done).await
+}
+
+/// `POST /app/team/transfer`: the owner hands ownership to a teammate and becomes admin.
+pub async fn transfer(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Form(f): Form<TransferForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let done = async {
+        let u = accounts::transfer_ownership(
+            &st.pools.primary,
+            &s.user,
+            member_id(&f.to)?,
+            &f.confirm,
+            &actor,
+        )
+        .await?;
+        Ok(format!("{} is now the owner; you are an admin.", u.email))
+    }
+    .await;
+    // The session's user is read again: the role just changed.
+    let mut s = s;
+    if let Ok(Some(u)) = accounts::user_by_id(&st.pools.primary, s.user.id).await {
+        s.user = u;
+    }
+    team_result(&st, &s, done).await
 }
 
 #[derive(Template)]

@@ -2,3 +2,301 @@
 
 #[allow(unused_imports)]
 use crate::*;
+
+async fn role_of(app: &TestApp, email: &str) -> Option<String> {
+    sqlx::query_as::<_, (String,)>("SELECT role FROM dashboard_users WHERE email = $1")
+        .bind(email)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+        .map(|r| r.0)
+}
+
+async fn audits(app: &TestApp, action: &str) -> i64 {
+    sqlx::query_as::<_, (i64,)>(
+        "SELECT count(*) FROM audit_events WHERE action = $1 AND actor_type = 'dashboard_user'",
+    )
+    .bind(action)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+    .0
+}
+
+async fn csrf(app: &TestApp, cookie: &str) -> String {
+    csrf_of(&get(app, "/app/team", cookie).await.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn owners_and_admins_manage_the_team_within_the_rules() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    let other = app.create_tenant("Other").await;
+    let owner = user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    let admin = user(&app, t.tenant.id, "admin@acme.test", Role::Admin).await;
+    let admin2 = user(&app, t.tenant.id, "admin2@acme.test", Role::Admin).await;
+    let analyst = user(&app, t.tenant.id, "analyst@acme.test", Role::Analyst).await;
+    let stranger = user(&app, other.tenant.id, "x@other.test", Role::Analyst).await;
+    let path = |u: &accounts::User, what: &str| format!("/app/team/{}/{what}", u.id);
+
+    // The owner's page offers every action but on themselves.
+    let o = signed_in(&app, "owner@acme.test").await;
+    let html = get(&app, "/app/team", &o).await.text().await.unwrap();
+    assert!(html.contains(&format!("action=\"{}\"", path(&admin, "role"))));
+    assert!(!html.contains(&format!("action=\"{}\"", path(&owner, "role"))));
+    assert!(!html.contains(&format!("action=\"{}\"", path(&owner, "remove"))));
+    assert!(html.contains("Hand over ownership"));
+
+    // An admin: admins and analysts, never the owner, never "owner".
+    let a = signed_in(&app, "admin@acme.test").await;
+    let ac = csrf(&app, &a).await;
+    let html = get(&app, "/app/team", &a).await.text().await.unwrap();
+    assert!(!html.contains(&format!("action=\"{}\"", path(&owner, "role"))));
+    assert!(!html.contains("Hand over ownership"));
+    for (p, form, status) in [
+        (
+            path(&owner, "role"),
+            vec![("role", "analyst")],
+            StatusCode::FORBIDDEN,
+        ),
+        (path(&owner, "remove"), vec![], StatusCode::FORBIDDEN),
+        (
+            path(&analyst, "role"),
+            vec![("role", "owner")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            path(&admin, "role"),
+            vec![("role", "analyst")],
+            StatusCode::FORBIDDEN,
+        ),
+        (path(&admin, "remove"), vec![], StatusCode::FORBIDDEN),
+        (path(&stranger, "remove"), vec![], StatusCode::NOT_FOUND),
+        (
+            "/app/team/not-a-uuid/remove".into(),
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let mut f = form.clone();
+        f.push(("csrf", &ac));
+        let res = post(&app, &p, &a, &f, None).await;
+        assert_eq!(res.status(), status, "{p} {form:?}");
+    }
+    assert_eq!(
+        role_of(&app, "owner@acme.test").await.as_deref(),
+        Some("owner")
+    );
+    assert_eq!(
+        role_of(&app, "analyst@acme.test").await.as_deref(),
+        Some("analyst")
+    );
+    assert_eq!(
+        role_of(&app, "x@other.test").await.as_deref(),
+        Some("analyst")
+    );
+    // Allowed: an admin makes the analyst an admin and back.
+    let res = post(
+        &app,
+        &path(&analyst, "role"),
+        &a,
+        &[("csrf", &ac), ("role", "admin")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("analyst@acme.test is now admin."));
+    assert_eq!(
+        role_of(&app, "analyst@acme.test").await.as_deref(),
+        Some("admin")
+    );
+    let res = post(
+        &app,
+        &path(&analyst, "role"),
+        &a,
+        &[("csrf", &ac), ("role", "analyst")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(audits(&app, "user.role_change").await, 2);
+
+    // An analyst: nothing, even forged.
+    let n = signed_in(&app, "analyst@acme.test").await;
+    let nc = csrf(&app, &n).await;
+    let res = post(&app, &path(&admin2, "remove"), &n, &[("csrf", &nc)], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post(
+        &app,
+        &path(&admin2, "role"),
+        &n,
+        &[("csrf", &nc), ("role", "analyst")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        role_of(&app, "admin2@acme.test").await.as_deref(),
+        Some("admin")
+    );
+    // Without the CSRF token: refused.
+    let res = post(&app, &path(&admin2, "remove"), &a, &[], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(role_of(&app, "admin2@acme.test").await.is_some());
+
+    // Removing a teammate ends their session at once.
+    let a2 = signed_in(&app, "admin2@acme.test").await;
+    assert_eq!(get(&app, "/app", &a2).await.status(), StatusCode::OK);
+    let res = post(&app, &path(&admin2, "remove"), &a, &[("csrf", &ac)], None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("admin2@acme.test was removed from the team."));
+    assert!(role_of(&app, "admin2@acme.test").await.is_none());
+    let res = get(&app, "/app", &a2).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/app/login");
+    let (sessions,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM dashboard_sessions WHERE user_id = $1")
+            .bind(admin2.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(sessions, 0);
+    assert_eq!(audits(&app, "user.remove").await, 1);
+}
+
+#[tokio::test]
+async fn ownership_is_handed_over_with_confirmation_and_a_team_keeps_an_owner() {
+    let app = TestApp::spawn().await;
+    let t = app.create_tenant("Acme").await;
+    let owner = user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    let admin = user(&app, t.tenant.id, "admin@acme.test", Role::Admin).await;
+    let o = signed_in(&app, "owner@acme.test").await;
+    let oc = csrf(&app, &o).await;
+    let to = admin.id.to_string();
+
+    // The confirmation must name the new owner.
+    let res = post(
+        &app,
+        "/app/team/transfer",
+        &o,
+        &[("csrf", &oc), ("to", &to), ("confirm", "owner@acme.test")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        role_of(&app, "owner@acme.test").await.as_deref(),
+        Some("owner")
+    );
+    // An admin cannot hand over anything.
+    let a = signed_in(&app, "admin@acme.test").await;
+    let ac = csrf(&app, &a).await;
+    let res = post(
+        &app,
+        "/app/team/transfer",
+        &a,
+        &[
+            ("csrf", &ac),
+            ("to", &owner.id.to_string()),
+            ("confirm", "owner@acme.test"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = post(
+        &app,
+        "/app/team/transfer",
+        &o,
+        &[("csrf", &oc), ("to", &to), ("confirm", " Admin@Acme.test ")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("admin@acme.test is now the owner; you are an admin."),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Hand over ownership"),
+        "the page shows the new role at once"
+    );
+    assert_eq!(
+        role_of(&app, "admin@acme.test").await.as_deref(),
+        Some("owner")
+    );
+    assert_eq!(
+        role_of(&app, "owner@acme.test").await.as_deref(),
+        Some("admin")
+    );
+    assert_eq!(audits(&app, "user.owner_transfer").await, 1);
+
+    // The old owner (now admin) cannot touch the new owner; the new owner is the last owner
+    // and nobody can demote or remove them (they cannot change themselves either).
+    let res = post(
+        &app,
+        &format!("/app/team/{}/role", admin.id),
+        &o,
+        &[("csrf", &oc), ("role", "analyst")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post(
+        &app,
+        &format!("/app/team/{}/remove", admin.id),
+        &a,
+        &[("csrf", &ac)],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        role_of(&app, "admin@acme.test").await.as_deref(),
+        Some("owner")
+    );
+
+    // Two owners demoting each other at the same moment: one wins, a team keeps an owner.
+    let res = post(
+        &app,
+        &format!("/app/team/{}/role", owner.id),
+        &a,
+        &[("csrf", &ac), ("role", "owner")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (p1, p2) = (
+        format!("/app/team/{}/role", admin.id),
+        format!("/app/team/{}/role", owner.id),
+    );
+    let (f1, f2) = (
+        [("csrf", oc.as_str()), ("role", "analyst")],
+        [("csrf", ac.as_str()), ("role", "analyst")],
+    );
+    let (r1, r2) = tokio::join!(
+        post(&app, &p1, &o, &f1, None),
+        post(&app, &p2, &a, &f2, None),
+    );
+    let mut codes = [r1.status(), r2.status()];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::OK, StatusCode::CONFLICT]);
+    let (owners,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM dashboard_users WHERE tenant_id = $1 AND role = 'owner'",
+    )
+    .bind(t.tenant.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(owners, 1);
+}
