@@ -40,6 +40,7 @@
   var timer = null;
   var marked = null;
   var pending = null; // the last payload, for a frame that (re)loads
+  var lastSent = ''; // its text: an unchanged form (e.g. a change event on blur) leaves the preview alone
   function mark(param) {
     if (marked) { marked.removeAttribute('data-live-invalid'); marked = null; }
     if (!param) return;
@@ -59,7 +60,8 @@
         if (n !== seq) return; // a newer edit is on its way
         if (res.ok) {
           mark(null);
-          send(res.j);
+          var text = JSON.stringify(res.j);
+          if (text !== lastSent) { lastSent = text; send(res.j); }
           status.textContent = 'Preview updated from your edits (not saved yet). Nothing is recorded.';
           status.setAttribute('data-state', 'ok');
         } else {
