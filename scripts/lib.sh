@@ -10,11 +10,13 @@
 #   ensure_postgres           make the PostgreSQL server named by DATABASE_URL reachable
 #   ensure_redis              make the Redis server named by REDIS_URL reachable
 #   ensure_rust_tools [fmt] [clippy]
-#                             check that cargo (and optionally rustfmt/clippy) is installed
+#                             check that cargo (and optionally rustfmt/clippy) is installed,
+#                             and Node/npm (ensure_node: the api's build runs npm ci)
 #   target_dir                print the cargo target directory
 #   export_default_config     export the RetentionOS configuration variables with their defaults
 #   url_host_port URL DEFAULT_PORT   print "HOST PORT" parsed from a URL
 #   stop_started_services     stop PostgreSQL/Redis instances that *this* process started
+#   wait_for_url_file FILE PID [SECS]  print the URL a starting process (PID) writes to FILE
 #
 # Services: ensure_postgres/ensure_redis only ever manage a server on localhost, reuse one
 # that already answers, and never stop, restart or wipe a server they did not start. Every
@@ -210,6 +212,7 @@ ensure_rust_tools() {
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh
 then open a new shell (or 'source ~/.cargo/env') and try again."
     fi
+    ensure_node
     local tool
     for tool in "$@"; do
         case "$tool" in
@@ -224,6 +227,18 @@ then open a new shell (or 'source ~/.cargo/env') and try again."
             *) die "ensure_rust_tools: unknown tool '$tool'" ;;
         esac
     done
+}
+
+# ensure_node: Node.js (18 or newer) and npm on PATH, installed with apt when absent. The
+# api's build (api/build.rs) runs `npm ci` for the dashboard's chart library.
+ensure_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        log "installing nodejs and npm (Debian packages): the api's build needs npm"
+        apt_install nodejs npm
+    fi
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((major >= 18)) || die "Node $major is too old: the build needs Node 18 or newer"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -502,4 +517,28 @@ stop_started_services() {
         esac
     done
     RTOS_STARTED_SERVICES=()
+}
+
+# ---------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------
+
+# wait_for_url_file FILE PID [SECS]: waits up to SECS (default 60) for the process PID to
+# write its URL to FILE (rtos-stripe-sandbox --url-file), then prints the file's first line.
+# Fails (status 1, a message on stderr) when PID exits first or time runs out.
+wait_for_url_file() {
+    local file="$1" pid="$2" secs="${3:-60}" deadline
+    deadline=$((SECONDS + secs))
+    until [[ -s "$file" ]]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            warn "process $pid exited before writing $file"
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            warn "process $pid did not write $file within $secs s"
+            return 1
+        fi
+        sleep 0.1
+    done
+    head -n 1 "$file"
 }

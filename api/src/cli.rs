@@ -47,7 +47,14 @@ pub enum Command {
     },
     /// Make sure the demo tenant ("Demo") exists with a published flow, and issue a fresh
     /// test-mode publishable key for the `/demo` page (prints JSON; a new tenant's keys too).
-    Demo,
+    Demo {
+        /// Development only: connect the demo tenant's test mode to the local Stripe sandbox
+        /// at STRIPE_API_BASE (`rtos-stripe-sandbox`; a loopback http:// URL) with a sandbox
+        /// key and webhook secret, unless its test mode already has Stripe settings (kept:
+        /// the sandbox takes any test key). `scripts/run` passes it.
+        #[arg(long)]
+        stripe_sandbox: bool,
+    },
     /// Manage tenants and their keys.
     Tenant {
         #[command(subcommand)]
@@ -158,8 +165,8 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
             db::migrate(&pool).await?;
             println!("migrations applied");
         }
-        Command::Demo => {
-            let out = demo(&pool, &master, &config).await?;
+        Command::Demo { stripe_sandbox } => {
+            let out = demo(&pool, &master, &config, stripe_sandbox).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Seed {
@@ -338,7 +345,19 @@ async fn demo(
     pool: &sqlx::PgPool,
     master: &shared::crypto::MasterKey,
     config: &Config,
+    stripe_sandbox: bool,
 ) -> anyhow::Result<serde_json::Value> {
+    if stripe_sandbox {
+        if config.is_production() {
+            anyhow::bail!("--stripe-sandbox is for development only (APP_ENV=production)");
+        }
+        if !shared::config::is_loopback_http_base(&config.stripe_api_base) {
+            anyhow::bail!(
+                "--stripe-sandbox needs STRIPE_API_BASE to be the local sandbox (a loopback http:// URL, as rtos-stripe-sandbox prints), not {:?}",
+                config.stripe_api_base
+            );
+        }
+    }
     let existing: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM tenants WHERE demo ORDER BY created_at LIMIT 1")
             .fetch_optional(pool)
@@ -416,16 +435,103 @@ async fn demo(
         let password = shared::crypto::random_token(20);
         accounts::redeem_link(pool, &token, &password, None).await?;
         Some(serde_json::json!({
-            "url": format!("{}/app", crate::dashboard::base_url(config)),
+            "url": format!("{}/app", reachable_base_url(config)),
             "email": DEMO_USER,
             "password": password,
         }))
+    };
+    let stripe = if stripe_sandbox {
+        Some(connect_sandbox(pool, master, tenant, &config.stripe_api_base).await?)
+    } else {
+        None
     };
     Ok(serde_json::json!({
         "tenant_id": tenant,
         "publishable_key": pk.key,
         "new_tenant_keys": created,
         "dashboard": dashboard,
+        "stripe": stripe,
+    }))
+}
+
+/// `PUBLIC_BASE_URL`, or else the api's own address as a browser on this machine reaches
+/// it: a wildcard bind address (`0.0.0.0`, `[::]`) becomes the loopback address.
+fn reachable_base_url(config: &Config) -> String {
+    if !config.public_base_url.is_empty() {
+        return crate::dashboard::base_url(config);
+    }
+    let mut addr = config.api_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Gives the demo tenant's test mode Stripe settings for the sandbox (`demo
+/// --stripe-sandbox`): a random `sk_test_sandbox_…` key and `whsec_sandbox_…` secret,
+/// stored encrypted and audited like `PUT /v1/settings/stripe`. Settings already there are
+/// kept (a developer's own test key works against the sandbox too, which takes any key).
+async fn connect_sandbox(
+    pool: &sqlx::PgPool,
+    master: &shared::crypto::MasterKey,
+    tenant: Uuid,
+    api_base: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use shared::crypto::{Aad, Column};
+    let mut tx = pool.begin().await?;
+    // Serialises two `demo` runs: the second sees the first one's row.
+    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+    let existing: Option<(String,)> = sqlx::query_as(
+        "SELECT api_key_last4 FROM stripe_settings WHERE tenant_id = $1 AND mode = 'test'",
+    )
+    .bind(tenant)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((last4,)) = existing {
+        tx.commit().await?;
+        return Ok(serde_json::json!({
+            "mode": "test", "api_base": api_base, "connected": "kept", "api_key_last4": last4,
+        }));
+    }
+    let key = format!("sk_test_sandbox_{}", shared::crypto::random_token(24));
+    let whsec = format!("whsec_sandbox_{}", shared::crypto::random_token(24));
+    let last4: String = key[key.len() - 4..].to_string();
+    sqlx::query(
+        "INSERT INTO stripe_settings (tenant_id, mode, api_key_enc, api_key_last4, webhook_secrets_enc)
+         VALUES ($1, 'test', $2, $3, $4)",
+    )
+    .bind(tenant)
+    .bind(master.encrypt(&key, &Aad::new(Column::StripeApiKey, tenant, Mode::Test)))
+    .bind(&last4)
+    .bind(serde_json::json!([master.encrypt(
+        &whsec,
+        &Aad::new(Column::StripeWebhookSecret, tenant, Mode::Test)
+    )]))
+    .execute(&mut *tx)
+    .await?;
+    shared::audit::record(
+        &mut tx,
+        &Actor::cli(),
+        shared::audit::Change {
+            tenant_id: Some(tenant),
+            mode: Some(Mode::Test),
+            action: "stripe_settings.update",
+            target_type: "stripe_settings",
+            target_id: Some("test".into()),
+            before: None,
+            after: Some(serde_json::json!({"api_key_last4": last4, "webhook_secrets": 1})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(serde_json::json!({
+        "mode": "test", "api_base": api_base, "connected": "sandbox", "api_key_last4": last4,
     }))
 }
 

@@ -291,6 +291,17 @@ impl Config {
                 reason: "must be at least 1 second".into(),
             });
         }
+        // A stand-in (the development sandbox, a test fake) accepts any key and applies
+        // nothing: production talks to Stripe itself, over TLS.
+        if self.is_production() && !is_stripe_api_base(&self.stripe_api_base) {
+            return Err(ConfigError::Invalid {
+                name: "STRIPE_API_BASE",
+                reason: format!(
+                    "with APP_ENV=production it must be an https:// URL on stripe.com (the default https://api.stripe.com), got {:?}; the Stripe sandbox (rtos-stripe-sandbox) and other stand-ins are for development only",
+                    self.stripe_api_base
+                ),
+            });
+        }
         if self.is_exposed() {
             let why = "with APP_ENV=production or a non-loopback API_ADDR/OPS_ADDR";
             if self.master_key.expose() == DEV_MASTER_KEY {
@@ -356,6 +367,36 @@ impl Config {
         }
         w
     }
+}
+
+/// Whether `base` is Stripe's own API: `https://` on `stripe.com` or a subdomain of it,
+/// without credentials (what production requires of `STRIPE_API_BASE`).
+pub fn is_stripe_api_base(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    url.scheme() == "https"
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url
+            .host_str()
+            .is_some_and(|h| h == "stripe.com" || h.ends_with(".stripe.com"))
+}
+
+/// Whether `base` is a plain `http://` URL on a loopback address (`127.0.0.0/8`, `[::1]`,
+/// `localhost`): where the development Stripe sandbox listens.
+pub fn is_loopback_http_base(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    url.scheme() == "http"
+        && url.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
 }
 
 /// At least 32 characters, and not a short pattern repeated: at least 12 distinct
@@ -496,6 +537,75 @@ mod tests {
 
     const STRONG: &str = "3f9a1c0e7b2d48a6905e1f3c7d2b8a40";
     const MASTER: &str = "cHJvZHVjdGlvbi1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
+
+    #[test]
+    fn production_refuses_a_stripe_api_base_that_is_not_stripe() {
+        let prod = [
+            ("APP_ENV", "production"),
+            ("MASTER_KEY", MASTER),
+            ("OPS_TOKEN", STRONG),
+        ];
+        let with = |base: &'static str| {
+            let mut v = prod.to_vec();
+            v.push(("STRIPE_API_BASE", base));
+            cfg(&v)
+        };
+        // The default, and Stripe's own hosts over TLS.
+        assert_eq!(
+            cfg(&prod).unwrap().stripe_api_base,
+            "https://api.stripe.com"
+        );
+        for ok in [
+            "https://api.stripe.com",
+            "https://api.stripe.com/",
+            "https://files.stripe.com",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:12111",
+            "http://api.stripe.com",
+            "https://api.stripe.com.evil.example",
+            "https://evilstripe.com",
+            "https://user:pw@api.stripe.com",
+            "https://127.0.0.1:12111",
+            "not a url",
+        ] {
+            match with(bad) {
+                Err(ConfigError::Invalid { name, reason }) => {
+                    assert_eq!(name, "STRIPE_API_BASE", "{bad}");
+                    assert!(reason.contains("development only"), "{bad}: {reason}");
+                }
+                Ok(_) => panic!("{bad} accepted in production"),
+            }
+        }
+        // Development keeps accepting a local stand-in (the sandbox, the tests' fake).
+        let dev = cfg(&[("STRIPE_API_BASE", "http://127.0.0.1:12111")]).unwrap();
+        assert_eq!(dev.stripe_api_base, "http://127.0.0.1:12111");
+    }
+
+    #[test]
+    fn stripe_base_kinds() {
+        assert!(is_stripe_api_base("https://api.stripe.com"));
+        assert!(!is_stripe_api_base("https://stripe.com.example"));
+        for local in [
+            "http://127.0.0.1:9",
+            "http://localhost:9/",
+            "http://[::1]:9",
+            "http://127.1.2.3",
+        ] {
+            assert!(is_loopback_http_base(local), "{local}");
+        }
+        for not_local in [
+            "https://127.0.0.1:9",
+            "http://10.0.0.1:9",
+            "http://api.stripe.com",
+            "http://localhost.example",
+            "",
+        ] {
+            assert!(!is_loopback_http_base(not_local), "{not_local}");
+        }
+    }
 
     #[test]
     fn exposed_deployments_refuse_development_secrets_and_weak_tokens() {

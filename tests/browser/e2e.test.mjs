@@ -4,13 +4,20 @@
 //   API_PID        its process id (scenario d kills it: run it last)
 //   DATABASE_URL   the stack's database (outcomes are checked with psql)
 //   OPS_TOKEN      the ops token the api runs with
+//   STRIPE_API_BASE      the Stripe sandbox (rtos-stripe-sandbox) the api and workers use
+//   DEMO_TENANT_ID, DEMO_PUBLISHABLE_KEY
+//                  the "Demo" tenant of `retentionos-api demo --stripe-sandbox` (its test
+//                  mode connected to the sandbox) and its page's key (scenario e)
+//   RTOS_API_BIN, RTOS_WORKERS_BIN   the binaries (user create; the analytics rollup)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launchBrowser, screenshot, watchPage, poll, newContext, DEADLINE_MS, WIDGET_DIR } from './lib.mjs';
+import {
+  launchBrowser, screenshot, watchPage, poll, newContext, cliUser, dashboardSignIn, DEADLINE_MS, WIDGET_DIR,
+} from './lib.mjs';
 
 const API = process.env.API_URL;
 const API_PID = Number(process.env.API_PID);
@@ -99,14 +106,14 @@ function widgetTimeoutScript(ms) {
 // `clock: true`: the page runs on Playwright's fake clock, paused once the widget has loaded
 // (its timers fire only when the test advances time), and the widget keeps its default
 // timeoutMs.
-async function openDemo(label, { clock = false } = {}) {
+async function openDemo(label, { clock = false, pk = publishableKey } = {}) {
   const customer = `cus_demo_browser_${label}_${RUN}`;
   const context = await newContext(browser, { viewport: { width: 1100, height: 800 } });
   if (clock) await context.clock.install();
   else await context.addInitScript({ content: widgetTimeoutScript(DEADLINE_MS) });
   const page = await context.newPage();
   const errors = watchPage(page, label);
-  const res = await page.goto(`${API}/demo?pk=${encodeURIComponent(publishableKey)}&customer=${encodeURIComponent(customer)}`);
+  const res = await page.goto(`${API}/demo?pk=${encodeURIComponent(pk)}&customer=${encodeURIComponent(customer)}`);
   assert.equal(res.status(), 200, `GET /demo answered ${res.status()}`);
   await page.waitForFunction(() => window.RetentionOS && typeof window.RetentionOS.open === 'function');
   if (clock) await page.clock.pauseAt(Date.now() + 1000);
@@ -208,6 +215,89 @@ test('(c) Escape closes the modal: abandoned, focus back on the button', async (
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
+  }
+});
+
+test('(e) the whole loop: the demo tenant on the Stripe sandbox applies the offer, the dashboard shows it', async () => {
+  const { STRIPE_API_BASE, DEMO_TENANT_ID, DEMO_PUBLISHABLE_KEY, RTOS_API_BIN, RTOS_WORKERS_BIN } = process.env;
+  for (const [k, v] of Object.entries({ STRIPE_API_BASE, DEMO_TENANT_ID, DEMO_PUBLISHABLE_KEY, RTOS_API_BIN, RTOS_WORKERS_BIN })) {
+    assert.ok(v, `${k} must be set (run tests/browser/run.sh)`);
+  }
+  // The customer accepts the demo flow's discount on /demo.
+  const { customer, context, page, errors } = await openDemo('e', { pk: DEMO_PUBLISHABLE_KEY });
+  const subscription = customer.replace(/^cus_demo/, 'sub_demo');
+  try {
+    assert.equal(await page.locator('#subscription-id').textContent(), subscription, 'the page names the customer\'s subscription');
+    await page.click('#cancel-subscription');
+    const dialog = page.locator('[role=dialog]');
+    await dialog.getByRole('heading', { name: 'Why are you leaving?' }).waitFor();
+    await dialog.getByLabel("It's too expensive").check();
+    await dialog.getByRole('button', { name: 'Continue' }).click();
+    await dialog.getByRole('heading', { name: 'Anything we could do better?' }).waitFor();
+    // Its primary button ("Submit" in the api's English strings): no feedback given.
+    await dialog.locator('.rtos-foot .rtos-primary').click();
+    const offer = dialog.locator('.rtos-offer', { hasText: '20% off for 3 months' });
+    await offer.waitFor();
+    await offer.getByRole('button').click();
+    await page.locator('#result').filter({ hasText: /staying|saved/ }).waitFor();
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+
+  // The workers apply it to the sandbox subscription: offer_state applied, never failed.
+  const q = `select id, offer_state, coalesce(offer_error, ''), subscription_id from cancel_sessions where customer_id='${customer}' and tenant_id='${DEMO_TENANT_ID}' and outcome='saved'`;
+  const row = await poll(() => {
+    const r = sql(q);
+    return ['applied', 'failed'].includes(r.split('|')[1]) ? r : null;
+  }, { intervalMs: 250 });
+  const [sessionId, offerState, offerError, subId] = (row ?? sql(q)).split('|');
+  assert.equal(offerState, 'applied', `offer_state of ${customer} (${offerError})`);
+  assert.equal(subId, subscription);
+  const res = await fetch(`${STRIPE_API_BASE}/v1/subscriptions/${subscription}?expand[]=discounts`, {
+    headers: { Authorization: 'Bearer sk_test_e2e_reader' },
+  });
+  assert.equal(res.status, 200, `sandbox GET /v1/subscriptions/${subscription}`);
+  const sub = await res.json();
+  assert.equal(sub.customer, customer);
+  assert.equal(sub.status, 'active');
+  assert.deepEqual(sub.discounts.map((d) => [d.coupon.percent_off, d.coupon.duration, d.coupon.duration_in_months]), [[20, 'repeating', 3]]);
+
+  // The demo tenant's owner sees the applied offer on the session page...
+  const owner = await cliUser(RTOS_API_BIN, DEMO_TENANT_ID, 'owner', `demo-owner-${RUN}@example.test`, `Demo-owner-${RUN}-pass`);
+  const dash = await newContext(browser, { viewport: { width: 1280, height: 900 } });
+  try {
+    await dashboardSignIn(dash, API, owner);
+    const p = await dash.newPage();
+    const perrors = watchPage(p, 'e-dashboard');
+    await p.goto(`${API}/app/sessions/${sessionId}`);
+    const field = (name) => p.locator(`dd[data-field="${name}"]`).textContent();
+    assert.equal(await field('Outcome'), 'saved');
+    assert.equal(await field('Saved with'), 'discount');
+    assert.equal(await field('Offer state'), 'applied');
+    assert.equal(await field('Subscription'), subscription);
+    // The Stripe application: the apply_offer job, done.
+    assert.equal(await p.locator('[data-job-state]').count(), 1);
+    assert.equal(await p.locator('[data-job-state]').textContent(), 'done');
+    await screenshot(p, 'dashboard-demo-session-1280', { fullPage: true });
+    await p.setViewportSize({ width: 375, height: 812 });
+    await screenshot(p, 'dashboard-demo-session-375', { fullPage: true });
+    await p.setViewportSize({ width: 1280, height: 900 });
+
+    // ... and, after one rollup, the save in the overview's figures (which read only the
+    // rollups). The workers' scheduled rollup runs at each hour here; the CLI runs the same
+    // rollup now, and the poll only waits for the page to serve the new figures.
+    const out = execFileSync(RTOS_WORKERS_BIN, ['rollup'], { encoding: 'utf8', env: process.env, timeout: DEADLINE_MS });
+    console.log(`rollup: ${out.trim().replace(/\s+/g, ' ')}`);
+    const saved = await poll(async () => {
+      await p.goto(`${API}/app`);
+      const v = await p.locator('[data-metric="saved"]').textContent();
+      return v === '1' ? v : null;
+    }, { intervalMs: 250 });
+    assert.equal(saved, '1', 'the overview counts the save after one rollup');
+    assert.deepEqual(perrors, []);
+  } finally {
+    await dash.close();
   }
 });
 

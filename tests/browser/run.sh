@@ -13,7 +13,11 @@
 # 3. e2e.test.mjs against a stack of its own: builds retentionos-api and retentionos-workers,
 #    creates a fresh database rtos_browser_<random> (`retentionos-api migrate`), starts the
 #    api and the workers on ports they bind themselves (port 0; the api's address is read
-#    from its log) with REDIS_PREFIX=rtos_browser:<random>:, waits for /readyz, then runs
+#    from its log) with REDIS_PREFIX=rtos_browser:<random>:, and the Stripe sandbox
+#    (rtos-stripe-sandbox, as scripts/run starts it: STRIPE_API_BASE of the api and workers;
+#    the "Demo" tenant's test mode connected to it by `retentionos-api demo
+#    --stripe-sandbox`, its id and key exported as DEMO_TENANT_ID / DEMO_PUBLISHABLE_KEY),
+#    waits for /readyz, then runs
 #    dashboard.test.mjs (the /app dashboard: sign-in, test/live switch, roles, CSRF,
 #    lockout, set-password links made with `retentionos-api user create`, screenshots at
 #    1280 and 375 px, first contentful paint), then e2e.test.mjs, the demo-page scenarios
@@ -57,6 +61,18 @@ else
     apt_install() {
         DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" </dev/null
+    }
+    wait_for_url_file() { # FILE PID SECS: the first line PID writes to FILE
+        local i
+        for ((i = 0; i < $3 * 10; i++)); do
+            if [[ -s "$1" ]]; then
+                head -n 1 "$1"
+                return 0
+            fi
+            kill -0 "$2" 2>/dev/null || return 1
+            sleep 0.1
+        done
+        return 1
     }
 fi
 blog() { log "browser: $*"; }
@@ -136,6 +152,7 @@ API_URL=""
 LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rtos-browser.XXXXXX")"
 API_PID=""
 WORKERS_PID=""
+SANDBOX_PID=""
 DB_CREATED=0
 FAILED=1
 
@@ -161,8 +178,9 @@ cleanup() {
     set +e
     stop_pid "$WORKERS_PID" workers
     stop_pid "$API_PID" api
+    stop_pid "$SANDBOX_PID" stripe-sandbox
     if ((rc != 0 || FAILED)); then
-        for f in api workers migrate; do
+        for f in api workers migrate stripe-sandbox demo; do
             if [[ -s "$LOG_DIR/$f.log" ]]; then
                 echo "----- last lines of $f.log -----" >&2
                 tail -n 40 "$LOG_DIR/$f.log" >&2
@@ -194,17 +212,37 @@ if declare -F ensure_redis >/dev/null; then ensure_redis; fi
 TARGET="${CARGO_TARGET_DIR:-${RTOS_TARGET_DIR:-/var/tmp/retentionos-target}}"
 API_BIN="$TARGET/debug/retentionos-api"
 WORKERS_BIN="$TARGET/debug/retentionos-workers"
+SANDBOX_BIN="$TARGET/debug/rtos-stripe-sandbox"
 if [[ "${RTOS_BROWSER_NO_BUILD:-0}" != 1 ]]; then
     # shellcheck disable=SC2119 # no components needed, just cargo on PATH
     if declare -F ensure_rust_tools >/dev/null; then ensure_rust_tools; fi
-    blog "cargo build --bins -p retentionos-api -p retentionos-workers"
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --bins -p retentionos-api -p retentionos-workers)
+    blog "cargo build --bins -p retentionos-api -p retentionos-workers, --bin rtos-stripe-sandbox"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p retentionos-api -p retentionos-workers -p retentionos-tests \
+        --bin retentionos-api --bin retentionos-workers --bin rtos-stripe-sandbox)
 fi
 [[ -x "$API_BIN" && -x "$WORKERS_BIN" ]] || die "missing $API_BIN or $WORKERS_BIN"
+[[ -x "$SANDBOX_BIN" ]] || die "missing $SANDBOX_BIN (cargo build -p retentionos-tests --bin rtos-stripe-sandbox)"
 
 blog "database $DB_NAME: retentionos-api migrate"
 DB_CREATED=1
 "$API_BIN" migrate >"$LOG_DIR/migrate.log" 2>&1 || die "retentionos-api migrate failed"
+
+# The Stripe sandbox first: the demo command and the api/workers need its URL.
+blog "starting the Stripe sandbox (rtos-stripe-sandbox)"
+STRIPE_SANDBOX_ADDR=127.0.0.1:0 "$SANDBOX_BIN" --url-file "$LOG_DIR/stripe-sandbox.url" \
+    >/dev/null 2>"$LOG_DIR/stripe-sandbox.log" &
+SANDBOX_PID=$!
+STRIPE_API_BASE="$(wait_for_url_file "$LOG_DIR/stripe-sandbox.url" "$SANDBOX_PID" 60)" ||
+    die "the Stripe sandbox did not start"
+export STRIPE_API_BASE
+blog "Stripe sandbox at $STRIPE_API_BASE"
+# The demo tenant, connected to the sandbox, as scripts/run makes it.
+"$API_BIN" demo --stripe-sandbox >"$LOG_DIR/demo.json" 2>"$LOG_DIR/demo.log" ||
+    die "retentionos-api demo --stripe-sandbox failed"
+DEMO_TENANT_ID="$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); if (j.stripe?.connected !== "sandbox" && j.stripe?.connected !== "kept") process.exit(1); console.log(j.tenant_id)' "$LOG_DIR/demo.json")" ||
+    die "the demo command did not connect the demo tenant to the sandbox: $(cat "$LOG_DIR/demo.json")"
+DEMO_PUBLISHABLE_KEY="$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).publishable_key' "$LOG_DIR/demo.json")"
+export DEMO_TENANT_ID DEMO_PUBLISHABLE_KEY
 
 blog "starting api and workers (each on a port of its own choosing)"
 "$API_BIN" serve >"$LOG_DIR/api.log" 2>&1 &
@@ -241,8 +279,12 @@ export API_URL API_PID
 # The dashboard suite makes its users with the api's CLI, run with this same environment
 # (DATABASE_URL, MASTER_KEY, ...) as the api.
 export RTOS_API_BIN="$API_BIN"
+# e2e.test.mjs runs the analytics rollup with it (`retentionos-workers rollup`).
+export RTOS_WORKERS_BIN="$WORKERS_BIN"
 blog "dashboard suite (/app against the real API)"
 run_suite dashboard.test.mjs
+run_suite dashboard-overview.test.mjs
+run_suite dashboard-settings.test.mjs
 run_suite dashboard-editor.test.mjs
 kill -0 "$API_PID" 2>/dev/null || die "the api exited during the dashboard suite"
 blog "end-to-end suite (demo page against the real API; scenario d kills the api on purpose)"

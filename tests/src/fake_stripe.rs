@@ -9,7 +9,8 @@
 //! - `POST /v1/subscriptions/{id}` with the offer parameters (`discounts[0][coupon]`,
 //!   `pause_collection[..]` or an empty `pause_collection` to resume, `items[0][id|price]` +
 //!   `proration_behavior`, `trial_end`, `cancel_at_period_end`, `metadata[..]`),
-//!   `DELETE /v1/subscriptions/{id}`, `GET` of each object, `POST /v1/coupons`;
+//!   `DELETE /v1/subscriptions/{id}`, `GET` of each object, `POST /v1/coupons`,
+//!   `GET /v1/account` (one fixed account);
 //! - form-encoded bodies only; **unknown parameters are rejected with 400
 //!   `parameter_unknown`**, like Stripe, so a typo in our code fails a test;
 //! - Stripe's error envelope `{"error": {"type", "code", "message", "param"}}`, `Request-Id`;
@@ -43,6 +44,12 @@ use axum::{
 use chrono::{Months, Utc};
 use rand::{distr::Alphanumeric, Rng};
 use serde_json::{json, Map, Value};
+
+/// The id `GET /v1/account` answers with, whatever the key.
+pub const ACCOUNT_ID: &str = "acct_1FakeRetentionOS";
+
+/// The price of the subscriptions sandbox mode creates ([`FakeStripe::enable_demo_objects`]).
+pub const DEMO_PRICE: &str = "price_demo_pro_monthly";
 
 /// The API version the fake speaks (and stamps on events).
 pub const API_VERSION: &str = shared::stripe::client::API_VERSION;
@@ -265,6 +272,9 @@ struct Store {
     log: Vec<LoggedRequest>,
     mutations: u64,
     hang: Option<Duration>,
+    /// Sandbox mode ([`FakeStripe::enable_demo_objects`]): unknown `cus_demo…` and
+    /// `sub_demo…` ids are created on first use.
+    demo_objects: bool,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -306,6 +316,54 @@ impl FakeStripe {
             store,
             server,
         }
+    }
+
+    /// Like [`FakeStripe::start`] on a chosen address (the development sandbox,
+    /// `rtos-stripe-sandbox`): an error instead of a panic when the address is taken.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let store: Shared = Arc::default();
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new().fallback(handle).with_state(store.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("fake Stripe stopped serving: {e}");
+            }
+        });
+        Ok(Self {
+            addr,
+            store,
+            server,
+        })
+    }
+
+    /// Sandbox mode, off unless called (no test relies on it): the first request naming an
+    /// unknown `sub_demo…` subscription (or `cus_demo…` customer) creates it, so every demo
+    /// visitor has a subscription without any setup, even after the sandbox restarted.
+    /// `sub_demo<suffix>` belongs to `cus_demo<suffix>`, on [`DEMO_PRICE`] ($49.00 a month,
+    /// as the demo page shows), active, its current period starting when it is created.
+    pub fn enable_demo_objects(&self) {
+        let mut s = lock(&self.store);
+        s.demo_objects = true;
+        if !s.prices.contains_key(DEMO_PRICE) {
+            let created = now();
+            s.prices.insert(
+                DEMO_PRICE.to_string(),
+                Price {
+                    id: DEMO_PRICE.to_string(),
+                    unit_amount: 4900,
+                    currency: "usd".into(),
+                    interval: "month".into(),
+                    created,
+                },
+            );
+        }
+    }
+
+    /// Requests received after the first `n` (in arrival order), for a log that follows
+    /// the fake without copying everything each time.
+    pub fn requests_since(&self, n: usize) -> Vec<LoggedRequest> {
+        lock(&self.store).log.iter().skip(n).cloned().collect()
     }
 
     /// `http://127.0.0.1:PORT`, for `StripeClient::new`.
@@ -1043,7 +1101,11 @@ fn take_fault(store: &Shared, method: &Method, path: &str) -> Option<Fault> {
 fn execute(store: &Shared, req: &Request) -> ApiResult {
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let mut s = lock(store);
+    if s.demo_objects {
+        create_demo_objects(&mut s, &segments);
+    }
     let result = match (&req.method, segments.as_slice()) {
+        (&Method::GET, ["v1", "account"]) => get_account(req),
         (&Method::GET, ["v1", "customers", id]) => get_customer(&s, req, id),
         (&Method::GET, ["v1", "subscriptions", id]) => get_subscription(&s, req, id),
         (&Method::POST, ["v1", "subscriptions", id]) => update_subscription(&mut s, req, id),
@@ -1068,6 +1130,57 @@ fn execute(store: &Shared, req: &Request) -> ApiResult {
     result
 }
 
+/// Sandbox mode: creates the `cus_demo…` customer or `sub_demo…` subscription (and its
+/// customer) a request names, if unknown. Any other id is left to answer 404 as usual.
+fn create_demo_objects(s: &mut Store, segments: &[&str]) {
+    let id = match segments {
+        ["v1", "customers" | "subscriptions", id] => decode_segment(id),
+        _ => return,
+    };
+    let Some(suffix) = id
+        .strip_prefix("sub_demo")
+        .or_else(|| id.strip_prefix("cus_demo"))
+    else {
+        return;
+    };
+    let customer = format!("cus_demo{suffix}");
+    let t = now();
+    s.customers
+        .entry(customer.clone())
+        .or_insert_with(|| Customer {
+            id: customer.clone(),
+            email: Some(format!("{customer}@demo.retentionos.test")),
+            created: t,
+        });
+    let subscription = format!("sub_demo{suffix}");
+    if s.subscriptions.contains_key(&subscription) {
+        return;
+    }
+    s.subscriptions.insert(
+        subscription.clone(),
+        Subscription {
+            id: subscription,
+            customer,
+            status: "active".into(),
+            item_id: new_id("si"),
+            price: DEMO_PRICE.into(),
+            current_period_start: t,
+            current_period_end: period_end(t, "month"),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            pause_collection: None,
+            discounts: Vec::new(),
+            trial_start: None,
+            trial_end: None,
+            canceled_at: None,
+            ended_at: None,
+            cancellation_reason: None,
+            metadata: BTreeMap::new(),
+            created: t,
+        },
+    );
+}
+
 /// Only `expand[]` is accepted on GETs; returns whether `discounts` is expanded.
 fn check_get_params(req: &Request) -> Result<bool, ApiError> {
     let mut expand_discounts = false;
@@ -1078,6 +1191,20 @@ fn check_get_params(req: &Request) -> Result<bool, ApiError> {
         }
     }
     Ok(expand_discounts)
+}
+
+/// `GET /v1/account`: one fixed account for every key (objects are not scoped per account).
+fn get_account(req: &Request) -> ApiResult {
+    check_get_params(req)?;
+    Ok(json!({
+        "id": ACCOUNT_ID,
+        "object": "account",
+        "business_profile": {"name": "Fake Stripe account"},
+        "settings": {"dashboard": {"display_name": "Fake Stripe account"}},
+        "charges_enabled": true,
+        "country": "US",
+        "default_currency": "usd",
+    }))
 }
 
 fn get_customer(s: &Store, req: &Request, id: &str) -> ApiResult {
@@ -1772,5 +1899,54 @@ mod tests {
         );
         assert!(decode_form(b"a=%zz").is_none());
         assert!(decode_form(b"a=%2").is_none());
+    }
+
+    /// Sandbox mode is opt-in: without it a `sub_demo…` id is unknown like any other.
+    #[tokio::test]
+    async fn demo_objects_are_created_on_first_use_only_in_sandbox_mode() {
+        let fake = FakeStripe::start().await;
+        let c = reqwest::Client::new();
+        let get = |path: &str| {
+            let req = c
+                .get(format!("{}{path}", fake.base_url()))
+                .bearer_auth("sk_test_sandbox");
+            async move {
+                let r = req.send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        assert_eq!(get("/v1/subscriptions/sub_demo_v1").await.0, 404);
+        assert!(fake.subscription("sub_demo_v1").is_none());
+
+        fake.enable_demo_objects();
+        let (status, sub) = get("/v1/subscriptions/sub_demo_v1").await;
+        assert_eq!(status, 200, "{sub}");
+        assert_eq!(sub["customer"], "cus_demo_v1");
+        assert_eq!(sub["status"], "active");
+        assert_eq!(sub["items"]["data"][0]["price"]["id"], DEMO_PRICE);
+        assert_eq!(sub["items"]["data"][0]["price"]["unit_amount"], 4900);
+        let (status, cus) = get("/v1/customers/cus_demo_v1").await;
+        assert_eq!((status, cus["id"].as_str()), (200, Some("cus_demo_v1")));
+        // The same subscription the next time (changes stick), a customer alone creates its
+        // subscription too, and other ids stay unknown.
+        let r = c
+            .post(format!("{}/v1/subscriptions/sub_demo_v1", fake.base_url()))
+            .bearer_auth("sk_test_sandbox")
+            .form(&[("cancel_at_period_end", "true")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            get("/v1/subscriptions/sub_demo_v1").await.1["cancel_at_period_end"],
+            true
+        );
+        assert_eq!(get("/v1/customers/cus_demo").await.0, 200);
+        assert_eq!(
+            fake.subscription("sub_demo").unwrap()["customer"],
+            "cus_demo"
+        );
+        assert_eq!(get("/v1/subscriptions/sub_other").await.0, 404);
+        assert_eq!(get("/v1/customers/cus_other").await.0, 404);
     }
 }

@@ -32,7 +32,6 @@ use axum::{
     Form, Router,
 };
 use serde::Deserialize;
-use serde_json::Value;
 use sha2::Digest;
 use shared::{
     accounts::{self, LoginError, Session},
@@ -45,6 +44,7 @@ use crate::{audit::ClientIp, AppState};
 
 mod editor;
 mod ops;
+mod overview;
 mod pages;
 mod settings;
 mod stripe;
@@ -54,7 +54,7 @@ pub const COOKIE: &str = "rtos_session";
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/app", get(overview))
+        .route("/app", get(overview::overview))
         .route("/app/", get(|| async { Redirect::to("/app") }))
         .route("/app/login", get(login_page).post(login))
         .route("/app/logout", post(logout))
@@ -132,22 +132,53 @@ pub fn link_url(config: &Config, page: &str, token: &str) -> String {
 
 static CSS: &str = include_str!("../../assets/dashboard.css");
 
-/// `/app/assets/dashboard.<first 12 hex of SHA-256>.css`.
-static CSS_PATH: LazyLock<String> = LazyLock::new(|| {
-    let h = hex::encode(sha2::Sha256::digest(CSS.as_bytes()));
-    format!("/app/assets/dashboard.{}.css", &h[..12])
+/// `/app/assets/<name>.<first 12 hex of the body's SHA-256>.<ext>`: a new body is a new
+/// name, so every asset can be cached for a year.
+fn hashed_path(name: &str, ext: &str, body: &str) -> String {
+    let h = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+    format!("/app/assets/{name}.{}.{ext}", &h[..12])
+}
+
+/// `/app/assets/dashboard.<hash>.css`.
+static CSS_PATH: LazyLock<String> = LazyLock::new(|| hashed_path("dashboard", "css", CSS));
+
+/// The assets `asset` serves: (path, content type, body). The overview's script and the
+/// chart library (uPlot from npm, embedded by `api/build.rs`) besides the stylesheet; the
+/// editor's scripts have routes of their own (`editor.rs`).
+static ASSETS: LazyLock<[(&'static str, &'static str, &'static str); 4]> = LazyLock::new(|| {
+    const CSS_TYPE: &str = "text/css; charset=utf-8";
+    const JS_TYPE: &str = "text/javascript; charset=utf-8";
+    [
+        (CSS_PATH.as_str(), CSS_TYPE, CSS),
+        (
+            overview::UPLOT_CSS_PATH.as_str(),
+            CSS_TYPE,
+            overview::UPLOT_CSS,
+        ),
+        (
+            overview::UPLOT_JS_PATH.as_str(),
+            JS_TYPE,
+            overview::UPLOT_JS,
+        ),
+        (
+            overview::OVERVIEW_JS_PATH.as_str(),
+            JS_TYPE,
+            overview::OVERVIEW_JS,
+        ),
+    ]
 });
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    if format!("/app/assets/{file}") != *CSS_PATH {
+    let path = format!("/app/assets/{file}");
+    let Some((_, kind, body)) = ASSETS.iter().find(|a| a.0 == path) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
-    }
+    };
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, *kind),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
         ],
-        CSS,
+        *body,
     )
         .into_response()
 }
@@ -670,192 +701,7 @@ fn not_found_page(chrome: Chrome, status: StatusCode, message: &'static str) -> 
     )
 }
 
-struct Metric {
-    key: &'static str,
-    label: &'static str,
-    value: String,
-    delta: String,
-}
-
-#[derive(Template)]
-#[template(path = "dashboard/overview.html")]
-struct OverviewPage {
-    css: &'static str,
-    chrome: Chrome,
-    presets: [(&'static str, &'static str); 3],
-    range: String,
-    from: String,
-    to: String,
-    period: String,
-    timezone: String,
-    error: Option<String>,
-    metrics: Vec<Metric>,
-    saves_by_type: Vec<(String, i64)>,
-}
-
-#[derive(Deserialize)]
-struct RangeForm {
-    #[serde(default)]
-    range: String,
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
-}
-
-fn num(v: &Value, k: &str) -> i64 {
-    v.get(k).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn pct(v: &Value, k: &str) -> Option<f64> {
-    v.get(k).and_then(Value::as_f64).map(|r| r * 100.0)
-}
-
+/// Cents as dollars: `$12.34`.
 fn money(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, (cents % 100).abs())
-}
-
-fn delta_count(now: i64, before: i64) -> String {
-    if before == 0 {
-        if now == 0 {
-            "no change".into()
-        } else {
-            "new this period".into()
-        }
-    } else {
-        let d = (now - before) as f64 / before as f64 * 100.0;
-        format!("{d:+.1} % vs previous")
-    }
-}
-
-fn delta_points(now: Option<f64>, before: Option<f64>) -> String {
-    match (now, before) {
-        (Some(a), Some(b)) => format!("{:+.1} pts vs previous", a - b),
-        _ => "no previous figure".into(),
-    }
-}
-
-async fn overview(
-    State(st): State<AppState>,
-    Signed(s): Signed,
-    uri: axum::http::Uri,
-    Query(q): Query<RangeForm>,
-) -> Response {
-    let chrome = chrome(&st, &s, "overview", uri.to_string()).await;
-    let (tenant, mode) = (s.user.tenant_id, s.mode);
-    let presets = [
-        ("7d", "Last 7 days"),
-        ("30d", "Last 30 days"),
-        ("90d", "Last 90 days"),
-    ];
-    let days = match q.range.as_str() {
-        "7d" => Some(7),
-        "90d" => Some(90),
-        "custom" => None,
-        _ => Some(30),
-    };
-    let today = chrono::Utc::now().date_naive();
-    let (from, to) = match days {
-        Some(d) => (
-            (today - chrono::Duration::days(d - 1)).to_string(),
-            today.to_string(),
-        ),
-        None => (q.from.clone(), q.to.clone()),
-    };
-    let range = if days.is_some() {
-        presets
-            .iter()
-            .find(|p| p.0 == q.range)
-            .map(|p| p.0)
-            .unwrap_or("30d")
-            .to_string()
-    } else {
-        "custom".to_string()
-    };
-    let mut out = OverviewPage {
-        css: CSS_PATH.as_str(),
-        chrome,
-        presets,
-        range,
-        from: from.clone(),
-        to: to.clone(),
-        period: String::new(),
-        timezone: String::new(),
-        error: None,
-        metrics: Vec::new(),
-        saves_by_type: Vec::new(),
-    };
-    let now =
-        crate::routes::analytics::summary(&st, tenant, mode, Some(from.clone()), Some(to.clone()))
-            .await;
-    let now = match now {
-        Ok(axum::Json(v)) => v,
-        Err(e) => {
-            out.error = Some(e.body.message.clone());
-            return page(StatusCode::BAD_REQUEST, &out);
-        }
-    };
-    // The previous period: the same number of days just before `from`.
-    let prev = match (
-        chrono::NaiveDate::parse_from_str(&from, "%Y-%m-%d"),
-        chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d"),
-    ) {
-        (Ok(f), Ok(t)) => {
-            let len = (t - f).num_days() + 1;
-            let pf = f - chrono::Duration::days(len);
-            let pt = f - chrono::Duration::days(1);
-            crate::routes::analytics::summary(
-                &st,
-                tenant,
-                mode,
-                Some(pf.to_string()),
-                Some(pt.to_string()),
-            )
-            .await
-            .map(|j| j.0)
-            .unwrap_or(Value::Null)
-        }
-        _ => Value::Null,
-    };
-    out.period = format!("{from} to {to}");
-    out.timezone = now
-        .get("timezone")
-        .and_then(Value::as_str)
-        .unwrap_or("UTC")
-        .to_string();
-    let count = |key: &'static str, label: &'static str| Metric {
-        key,
-        label,
-        value: num(&now, key).to_string(),
-        delta: delta_count(num(&now, key), num(&prev, key)),
-    };
-    out.metrics = vec![
-        Metric {
-            key: "save_rate",
-            label: "Save rate",
-            value: pct(&now, "save_rate")
-                .map(|p| format!("{p:.1} %"))
-                .unwrap_or_else(|| "–".into()),
-            delta: delta_points(pct(&now, "save_rate"), pct(&prev, "save_rate")),
-        },
-        count("saved", "Saves"),
-        Metric {
-            key: "saved_mrr_cents",
-            label: "Saved MRR",
-            value: money(num(&now, "saved_mrr_cents")),
-            delta: delta_count(num(&now, "saved_mrr_cents"), num(&prev, "saved_mrr_cents")),
-        },
-        count("canceled", "Cancels"),
-        count("abandoned", "Abandoned"),
-        count("validated_saves", "Validated saves"),
-        count("sessions", "Sessions"),
-    ];
-    if let Some(m) = now.get("saves_by_offer_type").and_then(Value::as_object) {
-        out.saves_by_type = m
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
-            .collect();
-        out.saves_by_type.sort_by_key(|t| std::cmp::Reverse(t.1));
-    }
-    page(StatusCode::OK, &out)
 }

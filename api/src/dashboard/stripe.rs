@@ -1,9 +1,446 @@
-//! The Stripe connection page (settings, per mode).
+//! The Stripe connection page (`/app/settings/stripe`), per mode: the header's switch picks
+//! whose key and webhook signing secrets it shows and changes.
+//!
+//! - The key is entered in a password field and never shown again: only its last four
+//!   characters. A secret is shown by its last four characters too.
+//! - Every change goes through the API's own `routes::settings::put_stripe` (same
+//!   validation, same `stripe_settings.update` audit row, the dashboard user as the actor):
+//!   replacing the key keeps the stored secrets; adding a secret (a roll: old and new are
+//!   both accepted until the old one is removed, up to the API's 5) and removing one keep the
+//!   stored key. An error appears on the field the API's `param` names.
+//! - "Test connection" calls Stripe (`GET /v1/account`, through `shared::stripe`) with the
+//!   stored key at `STRIPE_API_BASE` and shows the account or Stripe's own error message.
+//!   It changes nothing, so every role may run it.
+//! - Owners and admins change; analysts see the page read-only and the server refuses their
+//!   POSTs (403).
 
-use axum::Router;
+use std::time::Duration;
 
-use crate::AppState;
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Extension, Form, Router,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::Digest;
+use shared::{
+    accounts::{self, Session},
+    stripe::{StripeClient, StripeError},
+};
+
+use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
+use crate::{
+    audit::ClientIp,
+    error::ApiError,
+    routes::{
+        self,
+        settings::{stripe_credentials, StripeSettingsBody},
+    },
+    AppState,
+};
+
+const PATH: &str = "/app/settings/stripe";
+
+/// How many signing secrets may be active at once (the API's rule).
+const MAX_SECRETS: usize = 5;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
+        .route(PATH, get(stripe_page))
+        .route("/app/settings/stripe/key", post(save_key))
+        .route("/app/settings/stripe/secrets", post(add_secret))
+        .route("/app/settings/stripe/secrets/remove", post(remove_secret))
+        .route("/app/settings/stripe/test", post(test_connection))
+}
+
+struct SecretRow {
+    /// A fingerprint naming the secret in the remove form (never the secret).
+    id: String,
+    hint: String,
+}
+
+/// The errors of a failed change, on the field the API's `param` names.
+#[derive(Default)]
+struct Errors {
+    page: Option<String>,
+    api_key: Option<String>,
+    webhook_secret: Option<String>,
+    secrets: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/stripe.html")]
+struct StripePage {
+    css: &'static str,
+    chrome: Chrome,
+    can_edit: bool,
+    mode: &'static str,
+    connected: bool,
+    last4: String,
+    updated: String,
+    secrets: Vec<SecretRow>,
+    can_add: bool,
+    max_secrets: usize,
+    webhook_url: String,
+    events: &'static [&'static str],
+    notice: Option<String>,
+    errors: Errors,
+    /// The connection test's outcome: (succeeded, what to say).
+    test: Option<(bool, String)>,
+}
+
+fn fingerprint(secret: &str) -> String {
+    hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8])
+}
+
+fn hint(secret: &str) -> String {
+    format!("whsec_…{}", routes::settings::last4(secret))
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable; retry shortly",
+    )
+        .into_response()
+}
+
+async fn view(
+    st: &AppState,
+    s: &Session,
+    status: StatusCode,
+    notice: Option<String>,
+    errors: Errors,
+    test: Option<(bool, String)>,
+) -> Response {
+    let (tenant, mode) = (s.user.tenant_id, s.mode);
+    let creds = match stripe_credentials(st, (tenant, mode)).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e.body.message, "stripe settings read failed");
+            return unavailable();
+        }
+    };
+    let updated = match routes::settings::stripe_summary(st, (tenant, mode)).await {
+        Ok(axum::Json(v)) => v
+            .get("updated_at")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let (last4, secrets) = match &creds {
+        Some((key, secrets)) => (
+            routes::settings::last4(key),
+            secrets
+                .iter()
+                .map(|w| SecretRow {
+                    id: fingerprint(w),
+                    hint: hint(w),
+                })
+                .collect(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    page(
+        status,
+        &StripePage {
+            css: CSS_PATH.as_str(),
+            chrome: chrome(st, s, "stripe", PATH.into()).await,
+            can_edit: s.user.role.can_configure(),
+            mode: mode.as_str(),
+            connected: creds.is_some(),
+            last4,
+            updated,
+            can_add: secrets.len() < MAX_SECRETS,
+            secrets,
+            max_secrets: MAX_SECRETS,
+            webhook_url: format!(
+                "{}/v1/webhooks/stripe/{tenant}",
+                super::base_url(&st.config)
+            ),
+            events: routes::webhooks::HANDLED,
+            notice,
+            errors,
+            test,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+pub async fn stripe_page(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    Query(q): Query<Done>,
+) -> Response {
+    let notice = match q.done.as_str() {
+        "key" => Some("Saved: the new key is used from now on.".to_string()),
+        "added" => Some(
+            "Secret added: deliveries signed with any listed secret are accepted. Remove the old one once Stripe signs with the new one."
+                .to_string(),
+        ),
+        "removed" => Some("Secret removed: deliveries signed with it are refused.".to_string()),
+        _ => None,
+    };
+    view(&st, &s, StatusCode::OK, notice, Errors::default(), None).await
+}
+
+/// The checks every change makes, CSRF then the role: the 403 when one fails.
+fn refused(s: &Session, headers: &HeaderMap, csrf: &str) -> Option<Response> {
+    if !csrf_ok(s, headers, csrf) {
+        return Some(forbidden("missing or wrong CSRF token"));
+    }
+    if !s.user.role.can_configure() {
+        return Some(forbidden("your role cannot change the Stripe connection"));
+    }
+    None
+}
+
+/// Stores `key` and `secrets` through the API's function; on an error, the page with it on
+/// the field its `param` names (`webhook_secrets[i]` and `webhook_secrets` on the new-secret
+/// field when `adding`, else on the list).
+#[allow(clippy::too_many_arguments)]
+async fn store(
+    st: &AppState,
+    s: &Session,
+    ip: Option<Extension<ClientIp>>,
+    api_key: String,
+    webhook_secrets: Vec<String>,
+    adding: bool,
+    done: &str,
+) -> Response {
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let body = StripeSettingsBody {
+        mode: s.mode,
+        api_key,
+        webhook_secrets,
+    };
+    match routes::settings::put_stripe(st, (s.user.tenant_id, s.mode), actor, body).await {
+        Ok(_) => see_other(&format!("{PATH}?done={done}")),
+        Err(e) => failed(st, s, e, adding).await,
+    }
+}
+
+async fn failed(st: &AppState, s: &Session, e: ApiError, adding: bool) -> Response {
+    if !e.status.is_client_error() {
+        tracing::error!(error = %e.body.message, "stripe settings change failed");
+        let errors = Errors {
+            page: Some("Nothing was saved: the change failed; retry shortly.".into()),
+            ..Errors::default()
+        };
+        return view(st, s, e.status, None, errors, None).await;
+    }
+    let param = e.body.param.clone().unwrap_or_default();
+    let msg = e.body.message.clone();
+    let mut errors = Errors::default();
+    match param.split('[').next().unwrap_or("") {
+        "api_key" => errors.api_key = Some(msg),
+        "webhook_secrets" if adding || param.contains('[') => {
+            errors.webhook_secret = Some(if param.contains('[') {
+                msg
+            } else {
+                format!("{msg}: remove an old secret before adding one")
+            })
+        }
+        "webhook_secrets" => errors.secrets = Some(msg),
+        _ => errors.page = Some(msg),
+    }
+    if errors.page.is_none() {
+        errors.page = Some("Nothing was saved: fix the field below.".into());
+    }
+    view(st, s, StatusCode::BAD_REQUEST, None, errors, None).await
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    api_key: String,
+    /// The first signing secret, when the mode has no settings yet.
+    #[serde(default)]
+    webhook_secret: String,
+}
+
+/// Replaces the mode's key (keeping its secrets); the first time, with a first secret.
+pub async fn save_key(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Form(f): Form<KeyForm>,
+) -> Response {
+    if let Some(r) = refused(&s, &headers, &f.csrf) {
+        return r;
+    }
+    let secrets = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
+        Ok(Some((_, secrets))) => secrets,
+        Ok(None) => vec![f.webhook_secret.trim().to_string()],
+        Err(e) => return failed(&st, &s, e, false).await,
+    };
+    store(
+        &st,
+        &s,
+        ip,
+        f.api_key.trim().to_string(),
+        secrets,
+        true,
+        "key",
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct SecretForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    webhook_secret: String,
+    /// The fingerprint of the secret to remove.
+    #[serde(default)]
+    secret: String,
+}
+
+/// Adds a signing secret after the stored ones (a roll), keeping the key.
+pub async fn add_secret(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Form(f): Form<SecretForm>,
+) -> Response {
+    if let Some(r) = refused(&s, &headers, &f.csrf) {
+        return r;
+    }
+    let (key, mut secrets) = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            let errors = Errors {
+                page: Some("Connect a Stripe key first.".into()),
+                ..Errors::default()
+            };
+            return view(&st, &s, StatusCode::BAD_REQUEST, None, errors, None).await;
+        }
+        Err(e) => return failed(&st, &s, e, true).await,
+    };
+    let new = f.webhook_secret.trim().to_string();
+    if secrets.contains(&new) {
+        let errors = Errors {
+            page: Some("Nothing was saved: fix the field below.".into()),
+            webhook_secret: Some("this secret is already active".into()),
+            ..Errors::default()
+        };
+        return view(&st, &s, StatusCode::BAD_REQUEST, None, errors, None).await;
+    }
+    secrets.push(new);
+    store(&st, &s, ip, key, secrets, true, "added").await
+}
+
+/// Removes one signing secret (named by its fingerprint), keeping the key and the others.
+pub async fn remove_secret(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Form(f): Form<SecretForm>,
+) -> Response {
+    if let Some(r) = refused(&s, &headers, &f.csrf) {
+        return r;
+    }
+    let (key, secrets) = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => (String::new(), Vec::new()),
+        Err(e) => return failed(&st, &s, e, false).await,
+    };
+    let before = secrets.len();
+    let kept: Vec<String> = secrets
+        .into_iter()
+        .filter(|w| fingerprint(w) != f.secret)
+        .collect();
+    if kept.len() == before {
+        let errors = Errors {
+            secrets: Some("No such secret in this mode (it may have been removed already).".into()),
+            ..Errors::default()
+        };
+        return view(&st, &s, StatusCode::NOT_FOUND, None, errors, None).await;
+    }
+    store(&st, &s, ip, key, kept, false, "removed").await
+}
+
+/// What the connection test says about Stripe's answer.
+fn describe(r: Result<Value, StripeError>) -> (bool, String) {
+    match r {
+        Ok(acct) => {
+            let id = acct["id"].as_str().unwrap_or("?");
+            let name = acct["settings"]["dashboard"]["display_name"]
+                .as_str()
+                .or_else(|| acct["business_profile"]["name"].as_str())
+                .filter(|n| !n.is_empty());
+            let what = match name {
+                Some(n) => format!("{n} ({id})"),
+                None => id.to_string(),
+            };
+            (
+                true,
+                format!("Connected: Stripe accepted the key for account {what}."),
+            )
+        }
+        Err(StripeError::Client {
+            status, message, ..
+        }) => (
+            false,
+            format!("Stripe refused the key (HTTP {status}): {message}"),
+        ),
+        Err(StripeError::Network(m)) => (false, format!("Stripe could not be reached: {m}")),
+        Err(StripeError::OutcomeUnknown { status }) => (
+            false,
+            format!("Stripe answered with an error of its own (HTTP {status}); try again later."),
+        ),
+        Err(e) => (false, format!("The test failed: {e}")),
+    }
+}
+
+/// Calls Stripe with the stored key (nothing changes; any role).
+pub async fn test_connection(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let result = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
+        Ok(Some((key, _))) => {
+            let client = StripeClient::new(&st.config.stripe_api_base, Duration::from_secs(10));
+            describe(client.get_account(&key).await)
+        }
+        Ok(None) => (
+            false,
+            format!("No Stripe key is stored for {} mode yet.", s.mode.as_str()),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e.body.message, "stripe settings read failed");
+            return unavailable();
+        }
+    };
+    view(
+        &st,
+        &s,
+        StatusCode::OK,
+        None,
+        Errors::default(),
+        Some(result),
+    )
+    .await
 }

@@ -270,10 +270,40 @@ async fn get_offers(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
+    let Json(mut v) = offers(&st, auth.tenant_id, auth.mode, q.from, q.to).await?;
+    // `decided` (each variant's saved + canceled + deflected, the denominator the
+    // dashboard's confidence intervals need) is not part of this route's answer.
+    if let Some(rows) = v.get_mut("variants").and_then(Value::as_array_mut) {
+        for row in rows {
+            if let Some(o) = row.as_object_mut() {
+                o.remove("decided");
+            }
+        }
+    }
+    Ok(Json(v))
+}
+
+/// Offer performance and experiment variants of a tenant's mode over `from`..`to` (the
+/// API's rules, as [`summary`]); each variant row also carries `decided` (the save rate's
+/// denominator), which `GET /v1/analytics/offers` leaves out. The dashboard reads it.
+pub async fn offers(
+    st: &AppState,
+    tenant: Uuid,
+    mode: Mode,
+    from: Option<String>,
+    to: Option<String>,
+) -> ApiResult<Json<Value>> {
+    let q = RangeQuery {
+        from,
+        to,
+        metric: None,
+        interval: None,
+    };
+    let r = range(st, tenant, mode, &q).await?;
     let params = r.key();
-    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, (auth.tenant_id, auth.mode), "offers", &params, Duration::from_secs(1800), || async move {
+    let (pool, mode_key) = (st.pools.read.clone(), mode);
+    let mode = mode_key.as_str();
+    cached(st, (tenant, mode_key), "offers", &params, Duration::from_secs(1800), || async move {
         let offers: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT offer_id, offer_type, variant, sum(shown)::bigint, sum(accepted)::bigint, sum(saved_mrr_cents)::bigint
                FROM rollup_offers_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
@@ -322,7 +352,7 @@ async fn get_offers(
                     _ => Value::Null,
                 };
                 json!({ "variant": if v.is_empty() { "none" } else { v.as_str() }, "sessions": sessions, "saved": saved,
-                        "save_rate": rate(*saved, *decided), "lift_vs_holdout": lift })
+                        "decided": decided, "save_rate": rate(*saved, *decided), "lift_vs_holdout": lift })
             })
             .collect();
         Ok(json!({
@@ -357,6 +387,36 @@ async fn get_timeseries(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
+    timeseries(&st, auth.tenant_id, auth.mode, q).await
+}
+
+/// One metric's series for a tenant's mode over `from`..`to` (`metric` and `interval`
+/// checked as the route checks them); the dashboard's overview charts read it.
+pub async fn timeseries_of(
+    st: &AppState,
+    tenant: Uuid,
+    mode: Mode,
+    metric: &str,
+    interval: &str,
+    from: Option<String>,
+    to: Option<String>,
+) -> ApiResult<Json<Value>> {
+    let q = RangeQuery {
+        from,
+        to,
+        metric: Some(metric.to_string()),
+        interval: Some(interval.to_string()),
+    };
+    timeseries(st, tenant, mode, q).await
+}
+
+async fn timeseries(
+    st: &AppState,
+    tenant: Uuid,
+    mode: Mode,
+    q: RangeQuery,
+) -> ApiResult<Json<Value>> {
+    let auth = (tenant, mode);
     let metric = q.metric.clone().unwrap_or_else(|| "sessions".into());
     if !METRICS.contains(&metric.as_str()) {
         return Err(ApiError::invalid_param(
@@ -371,7 +431,7 @@ async fn get_timeseries(
             "interval must be hour, day or week",
         ));
     }
-    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
+    let r = range(st, tenant, mode, &q).await?;
     if interval == "hour" && r.to - r.from > chrono::Duration::days(31) {
         return Err(ApiError::invalid_param(
             "interval",
@@ -379,8 +439,8 @@ async fn get_timeseries(
         ));
     }
     let params = format!("{metric}:{interval}:{}", r.key());
-    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, (auth.tenant_id, auth.mode), "timeseries", &params, Duration::from_secs(1800), || async move {
+    let (pool, mode) = (st.pools.read.clone(), mode.as_str());
+    cached(st, auth, "timeseries", &params, Duration::from_secs(1800), || async move {
         let (source, num, den) = match metric.as_str() {
             "sessions" => ("rollup_sessions_hourly", "sum(sessions)", None),
             "saves" => ("rollup_sessions_hourly", "sum(sessions) FILTER (WHERE outcome = 'saved')", None),
@@ -439,10 +499,29 @@ async fn get_churn_reasons(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let r = range(&st, auth.tenant_id, auth.mode, &q).await?;
+    churn_reasons(&st, auth.tenant_id, auth.mode, q.from, q.to).await
+}
+
+/// Churn reasons' counts and shares of a tenant's mode over `from`..`to`, with the previous
+/// period of the same length (the API's rules, as [`summary`]); the dashboard reads it.
+pub async fn churn_reasons(
+    st: &AppState,
+    tenant: Uuid,
+    mode: Mode,
+    from: Option<String>,
+    to: Option<String>,
+) -> ApiResult<Json<Value>> {
+    let q = RangeQuery {
+        from,
+        to,
+        metric: None,
+        interval: None,
+    };
+    let r = range(st, tenant, mode, &q).await?;
     let params = r.key();
-    let (pool, tenant, mode) = (st.pools.read.clone(), auth.tenant_id, auth.mode.as_str());
-    cached(&st, (auth.tenant_id, auth.mode), "churn_reasons", &params, Duration::from_secs(3600), || async move {
+    let (pool, mode_key) = (st.pools.read.clone(), mode);
+    let mode = mode_key.as_str();
+    cached(st, (tenant, mode_key), "churn_reasons", &params, Duration::from_secs(3600), || async move {
         // The trend compares with the previous period of the same length.
         let prev_from = r.from - (r.to - r.from);
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(

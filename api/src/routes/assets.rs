@@ -103,6 +103,17 @@ fn is_demo_customer(c: &str) -> bool {
         })
 }
 
+/// The demo customer's subscription unless the page is given one: `cus_demo<suffix>` has
+/// `sub_demo<suffix>`. `scripts/run` connects the demo tenant's test mode to the Stripe
+/// sandbox (`rtos-stripe-sandbox`), which creates that subscription the first time it is
+/// named, so an accepted offer is applied to it.
+fn demo_subscription(customer: &str) -> String {
+    format!(
+        "sub_demo{}",
+        customer.strip_prefix("cus_demo").unwrap_or_default()
+    )
+}
+
 /// A fake account page with a Cancel button, for a test-mode publishable key. It signs a
 /// customer token server-side, as a tenant's backend would. Off when `DEMO_ENABLED=0`.
 async fn get_demo(
@@ -153,10 +164,13 @@ async fn get_demo(
             "The tenant has no test-mode customer-token signing secret.",
         )
     })?;
+    let sub = q
+        .subscription
+        .unwrap_or_else(|| demo_subscription(&q.customer));
     let claims = shared::widget_token::Claims {
         tid: id.tenant_id,
         cus: q.customer,
-        sub: q.subscription,
+        sub: Some(sub),
         exp: chrono::Utc::now().timestamp() + 3600,
         attrs: None,
     };

@@ -243,13 +243,13 @@ async fn validate(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StripeSettingsBody {
+pub struct StripeSettingsBody {
     /// Which mode these settings are for (`test` or `live`); must match the presented key.
-    mode: Mode,
+    pub mode: Mode,
     /// A restricted API key (`rk_…`) or secret key (`sk_…`) of the tenant's Stripe account.
-    api_key: String,
+    pub api_key: String,
     /// One or more webhook signing secrets (`whsec_…`); several are active during a roll.
-    webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<String>,
 }
 
 async fn put_stripe_settings(
@@ -258,7 +258,21 @@ async fn put_stripe_settings(
     State(st): State<AppState>,
     ApiJson(b): ApiJson<StripeSettingsBody>,
 ) -> ApiResult<Json<Value>> {
-    if b.mode != auth.mode {
+    put_stripe(&st, (auth.tenant_id, auth.mode), meta.key_actor(&auth), b).await
+}
+
+/// Validates and stores a mode's Stripe settings (the key and the webhook signing secrets,
+/// encrypted; the whole set is replaced) and audits `stripe_settings.update` (summaries
+/// only: the key's last four characters, the number of secrets), in one transaction.
+/// `mode` is the caller's own (the API key's, the dashboard's switch); the body must name
+/// it. The dashboard's Stripe page calls it too (with the dashboard user as the actor).
+pub async fn put_stripe(
+    st: &AppState,
+    (tenant, mode): (uuid::Uuid, Mode),
+    actor: shared::audit::Actor,
+    b: StripeSettingsBody,
+) -> ApiResult<Json<Value>> {
+    if b.mode != mode {
         return Err(ApiError::invalid_param(
             "mode",
             "a key manages the Stripe settings of its own mode only",
@@ -291,27 +305,19 @@ async fn put_stripe_settings(
             ));
         }
     }
-    let webhook_aad = Aad::new(Column::StripeWebhookSecret, auth.tenant_id, b.mode);
+    let webhook_aad = Aad::new(Column::StripeWebhookSecret, tenant, b.mode);
     let secrets: Vec<String> = b
         .webhook_secrets
         .iter()
         .map(|s| st.master.encrypt(s, &webhook_aad))
         .collect();
-    let last4: String = b
-        .api_key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let last4 = last4(&b.api_key);
     let mut tx = st.pools.primary.begin().await?;
     let before: Option<(String, Value)> = sqlx::query_as(
         "SELECT api_key_last4, webhook_secrets_enc FROM stripe_settings
          WHERE tenant_id = $1 AND mode = $2 FOR UPDATE",
     )
-    .bind(auth.tenant_id)
+    .bind(tenant)
     .bind(b.mode.as_str())
     .fetch_optional(&mut *tx)
     .await?;
@@ -320,11 +326,11 @@ async fn put_stripe_settings(
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, mode) DO UPDATE SET api_key_enc = $3, api_key_last4 = $4, webhook_secrets_enc = $5, updated_at = now()",
     )
-    .bind(auth.tenant_id)
+    .bind(tenant)
     .bind(b.mode.as_str())
     .bind(st.master.encrypt(
         &b.api_key,
-        &Aad::new(Column::StripeApiKey, auth.tenant_id, b.mode),
+        &Aad::new(Column::StripeApiKey, tenant, b.mode),
     ))
     .bind(&last4)
     .bind(json!(secrets))
@@ -333,9 +339,9 @@ async fn put_stripe_settings(
     // Summaries only: the Stripe key by its last four characters, secrets by count.
     shared::audit::record(
         &mut tx,
-        &meta.key_actor(&auth),
+        &actor,
         shared::audit::Change {
-            tenant_id: Some(auth.tenant_id),
+            tenant_id: Some(tenant),
             mode: Some(b.mode),
             action: "stripe_settings.update",
             target_type: "stripe_settings",
@@ -354,28 +360,80 @@ async fn put_stripe_settings(
     )
     .await?;
     tx.commit().await?;
-    st.settings_cache.forget(auth.tenant_id);
+    st.settings_cache.forget(tenant);
     Ok(Json(
         json!({ "mode": b.mode, "api_key_last4": last4, "webhook_secrets": b.webhook_secrets.len() }),
     ))
+}
+
+/// The last four characters of a key (what is stored and shown of it in clear).
+pub fn last4(key: &str) -> String {
+    let n = key.chars().count();
+    key.chars().skip(n.saturating_sub(4)).collect()
 }
 
 async fn get_stripe_settings(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
 ) -> ApiResult<Json<Value>> {
+    stripe_summary(&st, (auth.tenant_id, auth.mode)).await
+}
+
+/// What `GET /v1/settings/stripe` shows of a mode's Stripe settings (never a key or a
+/// secret): the key's last four characters, the number of secrets, when they changed.
+/// A 404 `stripe_settings` when the mode has none.
+pub async fn stripe_summary(
+    st: &AppState,
+    (tenant, mode): (uuid::Uuid, Mode),
+) -> ApiResult<Json<Value>> {
     let row: Option<(String, Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "SELECT api_key_last4, webhook_secrets_enc, updated_at FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
     )
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
+    .bind(tenant)
+    .bind(mode.as_str())
     .fetch_optional(&st.pools.primary)
     .await?;
     let (last4, secrets, updated) = row.ok_or_else(|| ApiError::not_found("stripe_settings"))?;
     Ok(Json(json!({
-        "mode": auth.mode,
+        "mode": mode,
         "api_key_last4": last4,
         "webhook_secrets": secrets.as_array().map(Vec::len).unwrap_or(0),
         "updated_at": updated,
     })))
+}
+
+/// A mode's stored Stripe key and webhook signing secrets, decrypted (oldest secret
+/// first), or `None` when the mode has none. For the server only (the dashboard's roll of
+/// secrets and its connection test); never shown.
+pub async fn stripe_credentials(
+    st: &AppState,
+    (tenant, mode): (uuid::Uuid, Mode),
+) -> ApiResult<Option<(String, Vec<String>)>> {
+    let row: Option<(String, Value)> = sqlx::query_as(
+        "SELECT api_key_enc, webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+    )
+    .bind(tenant)
+    .bind(mode.as_str())
+    .fetch_optional(&st.pools.primary)
+    .await?;
+    let Some((key_enc, secrets_enc)) = row else {
+        return Ok(None);
+    };
+    let key = st
+        .master
+        .decrypt(&key_enc, &Aad::new(Column::StripeApiKey, tenant, mode))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored Stripe key unreadable: {e}")))?;
+    let aad = Aad::new(Column::StripeWebhookSecret, tenant, mode);
+    let secrets = secrets_enc
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|enc| {
+            st.master.decrypt(enc, &aad).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!("stored webhook secret unreadable: {e}"))
+            })
+        })
+        .collect::<ApiResult<Vec<String>>>()?;
+    Ok(Some((key, secrets)))
 }

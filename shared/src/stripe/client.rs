@@ -229,6 +229,13 @@ impl StripeClient {
             .map(|r| r.body)
     }
 
+    /// `GET /v1/account`: the account the key belongs to (the dashboard's connection test).
+    pub async fn get_account(&self, key: &str) -> Result<Value, StripeError> {
+        self.send("get_account", Method::GET, "/v1/account", key, &[], None)
+            .await
+            .map(|r| r.body)
+    }
+
     /// `POST /v1/subscriptions/{id}` with form `params` in Stripe's bracket notation, e.g.
     /// `[("discounts[0][coupon]", "SAVE20")]`, `[("pause_collection[behavior]", "void")]`,
     /// `[("pause_collection", "")]` (resume), `[("cancel_at_period_end", "true")]`.
