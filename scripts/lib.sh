@@ -246,6 +246,28 @@ ensure_node() {
 # ---------------------------------------------------------------------------------------
 
 # pg_ready HOST PORT: the server accepts connections (says nothing about authentication).
+ensure_aiosmtpd() {
+    # The mail tests (tests/tests/mail.rs, the dashboard's) and the browser stack send mail
+    # to a throwaway SMTP server, Python's aiosmtpd (tests/src/smtp_sink.py, run by python3).
+    local req=aiosmtpd==1.4.6 out
+    command -v python3 >/dev/null 2>&1 || apt_install --no-install-recommends python3
+    if python3 -c 'import aiosmtpd' 2>/dev/null; then
+        return 0
+    fi
+    # pip for a python3 of its own (pyenv, a venv); a system python3 refuses pip (PEP 668,
+    # or has none), so there Debian's python3-aiosmtpd (1.4.3, which the sink works with).
+    log "pip install $req"
+    if out="$(python3 -m pip install --quiet --disable-pip-version-check "$req" </dev/null 2>&1)"; then
+        :
+    elif [[ "$(readlink -f "$(command -v python3)")" == /usr/bin/python3* ]]; then
+        log "pip refused the system python3; installing Debian's python3-aiosmtpd instead"
+        apt_install --no-install-recommends python3-aiosmtpd
+    else
+        die "could not install $req for $(command -v python3): $out"
+    fi
+    python3 -c 'import aiosmtpd' || die "aiosmtpd is still not importable by $(command -v python3)"
+}
+
 pg_ready() {
     command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$1" -p "$2" -t 3 >/dev/null 2>&1
 }

@@ -435,7 +435,7 @@ async fn demo(
         let password = shared::crypto::random_token(20);
         accounts::redeem_link(pool, &token, &password, None).await?;
         Some(serde_json::json!({
-            "url": format!("{}/app", reachable_base_url(config)),
+            "url": format!("{}/app", crate::dashboard::base_url(config)),
             "email": DEMO_USER,
             "password": password,
         }))
@@ -452,22 +452,6 @@ async fn demo(
         "dashboard": dashboard,
         "stripe": stripe,
     }))
-}
-
-/// `PUBLIC_BASE_URL`, or else the api's own address as a browser on this machine reaches
-/// it: a wildcard bind address (`0.0.0.0`, `[::]`) becomes the loopback address.
-fn reachable_base_url(config: &Config) -> String {
-    if !config.public_base_url.is_empty() {
-        return crate::dashboard::base_url(config);
-    }
-    let mut addr = config.api_addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr.ip() {
-            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    format!("http://{addr}")
 }
 
 /// Gives the demo tenant's test mode Stripe settings for the sandbox (`demo

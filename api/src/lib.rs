@@ -266,14 +266,17 @@ pub async fn serve_split(
 }
 
 /// The `serve` command: bind, serve, stop gracefully on SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
     tracing::info!(config = %config.describe(), "configuration");
     let _ = shared::telemetry::prometheus();
     let listener = tokio::net::TcpListener::bind(config.api_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    // The bound address (port 0 becomes the kernel's choice): the dashboard's mailed links
+    // are built from it when PUBLIC_BASE_URL is unset.
+    config.api_addr = listener.local_addr()?;
+    tracing::info!(addr = %config.api_addr, "api listening");
     let ops = match config.ops_addr {
         Some(a) => {
             let l = tokio::net::TcpListener::bind(a).await?;

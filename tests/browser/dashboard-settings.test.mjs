@@ -1,7 +1,8 @@
 // Settings pages in Chromium against the real stack: the Stripe connection page (key entry in
 // a password field, only the last four shown afterwards, a webhook secret roll: add the new
 // one, remove the old one; the webhook URL; read-only for analysts) and team administration
-// (an owner changes a teammate's role in the browser). Screenshots at 1280 and 375 px with no
+// (an owner changes a teammate's role in the browser; an owner invites a teammate, who accepts
+// from the link in the mail the stack's SMTP server received). Screenshots at 1280 and 375 px with no
 // horizontal scroll: dashboard-stripe-*.png and dashboard-team-admin-*.png (after the change).
 // run.sh starts the stack and passes API_URL, DATABASE_URL, OPS_TOKEN and RTOS_API_BIN. The
 // stack has no Stripe of its own unless STRIPE_API_BASE is exported: only then is "Test
@@ -12,7 +13,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  launchBrowser, screenshot, watchPage, newContext, opsTenant, cliUser, dashboardSignIn,
+  launchBrowser, screenshot, watchPage, newContext, opsTenant, cliUser, dashboardSignIn, mailTo,
 } from './lib.mjs';
 
 const API = process.env.API_URL;
@@ -165,5 +166,64 @@ test('(2) team administration: an owner changes a teammate\'s role in the browse
     console.log(`screenshots:\n  ${(await shots(context, '/app/team', 'team-admin')).join('\n  ')}`);
   } finally {
     await context.close();
+  }
+});
+
+test('(3) an invitation through the SMTP server: the teammate accepts from the mail\'s link', async () => {
+  const tenant = await opsTenant(API, OPS_TOKEN, `Invite Co ${RUN}`);
+  const owner = await cliUser(API_BIN, tenant.id, 'owner', `owner.${RUN}@invite.example.com`, PASSWORD);
+  const invitee = `new.${RUN}@invite.example.com`;
+  const ownerContext = await newContext(browser, { viewport: { width: 1280, height: 900 } });
+  const inviteeContext = await newContext(browser, { viewport: { width: 375, height: 812 } });
+  try {
+    await dashboardSignIn(ownerContext, API, owner);
+    const page = await ownerContext.newPage();
+    const errors = watchPage(page, 'invite');
+    await page.goto(`${API}/app/team`);
+    await page.getByLabel('Email', { exact: true }).fill(invitee);
+    await page.getByLabel('Role', { exact: true }).selectOption('analyst');
+    await submit(page, page.getByRole('button', { name: 'Send invitation' }));
+    await page.getByText(`Invitation sent to ${invitee}.`).waitFor();
+    assert.equal(await page.locator(`tr[data-user="${invitee}"] [data-role]`).textContent(), 'analyst');
+
+    // The mail, as the SMTP server received it: to the invitee, naming the inviter and the
+    // role, with a one-time link on the api's real address (API_ADDR binds port 0 here).
+    const mail = await mailTo(invitee);
+    assert.equal(mail.subject, 'You are invited to RetentionOS');
+    assert.match(mail.text, new RegExp(`${owner.email.replace(/\./g, '\\.')} invited you .* as analyst`));
+    const links = mail.text.match(/https?:\/\/\S+\/app\/set-password\?token=[A-Za-z0-9_-]+/g) || [];
+    assert.equal(links.length, 1, mail.text);
+    const link = new URL(links[0]);
+    assert.equal(link.origin, new URL(API).origin, 'the mail\'s link points at the api');
+    // No password until the invitation is accepted.
+    const early = await inviteeContext.request.post(`${API}/app/login`, { form: { email: invitee, password: PASSWORD }, maxRedirects: 0 });
+    assert.equal(early.status(), 401);
+
+    // The invitee opens the link exactly as mailed, on a phone-sized screen.
+    const phone = await inviteeContext.newPage();
+    const phoneErrors = watchPage(phone, 'invitee');
+    const res = await phone.goto(link.href);
+    assert.equal(res.status(), 200);
+    await phone.getByText(invitee, { exact: true }).waitFor();
+    await noSideScroll(phone, 375, 'set-password');
+    console.log(`screenshot: ${await screenshot(phone, 'dashboard-invitation-375', { fullPage: true })}`);
+    await phone.getByLabel('New password').fill(PASSWORD);
+    await submit(phone, phone.getByRole('button', { name: 'Set password' }));
+    await phone.waitForURL(`${API}/app/login`);
+    await phone.getByLabel('Email').fill(invitee);
+    await phone.getByLabel('Password').fill(PASSWORD);
+    await submit(phone, phone.getByRole('button', { name: 'Sign in' }));
+    await phone.waitForURL(`${API}/app`);
+    await phone.locator('header.top').getByText(`${invitee} (analyst)`, { exact: true }).waitFor();
+
+    // Used once: the mailed link is dead now.
+    const again = await phone.goto(link.href);
+    assert.equal(again.status(), 404);
+    assert.equal(sql(`SELECT count(*) FROM audit_events WHERE tenant_id = ${lit(tenant.id)} AND action = 'user.password_set'`), '1');
+    assert.deepEqual(errors, [], 'owner page errors');
+    assert.deepEqual(phoneErrors, [], 'invitee page errors');
+  } finally {
+    await ownerContext.close();
+    await inviteeContext.close();
   }
 });

@@ -281,6 +281,9 @@ test('(e) the whole loop: the demo tenant on the Stripe sandbox applies the offe
     assert.equal(await p.locator('[data-job-state]').textContent(), 'done');
     await screenshot(p, 'dashboard-demo-session-1280', { fullPage: true });
     await p.setViewportSize({ width: 375, height: 812 });
+    // Its tables scroll inside their cards: the page itself never scrolls sideways.
+    const sw = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(sw <= 375, `the session page at 375 px scrolls sideways: scrollWidth ${sw}`);
     await screenshot(p, 'dashboard-demo-session-375', { fullPage: true });
     await p.setViewportSize({ width: 1280, height: 900 });
 

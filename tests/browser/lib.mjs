@@ -121,3 +121,20 @@ export async function dashboardSignIn(context, api, user) {
   });
   if (res.status() !== 303) throw new Error(`POST /app/login: ${res.status()} ${await res.text()}`);
 }
+
+// The first message the stack's SMTP sink (run.sh: tests/src/smtp_sink.py, SMTP_SINK_DIR)
+// received for `to`, waiting for it up to DEADLINE_MS: {mail_from, rcpt_tos, from, to,
+// subject, message_id, text}.
+export async function mailTo(to) {
+  const dir = process.env.SMTP_SINK_DIR;
+  if (!dir) throw new Error('SMTP_SINK_DIR is not set (run tests/browser/run.sh)');
+  const found = await poll(() => {
+    for (const name of fs.readdirSync(dir).filter((n) => /^msg-\d+\.json$/.test(n)).sort()) {
+      const m = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8'));
+      if (m.rcpt_tos.includes(to)) return m;
+    }
+    return null;
+  });
+  if (!found) throw new Error(`no mail for ${to} in ${dir} within ${DEADLINE_MS} ms`);
+  return found;
+}

@@ -17,6 +17,8 @@
 #    (rtos-stripe-sandbox, as scripts/run starts it: STRIPE_API_BASE of the api and workers;
 #    the "Demo" tenant's test mode connected to it by `retentionos-api demo
 #    --stripe-sandbox`, its id and key exported as DEMO_TENANT_ID / DEMO_PUBLISHABLE_KEY),
+#    and a throwaway SMTP server (tests/src/smtp_sink.py, aiosmtpd, port of its own choosing;
+#    the api's SMTP_URL; each message a JSON file in SMTP_SINK_DIR for the suites to read),
 #    waits for /readyz, then runs
 #    dashboard.test.mjs (the /app dashboard: sign-in, test/live switch, roles, CSRF,
 #    lockout, set-password links made with `retentionos-api user create`, screenshots at
@@ -38,7 +40,7 @@ case "${1:-}" in
     --mock-only) MODE=mock ;;
     --e2e-only) MODE=e2e ;;
     -h | --help)
-        sed -n '2,26p' "$0"
+        sed -n '2,28p' "$0"
         exit 0
         ;;
     *)
@@ -153,6 +155,7 @@ LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rtos-browser.XXXXXX")"
 API_PID=""
 WORKERS_PID=""
 SANDBOX_PID=""
+SMTP_PID=""
 DB_CREATED=0
 FAILED=1
 
@@ -179,8 +182,9 @@ cleanup() {
     stop_pid "$WORKERS_PID" workers
     stop_pid "$API_PID" api
     stop_pid "$SANDBOX_PID" stripe-sandbox
+    stop_pid "$SMTP_PID" smtp
     if ((rc != 0 || FAILED)); then
-        for f in api workers migrate stripe-sandbox demo; do
+        for f in api workers migrate stripe-sandbox demo smtp; do
             if [[ -s "$LOG_DIR/$f.log" ]]; then
                 echo "----- last lines of $f.log -----" >&2
                 tail -n 40 "$LOG_DIR/$f.log" >&2
@@ -243,6 +247,19 @@ DEMO_TENANT_ID="$(node -e 'const j = JSON.parse(require("fs").readFileSync(proce
     die "the demo command did not connect the demo tenant to the sandbox: $(cat "$LOG_DIR/demo.json")"
 DEMO_PUBLISHABLE_KEY="$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).publishable_key' "$LOG_DIR/demo.json")"
 export DEMO_TENANT_ID DEMO_PUBLISHABLE_KEY
+
+# A throwaway SMTP server (tests/src/smtp_sink.py, aiosmtpd) on a port of its own choosing:
+# the api sends invitations and reset links to it; the suites read each message as a JSON
+# file in SMTP_SINK_DIR (msg-NNNNNN.json, in arrival order).
+if declare -F ensure_aiosmtpd >/dev/null; then ensure_aiosmtpd; fi
+python3 -c 'import aiosmtpd' 2>/dev/null || die "python3 cannot import aiosmtpd (scripts/lib.sh ensure_aiosmtpd installs it)"
+export SMTP_SINK_DIR="$LOG_DIR/mail"
+mkdir -p "$SMTP_SINK_DIR"
+python3 "$ROOT/tests/src/smtp_sink.py" 0 "$SMTP_SINK_DIR" >"$LOG_DIR/smtp.log" 2>&1 &
+SMTP_PID=$!
+SMTP_PORT="$(wait_for_url_file "$SMTP_SINK_DIR/ready" "$SMTP_PID" 60)" || die "the SMTP sink did not start"
+export SMTP_URL="smtp://127.0.0.1:${SMTP_PORT}"
+blog "SMTP sink at $SMTP_URL (messages in $SMTP_SINK_DIR)"
 
 blog "starting api and workers (each on a port of its own choosing)"
 "$API_BIN" serve >"$LOG_DIR/api.log" 2>&1 &

@@ -2,20 +2,23 @@
 
     python3 smtp_sink.py PORT DIR
 
-Listens on 127.0.0.1:PORT (aiosmtpd) and accepts every message. Each one is written to
+Listens on 127.0.0.1:PORT (aiosmtpd) and accepts every message; PORT 0 binds a port of the
+kernel's choosing (no probe-then-bind race), named in DIR/ready. Each one is written to
 DIR/msg-NNNNNN.json (NNNNNN counts up in arrival order) as
 {mail_from, rcpt_tos, from, to, subject, message_id, text}: the envelope, the decoded
 From/To/Subject/Message-ID headers and the decoded text/plain body with CRLF line endings
 (SMTP's, on the wire) turned back into LF. The file is complete before the server answers
 250 to DATA, so a client whose send returned has its message on disk already.
 
-When the server accepts connections it writes DIR/ready. It runs until SIGTERM/SIGINT.
+When the server accepts connections it writes DIR/ready (the port, in decimal). It runs until
+SIGTERM/SIGINT.
 """
 
 import email
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from email import policy
@@ -59,9 +62,26 @@ def header(msg, name):
     return None if value is None else str(value)
 
 
+class BoundController(Controller):
+    """A Controller serving on a socket bound beforehand (so port 0 works: aiosmtpd's own
+    readiness check connects to self.port, which must be the real one)."""
+
+    def __init__(self, handler, sock):
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1])
+        self._sock = sock
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
 def main():
     port, directory = int(sys.argv[1]), sys.argv[2]
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    controller = BoundController(Sink(directory), sock)
     # start() returns once the server answers (aiosmtpd connects to it itself).
     controller.start()
     done = threading.Event()

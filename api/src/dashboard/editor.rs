@@ -21,8 +21,8 @@ use std::sync::LazyLock;
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    extract::{FromRequestParts, Path, Query, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Form, Json, Router,
@@ -89,6 +89,25 @@ fn actor(s: &Session, ip: Option<axum::Extension<ClientIp>>) -> shared::audit::A
 
 fn who(s: &Session) -> (Uuid, Mode) {
     (s.user.tenant_id, s.mode)
+}
+
+/// The flow of the path's `{id}` in the signed-in user's tenant and mode, with the session
+/// (signed out: the sign-in redirect; no such flow there: the not-found page).
+struct FlowOf(Session, routes::flows::FlowRow);
+
+impl FromRequestParts<AppState> for FlowOf {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+        let Signed(s) = Signed::from_request_parts(parts, st).await?;
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, st)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let id = params.get("id").map(String::as_str).unwrap_or_default();
+        let flow = load(st, &s, id).await.map_err(|r| *r)?;
+        Ok(FlowOf(s, flow))
+    }
 }
 
 /// The flow `id` of the session's tenant and mode, or the not-found page.
@@ -222,14 +241,9 @@ struct NoticeQuery {
 
 async fn editor_page(
     State(st): State<AppState>,
-    Signed(s): Signed,
-    Path(id): Path<String>,
+    FlowOf(s, flow): FlowOf,
     Query(q): Query<NoticeQuery>,
 ) -> Response {
-    let flow = match load(&st, &s, &id).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let notice = match q.notice.as_str() {
         "created" => Some("Flow created. Edit it, save the draft, then publish.".to_string()),
         "saved" => Some("Draft saved. Customers see it once you publish.".into()),
@@ -269,19 +283,14 @@ fn api_error(e: &ApiError) -> Error {
 /// structural edit of the unsaved form, re-rendered.
 async fn save(
     State(st): State<AppState>,
-    Signed(s): Signed,
+    FlowOf(s, flow): FlowOf,
     headers: HeaderMap,
     ip: Option<axum::Extension<ClientIp>>,
-    Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     if let Err(r) = may_change(&s, &headers, &field_of(&pairs, "csrf")) {
         return *r;
     }
-    let flow = match load(&st, &s, &id).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let mut def = form::to_definition(&pairs);
     let op = field_of(&pairs, "op");
     if op != "save" {
@@ -375,17 +384,12 @@ fn preview_payload(def: &shared::flows::FlowDefinition, as_variant: &str) -> Val
 /// `POST /app/flows/{id}/preview`: the editor's form as the widget would get it (nothing is
 /// saved), or the API's validation error (its envelope, 400).
 async fn preview_data(
-    State(st): State<AppState>,
-    Signed(s): Signed,
+    FlowOf(s, _): FlowOf,
     headers: HeaderMap,
-    Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     if !csrf_ok(&s, &headers, &field_of(&pairs, "csrf")) {
         return forbidden("missing or wrong CSRF token");
-    }
-    if let Err(r) = load(&st, &s, &id).await {
-        return *r;
     }
     match routes::flows::validated(form::to_definition(&pairs)) {
         Ok(def) => Json(preview_payload(&def, &field_of(&pairs, "_preview"))).into_response(),
@@ -411,16 +415,7 @@ struct PreviewQuery {
 
 /// `GET /app/flows/{id}/preview`: the frame that runs the real widget on the saved draft
 /// (the editor replaces its data as the form changes). It may be framed by our own pages.
-async fn preview_frame(
-    State(st): State<AppState>,
-    Signed(s): Signed,
-    Path(id): Path<String>,
-    Query(q): Query<PreviewQuery>,
-) -> Response {
-    let flow = match load(&st, &s, &id).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+async fn preview_frame(FlowOf(_, flow): FlowOf, Query(q): Query<PreviewQuery>) -> Response {
     let (data, error) = match routes::flows::validated(flow.draft.clone()) {
         Ok(def) => (preview_payload(&def, &q.as_variant), None),
         Err(e) => (Value::Null, Some(e.body.message)),
@@ -534,14 +529,9 @@ fn diff_lines(a: &str, b: &str) -> Vec<DiffLine> {
 /// `GET /app/flows/{id}/diff?a=<version|draft>&b=<version|draft>`.
 async fn diff_page(
     State(st): State<AppState>,
-    Signed(s): Signed,
-    Path(id): Path<String>,
+    FlowOf(s, flow): FlowOf,
     Query(q): Query<DiffQuery>,
 ) -> Response {
-    let flow = match load(&st, &s, &id).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
@@ -607,19 +597,15 @@ struct CsrfOnly {
 /// `POST /app/flows/{id}/versions/{version}/restore`: the version becomes the draft.
 async fn restore(
     State(st): State<AppState>,
-    Signed(s): Signed,
+    FlowOf(s, flow): FlowOf,
     headers: HeaderMap,
     ip: Option<axum::Extension<ClientIp>>,
-    Path((id, version)): Path<(String, String)>,
+    Path((_, version)): Path<(String, String)>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     if let Err(r) = may_change(&s, &headers, &f.csrf) {
         return *r;
     }
-    let flow = match load(&st, &s, &id).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
@@ -652,10 +638,9 @@ struct CopyForm {
 /// /v1/flows/{id}/copy_to_live` does (optionally publishing its published version there).
 async fn copy_to_live(
     State(st): State<AppState>,
-    Signed(s): Signed,
+    FlowOf(s, flow): FlowOf,
     headers: HeaderMap,
     ip: Option<axum::Extension<ClientIp>>,
-    Path(id): Path<String>,
     Form(f): Form<CopyForm>,
 ) -> Response {
     if let Err(r) = may_change(&s, &headers, &f.csrf) {
@@ -664,10 +649,6 @@ async fn copy_to_live(
     if s.mode != Mode::Test {
         return forbidden("copy to live starts from a test-mode flow");
     }
-    let flow = match load(&st, &s, &id).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let publish = f.publish.is_some();
     match routes::flows::copy(&st, s.user.tenant_id, &actor(&s, ip), flow.id, publish).await {
         Ok(_) => see_other(&format!(

@@ -115,11 +115,20 @@ pub fn router() -> Router<AppState> {
 
 /// Where users reach the api: `PUBLIC_BASE_URL`, else `http://API_ADDR`.
 pub fn base_url(config: &Config) -> String {
-    if config.public_base_url.is_empty() {
-        format!("http://{}", config.api_addr)
-    } else {
-        config.public_base_url.trim_end_matches('/').to_string()
+    if !config.public_base_url.is_empty() {
+        return config.public_base_url.trim_end_matches('/').to_string();
     }
+    // The api's own address as a browser on this machine reaches it: a wildcard bind
+    // address (`0.0.0.0`, `[::]`) becomes the loopback address. `serve` puts the address
+    // it bound into the config, so `API_ADDR=…:0` gives the real port.
+    let mut addr = config.api_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 /// A one-time link to a dashboard page (`set-password`, `reset-password`, `invitation`).
@@ -704,4 +713,33 @@ fn not_found_page(chrome: Chrome, status: StatusCode, message: &'static str) -> 
 /// Cents as dollars: `$12.34`.
 fn money(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The development defaults with `API_ADDR` (set after parsing: a wildcard address would
+    /// need production secrets) and `PUBLIC_BASE_URL`.
+    fn config(api_addr: &str, public: &str) -> Config {
+        let mut c = Config::from_lookup(|_| None).expect("config");
+        c.api_addr = api_addr.parse().expect("address");
+        c.public_base_url = public.to_string();
+        c
+    }
+
+    #[test]
+    fn mailed_links_use_the_public_url_or_a_reachable_api_address() {
+        assert_eq!(
+            base_url(&config("0.0.0.0:8080", "")),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(base_url(&config("[::]:8080", "")), "http://[::1]:8080");
+        assert_eq!(
+            link_url(&config("127.0.0.1:3000", ""), "set-password", "abc"),
+            "http://127.0.0.1:3000/app/set-password?token=abc"
+        );
+        let c = config("0.0.0.0:8080", "https://retention.example.com/");
+        assert_eq!(base_url(&c), "https://retention.example.com");
+    }
 }

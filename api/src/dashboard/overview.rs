@@ -552,25 +552,29 @@ pub(super) async fn overview(
         has_holdout: false,
         has_experiment: false,
     };
-    let now = analytics::summary(&st, tenant, mode, Some(from.clone()), Some(to.clone())).await;
-    let now = match now {
-        Ok(axum::Json(v)) => v,
-        Err(e) => {
-            out.error = Some(e.body.message.clone());
-            return page(StatusCode::BAD_REQUEST, &out);
-        }
-    };
     // The previous period: the same number of days just before `from`.
     let dates = (
         chrono::NaiveDate::parse_from_str(&from, "%Y-%m-%d"),
         chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d"),
     );
-    let prev = match dates {
+    let previous = match dates {
         (Ok(f), Ok(t)) => {
             let len = (t - f).num_days() + 1;
-            let pf = f - chrono::Duration::days(len);
-            let pt = f - chrono::Duration::days(1);
-            analytics::summary(
+            Some((
+                (f - chrono::Duration::days(len)),
+                f - chrono::Duration::days(1),
+            ))
+        }
+        _ => None,
+    };
+    // Daily points up to ~4 months, weekly beyond (a 2-year range stays ~100 points).
+    out.interval = match dates {
+        (Ok(f), Ok(t)) if (t - f).num_days() > 120 => "week",
+        _ => "day",
+    };
+    let prev = async {
+        match previous {
+            Some((pf, pt)) => analytics::summary(
                 &st,
                 tenant,
                 mode,
@@ -579,14 +583,25 @@ pub(super) async fn overview(
             )
             .await
             .map(|j| j.0)
-            .unwrap_or(Value::Null)
+            .unwrap_or(Value::Null),
+            None => Value::Null,
         }
-        _ => Value::Null,
     };
-    // Daily points up to ~4 months, weekly beyond (a 2-year range stays ~100 points).
-    out.interval = match dates {
-        (Ok(f), Ok(t)) if (t - f).num_days() > 120 => "week",
-        _ => "day",
+    // Every figure at once (each read is the API's own, cached per rollup generation): a
+    // cold page waits for its slowest read, not for the sum of them.
+    let (now, prev, series, reasons, offers) = futures::join!(
+        analytics::summary(&st, tenant, mode, Some(from.clone()), Some(to.clone())),
+        prev,
+        load_series(&st, (tenant, mode), out.interval, &from, &to),
+        analytics::churn_reasons(&st, tenant, mode, Some(from.clone()), Some(to.clone())),
+        analytics::offers(&st, tenant, mode, Some(from.clone()), Some(to.clone())),
+    );
+    let now = match now {
+        Ok(axum::Json(v)) => v,
+        Err(e) => {
+            out.error = Some(e.body.message.clone());
+            return page(StatusCode::BAD_REQUEST, &out);
+        }
     };
     out.period = format!("{from} to {to}");
     out.timezone = now
@@ -633,11 +648,6 @@ pub(super) async fn overview(
         out.saves_by_type.sort_by_key(|t| std::cmp::Reverse(t.1));
     }
 
-    let (series, reasons, offers) = futures::join!(
-        load_series(&st, (tenant, mode), out.interval, &from, &to),
-        analytics::churn_reasons(&st, tenant, mode, Some(from.clone()), Some(to.clone())),
-        analytics::offers(&st, tenant, mode, Some(from.clone()), Some(to.clone())),
-    );
     let mut failed = Vec::new();
     match series {
         Ok(sr) => {

@@ -38,7 +38,7 @@ use crate::{
     error::ApiError,
     routes::{
         self,
-        settings::{stripe_credentials, StripeSettingsBody},
+        settings::{stripe_credentials, StripeCredentials, StripeSettingsBody},
     },
     AppState,
 };
@@ -135,9 +135,9 @@ async fn view(
         Err(_) => String::new(),
     };
     let (last4, secrets) = match &creds {
-        Some((key, secrets)) => (
-            routes::settings::last4(key),
-            secrets
+        Some(c) => (
+            routes::settings::last4(&c.api_key),
+            c.webhook_secrets
                 .iter()
                 .map(|w| SecretRow {
                     id: fingerprint(w),
@@ -206,26 +206,44 @@ fn refused(s: &Session, headers: &HeaderMap, csrf: &str) -> Option<Response> {
     None
 }
 
-/// Stores `key` and `secrets` through the API's function; on an error, the page with it on
-/// the field its `param` names (`webhook_secrets[i]` and `webhook_secrets` on the new-secret
-/// field when `adding`, else on the list).
-#[allow(clippy::too_many_arguments)]
-async fn store(
+/// What a change does to the stored settings (`None`: none yet): the new key and secrets,
+/// or the page to answer instead.
+type Edit =
+    Box<dyn FnOnce(Option<StripeCredentials>) -> Result<(String, Vec<String>), Refusal> + Send>;
+
+/// An edit's refusal: the status and what the page says where.
+struct Refusal(StatusCode, Errors);
+
+/// Reads the mode's settings, applies `edit`, and stores the result through the API's
+/// function as a compare-and-set on what was read (a concurrent change — another admin,
+/// another tab — is never lost: this one is refused with a reload hint instead). On an
+/// error, the page with it on the field its `param` names (`webhook_secrets[i]` and
+/// `webhook_secrets` on the new-secret field when `adding`, else on the list).
+async fn change(
     st: &AppState,
     s: &Session,
     ip: Option<Extension<ClientIp>>,
-    api_key: String,
-    webhook_secrets: Vec<String>,
     adding: bool,
     done: &str,
+    edit: Edit,
 ) -> Response {
+    let current = match stripe_credentials(st, (s.user.tenant_id, s.mode)).await {
+        Ok(c) => c,
+        Err(e) => return failed(st, s, e, adding).await,
+    };
+    let revision = current.as_ref().map(|c| c.revision.clone());
+    let (api_key, webhook_secrets) = match edit(current) {
+        Ok(x) => x,
+        Err(Refusal(status, errors)) => return view(st, s, status, None, errors, None).await,
+    };
     let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
     let body = StripeSettingsBody {
         mode: s.mode,
         api_key,
         webhook_secrets,
     };
-    match routes::settings::put_stripe(st, (s.user.tenant_id, s.mode), actor, body).await {
+    let auth = (s.user.tenant_id, s.mode);
+    match routes::settings::put_stripe_if(st, auth, actor, body, Some(revision.as_deref())).await {
         Ok(_) => see_other(&format!("{PATH}?done={done}")),
         Err(e) => failed(st, s, e, adding).await,
     }
@@ -239,6 +257,16 @@ async fn failed(st: &AppState, s: &Session, e: ApiError, adding: bool) -> Respon
             ..Errors::default()
         };
         return view(st, s, e.status, None, errors, None).await;
+    }
+    if e.status == StatusCode::CONFLICT {
+        let errors = Errors {
+            page: Some(
+                "Nothing was saved: the Stripe settings were changed meanwhile (another tab or teammate). The page now shows them; make the change again."
+                    .into(),
+            ),
+            ..Errors::default()
+        };
+        return view(st, s, StatusCode::CONFLICT, None, errors, None).await;
     }
     let param = e.body.param.clone().unwrap_or_default();
     let msg = e.body.message.clone();
@@ -283,21 +311,18 @@ pub async fn save_key(
     if let Some(r) = refused(&s, &headers, &f.csrf) {
         return r;
     }
-    let secrets = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
-        Ok(Some((_, secrets))) => secrets,
-        Ok(None) => vec![f.webhook_secret.trim().to_string()],
-        Err(e) => return failed(&st, &s, e, false).await,
-    };
-    store(
-        &st,
-        &s,
-        ip,
+    let (key, first) = (
         f.api_key.trim().to_string(),
-        secrets,
-        true,
-        "key",
-    )
-    .await
+        f.webhook_secret.trim().to_string(),
+    );
+    let edit: Edit = Box::new(move |current| {
+        let secrets = match current {
+            Some(c) => c.webhook_secrets,
+            None => vec![first],
+        };
+        Ok((key, secrets))
+    });
+    change(&st, &s, ip, true, "key", edit).await
 }
 
 #[derive(Deserialize)]
@@ -322,28 +347,28 @@ pub async fn add_secret(
     if let Some(r) = refused(&s, &headers, &f.csrf) {
         return r;
     }
-    let (key, mut secrets) = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
+    let new = f.webhook_secret.trim().to_string();
+    let edit: Edit = Box::new(move |current| {
+        let Some(c) = current else {
             let errors = Errors {
                 page: Some("Connect a Stripe key first.".into()),
                 ..Errors::default()
             };
-            return view(&st, &s, StatusCode::BAD_REQUEST, None, errors, None).await;
-        }
-        Err(e) => return failed(&st, &s, e, true).await,
-    };
-    let new = f.webhook_secret.trim().to_string();
-    if secrets.contains(&new) {
-        let errors = Errors {
-            page: Some("Nothing was saved: fix the field below.".into()),
-            webhook_secret: Some("this secret is already active".into()),
-            ..Errors::default()
+            return Err(Refusal(StatusCode::BAD_REQUEST, errors));
         };
-        return view(&st, &s, StatusCode::BAD_REQUEST, None, errors, None).await;
-    }
-    secrets.push(new);
-    store(&st, &s, ip, key, secrets, true, "added").await
+        if c.webhook_secrets.contains(&new) {
+            let errors = Errors {
+                page: Some("Nothing was saved: fix the field below.".into()),
+                webhook_secret: Some("this secret is already active".into()),
+                ..Errors::default()
+            };
+            return Err(Refusal(StatusCode::BAD_REQUEST, errors));
+        }
+        let mut secrets = c.webhook_secrets;
+        secrets.push(new);
+        Ok((c.api_key, secrets))
+    });
+    change(&st, &s, ip, true, "added", edit).await
 }
 
 /// Removes one signing secret (named by its fingerprint), keeping the key and the others.
@@ -357,24 +382,27 @@ pub async fn remove_secret(
     if let Some(r) = refused(&s, &headers, &f.csrf) {
         return r;
     }
-    let (key, secrets) = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
-        Ok(Some(c)) => c,
-        Ok(None) => (String::new(), Vec::new()),
-        Err(e) => return failed(&st, &s, e, false).await,
-    };
-    let before = secrets.len();
-    let kept: Vec<String> = secrets
-        .into_iter()
-        .filter(|w| fingerprint(w) != f.secret)
-        .collect();
-    if kept.len() == before {
-        let errors = Errors {
-            secrets: Some("No such secret in this mode (it may have been removed already).".into()),
-            ..Errors::default()
-        };
-        return view(&st, &s, StatusCode::NOT_FOUND, None, errors, None).await;
-    }
-    store(&st, &s, ip, key, kept, false, "removed").await
+    let edit: Edit = Box::new(move |current| {
+        let (key, secrets) = current
+            .map(|c| (c.api_key, c.webhook_secrets))
+            .unwrap_or_default();
+        let before = secrets.len();
+        let kept: Vec<String> = secrets
+            .into_iter()
+            .filter(|w| fingerprint(w) != f.secret)
+            .collect();
+        if kept.len() == before {
+            let errors = Errors {
+                secrets: Some(
+                    "No such secret in this mode (it may have been removed already).".into(),
+                ),
+                ..Errors::default()
+            };
+            return Err(Refusal(StatusCode::NOT_FOUND, errors));
+        }
+        Ok((key, kept))
+    });
+    change(&st, &s, ip, false, "removed", edit).await
 }
 
 /// What the connection test says about Stripe's answer.
@@ -421,9 +449,9 @@ pub async fn test_connection(
         return forbidden("missing or wrong CSRF token");
     }
     let result = match stripe_credentials(&st, (s.user.tenant_id, s.mode)).await {
-        Ok(Some((key, _))) => {
+        Ok(Some(c)) => {
             let client = StripeClient::new(&st.config.stripe_api_base, Duration::from_secs(10));
-            describe(client.get_account(&key).await)
+            describe(client.get_account(&c.api_key).await)
         }
         Ok(None) => (
             false,

@@ -268,9 +268,24 @@ async fn put_stripe_settings(
 /// it. The dashboard's Stripe page calls it too (with the dashboard user as the actor).
 pub async fn put_stripe(
     st: &AppState,
+    auth: (uuid::Uuid, Mode),
+    actor: shared::audit::Actor,
+    b: StripeSettingsBody,
+) -> ApiResult<Json<Value>> {
+    put_stripe_if(st, auth, actor, b, None).await
+}
+
+/// [`put_stripe`] as a compare-and-set, for an edit of what was read (the dashboard adds or
+/// removes one secret of the stored list): `expected` is the [`StripeCredentials::revision`]
+/// the edit started from (`Some(None)`: no settings yet). When the stored settings changed
+/// since (another admin, another tab), nothing is written and the answer is 409
+/// `stripe_settings_changed`; `None` writes unconditionally (the API's PUT replaces the whole).
+pub async fn put_stripe_if(
+    st: &AppState,
     (tenant, mode): (uuid::Uuid, Mode),
     actor: shared::audit::Actor,
     b: StripeSettingsBody,
+    expected: Option<Option<&str>>,
 ) -> ApiResult<Json<Value>> {
     if b.mode != mode {
         return Err(ApiError::invalid_param(
@@ -313,18 +328,32 @@ pub async fn put_stripe(
         .collect();
     let last4 = last4(&b.api_key);
     let mut tx = st.pools.primary.begin().await?;
-    let before: Option<(String, Value)> = sqlx::query_as(
-        "SELECT api_key_last4, webhook_secrets_enc FROM stripe_settings
+    let before: Option<(String, Value, String)> = sqlx::query_as(
+        "SELECT api_key_last4, webhook_secrets_enc, api_key_enc FROM stripe_settings
          WHERE tenant_id = $1 AND mode = $2 FOR UPDATE",
     )
     .bind(tenant)
     .bind(b.mode.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    sqlx::query(
+    let changed = || {
+        ApiError::conflict(
+            "stripe_settings_changed",
+            "the Stripe settings changed since they were read; reload and try again",
+        )
+    };
+    if let Some(expected) = expected {
+        if expected != before.as_ref().map(|b| b.2.as_str()) {
+            return Err(changed());
+        }
+    }
+    // A row locked above matched `expected`; a row inserted since the read (no row to lock
+    // then) by a concurrent first save is only overwritten by an unconditional write ($6).
+    let written = sqlx::query(
         "INSERT INTO stripe_settings (tenant_id, mode, api_key_enc, api_key_last4, webhook_secrets_enc)
          VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (tenant_id, mode) DO UPDATE SET api_key_enc = $3, api_key_last4 = $4, webhook_secrets_enc = $5, updated_at = now()",
+         ON CONFLICT (tenant_id, mode) DO UPDATE SET api_key_enc = $3, api_key_last4 = $4, webhook_secrets_enc = $5, updated_at = now()
+         WHERE $6",
     )
     .bind(tenant)
     .bind(b.mode.as_str())
@@ -334,8 +363,13 @@ pub async fn put_stripe(
     ))
     .bind(&last4)
     .bind(json!(secrets))
+    .bind(expected.is_none() || before.is_some())
     .execute(&mut *tx)
     .await?;
+    if written.rows_affected() == 0 {
+        return Err(changed());
+    }
+    let before = before.map(|(l4, enc, _)| (l4, enc));
     // Summaries only: the Stripe key by its last four characters, secrets by count.
     shared::audit::record(
         &mut tx,
@@ -408,7 +442,7 @@ pub async fn stripe_summary(
 pub async fn stripe_credentials(
     st: &AppState,
     (tenant, mode): (uuid::Uuid, Mode),
-) -> ApiResult<Option<(String, Vec<String>)>> {
+) -> ApiResult<Option<StripeCredentials>> {
     let row: Option<(String, Value)> = sqlx::query_as(
         "SELECT api_key_enc, webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
     )
@@ -435,5 +469,18 @@ pub async fn stripe_credentials(
             })
         })
         .collect::<ApiResult<Vec<String>>>()?;
-    Ok(Some((key, secrets)))
+    Ok(Some(StripeCredentials {
+        api_key: key,
+        webhook_secrets: secrets,
+        revision: key_enc,
+    }))
+}
+
+/// A mode's Stripe settings in clear, as [`stripe_credentials`] read them.
+pub struct StripeCredentials {
+    pub api_key: String,
+    pub webhook_secrets: Vec<String>,
+    /// Names this stored version for [`put_stripe_if`]: the key's ciphertext, which every
+    /// write renews (a fresh nonce), so equal revisions mean nothing was written between.
+    pub revision: String,
 }

@@ -651,3 +651,142 @@ async fn test_and_live_connections_are_separate() {
     .unwrap();
     assert_eq!(live_audits, 1);
 }
+
+/// An edit of the secret list is a compare-and-set on what it read: a change stored in
+/// between (another admin, another tab) is never overwritten. Deterministically through the
+/// API's function (read, a change lands, the stale write is refused with 409 and nothing
+/// changes), then through the page under real concurrency: of simultaneous adds, every one
+/// answered "added" is stored, the others are told to retry, none is lost silently.
+#[tokio::test]
+async fn concurrent_secret_edits_never_lose_one() {
+    use api::routes::settings::{put_stripe_if, stripe_credentials, StripeSettingsBody};
+    let (app, _fake) = app_with_fake().await;
+    let t = app.create_tenant("Race").await;
+    let tenant = t.tenant.id;
+    user(&app, tenant, "owner@race.test", Role::Owner).await;
+    let o = signed_in(&app, "owner@race.test").await;
+    let csrf = csrf_of(&page_of(&app, &o).await);
+    let res = post(
+        &app,
+        "/app/settings/stripe/key",
+        &o,
+        &[
+            ("csrf", &csrf),
+            ("api_key", "rk_test_race1234"),
+            ("webhook_secret", "whsec_first"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    let st = api::AppState::new(app.env.config()).unwrap();
+    let auth = (tenant, Mode::Test);
+    let read = stripe_credentials(&st, auth).await.unwrap().unwrap();
+    assert_eq!(read.webhook_secrets, ["whsec_first"]);
+    // A teammate adds a secret after that read...
+    let res = post(
+        &app,
+        "/app/settings/stripe/secrets",
+        &o,
+        &[("csrf", &csrf), ("webhook_secret", "whsec_teammate")],
+        None,
+    )
+    .await;
+    assert_eq!(location(&res), "/app/settings/stripe?done=added");
+    // ... so a write of "what was read plus mine" is refused and changes nothing.
+    let stale = |secrets: Vec<&str>| StripeSettingsBody {
+        mode: Mode::Test,
+        api_key: read.api_key.clone(),
+        webhook_secrets: secrets.into_iter().map(String::from).collect(),
+    };
+    let before = stored(&app, tenant, "test").await.unwrap();
+    let err = put_stripe_if(
+        &st,
+        auth,
+        shared::audit::Actor::system(),
+        stale(vec!["whsec_first", "whsec_mine"]),
+        Some(Some(&read.revision)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status, StatusCode::CONFLICT);
+    assert_eq!(err.body.code, "stripe_settings_changed");
+    // "No settings yet" is stale too once a row exists.
+    let err = put_stripe_if(
+        &st,
+        auth,
+        shared::audit::Actor::system(),
+        stale(vec!["whsec_mine"]),
+        Some(None),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status, StatusCode::CONFLICT);
+    assert_eq!(stored(&app, tenant, "test").await.unwrap(), before);
+    assert_eq!(deliver(&app, tenant, "whsec_teammate", false).await, 200);
+    assert_eq!(deliver(&app, tenant, "whsec_mine", false).await, 400);
+    // From a fresh read, the same edit goes through.
+    let fresh = stripe_credentials(&st, auth).await.unwrap().unwrap();
+    let _ = put_stripe_if(
+        &st,
+        auth,
+        shared::audit::Actor::system(),
+        stale(vec!["whsec_first", "whsec_teammate", "whsec_mine"]),
+        Some(Some(&fresh.revision)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored(&app, tenant, "test").await.unwrap().1, 3);
+
+    // Two simultaneous adds through the page, five times over (up to the 5-secret cap after
+    // the removals below keep room): each answer is "added" (303) or "changed meanwhile"
+    // (409), and exactly the added ones are stored.
+    for round in 0..5 {
+        let html = page_of(&app, &o).await;
+        for id in secret_ids(&html).into_iter().skip(1) {
+            let res = post(
+                &app,
+                "/app/settings/stripe/secrets/remove",
+                &o,
+                &[("csrf", &csrf), ("secret", &id)],
+                None,
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        }
+        let (a, b) = (format!("whsec_a{round}"), format!("whsec_b{round}"));
+        let add = |secret: String| {
+            let (app, o, csrf) = (&app, &o, &csrf);
+            async move {
+                let res = post(
+                    app,
+                    "/app/settings/stripe/secrets",
+                    o,
+                    &[("csrf", csrf), ("webhook_secret", &secret)],
+                    None,
+                )
+                .await;
+                res.status()
+            }
+        };
+        let (sa, sb) = tokio::join!(add(a.clone()), add(b.clone()));
+        let stored_ok = |s: StatusCode| {
+            assert!(
+                s == StatusCode::SEE_OTHER || s == StatusCode::CONFLICT,
+                "round {round}: {s}"
+            );
+            s == StatusCode::SEE_OTHER
+        };
+        let (ok_a, ok_b) = (stored_ok(sa), stored_ok(sb));
+        assert!(ok_a || ok_b, "round {round}: one of two adds always lands");
+        let now = stripe_credentials(&st, auth).await.unwrap().unwrap();
+        assert_eq!(now.webhook_secrets.contains(&a), ok_a, "round {round}: {a}");
+        assert_eq!(now.webhook_secrets.contains(&b), ok_b, "round {round}: {b}");
+        assert_eq!(
+            now.webhook_secrets.len(),
+            1 + usize::from(ok_a) + usize::from(ok_b),
+            "round {round}"
+        );
+    }
+}
