@@ -6,25 +6,15 @@
 // run.sh starts the stack and passes API_URL, DATABASE_URL, OPS_TOKEN and RTOS_API_BIN.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  launchBrowser, screenshot, watchPage, poll, newContext, opsTenant, cliUser, dashboardSignIn,
+  launchBrowser, screenshot, watchPage, poll, newContext, opsTenant, cliUser, dashboardSignIn, sql, noSideScroll, dashboardStack,
 } from './lib.mjs';
 
-const API = process.env.API_URL;
-const DATABASE_URL = process.env.DATABASE_URL;
-const OPS_TOKEN = process.env.OPS_TOKEN || 'browser-ops-token';
-const API_BIN = process.env.RTOS_API_BIN;
-if (!API || !DATABASE_URL || !API_BIN) {
-  throw new Error('API_URL, DATABASE_URL and RTOS_API_BIN must be set (run tests/browser/run.sh)');
-}
+const { API, OPS_TOKEN, API_BIN } = dashboardStack();
 const RUN = randomBytes(4).toString('hex');
 const PASSWORD = 'correct horse battery staple';
 
-function sql(query) {
-  return execFileSync('psql', ['-X', '-w', DATABASE_URL, '-Atc', query], { encoding: 'utf8' }).trim();
-}
 
 let browser;
 before(async () => {
@@ -34,10 +24,6 @@ after(async () => {
   await browser?.close();
 });
 
-async function noSideScroll(page, width, name) {
-  const sw = await page.evaluate(() => document.documentElement.scrollWidth);
-  assert.ok(sw <= width, `${name} at ${width} px scrolls sideways: scrollWidth ${sw}`);
-}
 
 test('(1) build a flow with a survey and two offers, preview it live, save, publish, diff', async () => {
   const tenant = await opsTenant(API, OPS_TOKEN, `Editor Co ${RUN}`);

@@ -10,28 +10,16 @@
 // No sign-in here fails (the api's per-address throttle is shared by every suite).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  launchBrowser, screenshot, watchPage, newContext, opsTenant, cliUser, dashboardSignIn, mailTo,
+  launchBrowser, screenshot, watchPage, newContext, opsTenant, cliUser, dashboardSignIn, mailTo, sql, lit, noSideScroll, dashboardStack,
 } from './lib.mjs';
 
-const API = process.env.API_URL;
-const DATABASE_URL = process.env.DATABASE_URL;
-const OPS_TOKEN = process.env.OPS_TOKEN || 'browser-ops-token';
-const API_BIN = process.env.RTOS_API_BIN;
-if (!API || !DATABASE_URL || !API_BIN) {
-  throw new Error('API_URL, DATABASE_URL and RTOS_API_BIN must be set (run tests/browser/run.sh)');
-}
+const { API, OPS_TOKEN, API_BIN } = dashboardStack();
 const RUN = randomBytes(4).toString('hex');
 const PASSWORD = 'correct horse battery staple';
 
-function sql(query) {
-  return execFileSync('psql', ['-X', '-w', DATABASE_URL, '-Atc', query], { encoding: 'utf8' }).trim();
-}
 
-// Only values this file generates (hex, fixed words) ever reach a query; quoted anyway.
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
 let browser;
 before(async () => {
@@ -41,10 +29,6 @@ after(async () => {
   await browser?.close();
 });
 
-async function noSideScroll(page, width, name) {
-  const sw = await page.evaluate(() => document.documentElement.scrollWidth);
-  assert.ok(sw <= width, `${name} at ${width} px scrolls sideways: scrollWidth ${sw}`);
-}
 
 // Clicks `button` (which submits a form) and waits for the page the POST leads to.
 async function submit(page, button) {

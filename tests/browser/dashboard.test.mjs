@@ -12,19 +12,15 @@
 // 6's six and scenario 7's first; the next successful sign-in resets the count).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { promisify } from 'node:util';
-import { launchBrowser, screenshot, watchPage, poll, newContext } from './lib.mjs';
+import {
+  launchBrowser, screenshot, watchPage, poll, newContext, sql, lit, dashboardStack, opsTenant,
+} from './lib.mjs';
 
-const API = process.env.API_URL;
-const DATABASE_URL = process.env.DATABASE_URL;
-const OPS_TOKEN = process.env.OPS_TOKEN || 'browser-ops-token';
-const API_BIN = process.env.RTOS_API_BIN;
-if (!API || !DATABASE_URL || !API_BIN) {
-  throw new Error('API_URL, DATABASE_URL and RTOS_API_BIN must be set (run tests/browser/run.sh)');
-}
+const { API, OPS_TOKEN, API_BIN } = dashboardStack();
 
 const RUN = randomBytes(4).toString('hex');
 const PASSWORD = 'correct horse battery staple';
@@ -36,26 +32,10 @@ let browser;
 // ---------------------------------------------------------------------------------------
 // Fixtures: tenants over the API, users with the CLI, rows with psql
 
-function sql(query) {
-  return execFileSync('psql', ['-X', '-w', DATABASE_URL, '-Atc', query], { encoding: 'utf8' }).trim();
-}
 
-// Only values this file generates (hex, fixed words) ever reach a query; quoted anyway.
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
-async function newTenant(label) {
-  const name = `Dash & Co ${label} ${RUN}`;
-  const res = await fetch(`${API}/v1/tenants`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${OPS_TOKEN}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 201, `POST /v1/tenants: ${text}`);
-  const json = JSON.parse(text);
-  assert.equal(json.tenant.name, name);
-  return { id: json.tenant.id, name };
-}
+// A tenant made over POST /v1/tenants with the ops token.
+const newTenant = (label) => opsTenant(API, OPS_TOKEN, `Dash & Co ${label} ${RUN}`);
 
 const run = promisify(execFile);
 

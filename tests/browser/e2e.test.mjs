@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  launchBrowser, screenshot, watchPage, poll, newContext, cliUser, dashboardSignIn, DEADLINE_MS, WIDGET_DIR,
+  launchBrowser, screenshot, watchPage, poll, newContext, cliUser, dashboardSignIn, DEADLINE_MS, WIDGET_DIR, sql,
 } from './lib.mjs';
 
 const API = process.env.API_URL;
@@ -65,9 +65,6 @@ async function api(method, path, key, body) {
   return { status: res.status, json, text };
 }
 
-function sql(query) {
-  return execFileSync('psql', ['-X', '-w', DATABASE_URL, '-Atc', query], { encoding: 'utf8' }).trim();
-}
 
 // Polls the customer's session row until its outcome is `outcome` (DEADLINE_MS at most).
 async function expectOutcome(customer, expected) {

@@ -1,5 +1,7 @@
 // Shared helpers of the browser suites: launching Debian's Chromium through playwright-core
 // (no browser download), the screenshot folder, polling.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +86,21 @@ export function watchPage(page, label) {
 // Dashboard fixtures for the suites run against the real stack (run.sh exports API_URL,
 // OPS_TOKEN and RTOS_API_BIN).
 
+// What run.sh passes to the dashboard suites: the api's URL, the stack's database, the ops
+// token and the api binary (for `user create`); throws when a suite runs outside run.sh.
+export function dashboardStack() {
+  const env = {
+    API: process.env.API_URL,
+    DATABASE_URL: process.env.DATABASE_URL,
+    OPS_TOKEN: process.env.OPS_TOKEN || 'browser-ops-token',
+    API_BIN: process.env.RTOS_API_BIN,
+  };
+  if (!env.API || !env.DATABASE_URL || !env.API_BIN) {
+    throw new Error('API_URL, DATABASE_URL and RTOS_API_BIN must be set (run tests/browser/run.sh)');
+  }
+  return env;
+}
+
 // A tenant made through POST /v1/tenants with the ops token.
 export async function opsTenant(api, opsToken, name) {
   const res = await fetch(`${api}/v1/tenants`, {
@@ -137,4 +154,19 @@ export async function mailTo(to) {
   });
   if (!found) throw new Error(`no mail for ${to} in ${dir} within ${DEADLINE_MS} ms`);
   return found;
+}
+
+// One psql query against the stack's database (run.sh exports DATABASE_URL); its text output.
+export function sql(query) {
+  return execFileSync('psql', ['-X', '-w', process.env.DATABASE_URL, '-Atc', query], { encoding: 'utf8' }).trim();
+}
+
+// A SQL string literal. Only values the suites generate (hex, fixed words) reach a query;
+// quoted anyway.
+export const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
+
+// The page never scrolls sideways at `width` (its tables scroll inside their cards).
+export async function noSideScroll(page, width, name) {
+  const sw = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(sw <= width, `${name} at ${width} px scrolls sideways: scrollWidth ${sw}`);
 }
