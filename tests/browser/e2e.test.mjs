@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   launchBrowser, screenshot, watchPage, poll, newContext, cliUser, dashboardSignIn, DEADLINE_MS, WIDGET_DIR, sql,
+  noSideScroll,
 } from './lib.mjs';
 
 const API = process.env.API_URL;
@@ -295,7 +296,59 @@ test('(e) the whole loop: the demo tenant on the Stripe sandbox applies the offe
       return v === '1' ? v : null;
     }, { intervalMs: 250 });
     assert.equal(saved, '1', 'the overview counts the save after one rollup');
+
+    // Every page of the dashboard on this real data, at 1280 and 375 px: each answers 200,
+    // never scrolls sideways, raises no page error; a screenshot of each
+    // (dashboard-tour-<page>-<width>.png).
+    const flowId = sql(`select id from flows where tenant_id='${DEMO_TENANT_ID}' and mode='test' and deleted_at is null order by created_at limit 1`);
+    assert.match(flowId, /^[0-9a-f-]{36}$/);
+    const tour = [
+      ['overview', '/app'],
+      ['flows', '/app/flows'],
+      ['flow-editor', `/app/flows/${flowId}`],
+      ['sessions', '/app/sessions'],
+      ['session', `/app/sessions/${sessionId}`],
+      ['customers', '/app/customers'],
+      ['customer', `/app/customers/${encodeURIComponent(customer)}`],
+      ['settings', '/app/settings'],
+      ['stripe', '/app/settings/stripe'],
+      ['keys', '/app/keys'],
+      ['install', '/app/install'],
+      ['team', '/app/team'],
+      ['audit', '/app/audit'],
+    ];
+    const shots = [];
+    const visit = async (page, name, path, width) => {
+      const res = await page.goto(`${API}${path}`);
+      assert.equal(res.status(), 200, `${path}: ${res.status()}`);
+      await noSideScroll(page, width, name);
+      shots.push(await screenshot(page, `dashboard-tour-${name}-${width}`, { fullPage: true }));
+    };
+    for (const width of [1280, 375]) {
+      await p.setViewportSize({ width, height: width === 375 ? 812 : 900 });
+      for (const [name, path] of tour) await visit(p, name, path, width);
+    }
     assert.deepEqual(perrors, []);
+
+    // Signed out: the reset page; the operators' console behind its own sign-in.
+    for (const width of [1280, 375]) {
+      const other = await newContext(browser, { viewport: { width, height: width === 375 ? 812 : 900 } });
+      try {
+        const q = await other.newPage();
+        const qerrors = watchPage(q, `e-ops-${width}`);
+        await visit(q, 'reset-password', '/app/reset-password', width);
+        await visit(q, 'ops-login', '/app/ops/login', width);
+        await q.getByLabel('Ops token').fill(OPS_TOKEN);
+        await Promise.all([q.waitForURL(`${API}/app/ops`), q.getByRole('button', { name: 'Sign in' }).click()]);
+        const queue = await q.locator('tr[data-queue]').first().getAttribute('data-queue');
+        await visit(q, 'ops-queues', '/app/ops', width);
+        await visit(q, 'ops-dead-letters', `/app/ops/queues/${queue}/dead`, width);
+        assert.deepEqual(qerrors, []);
+      } finally {
+        await other.close();
+      }
+    }
+    console.log(`screenshots:\n  ${shots.join('\n  ')}`);
   } finally {
     await dash.close();
   }
