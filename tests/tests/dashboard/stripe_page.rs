@@ -65,6 +65,47 @@ fn secret_ids(html: &str) -> Vec<String> {
         .collect()
 }
 
+/// A tenant `name` whose owner `email` is signed in and has connected test mode with `key`
+/// and a first secret: (tenant, the owner's cookie, the page's CSRF token).
+async fn connected_owner(
+    app: &TestApp,
+    name: &str,
+    email: &str,
+    key: &str,
+    secret: &str,
+) -> (Uuid, String, String) {
+    let t = app.create_tenant(name).await;
+    user(app, t.tenant.id, email, Role::Owner).await;
+    let o = signed_in(app, email).await;
+    let csrf = csrf_of(&page_of(app, &o).await);
+    let res = post(
+        app,
+        "/app/settings/stripe/key",
+        &o,
+        &[
+            ("csrf", &csrf),
+            ("api_key", key),
+            ("webhook_secret", secret),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    (t.tenant.id, o, csrf)
+}
+
+/// Adds a webhook signing secret through the page; the answer.
+async fn add_secret(app: &TestApp, cookie: &str, csrf: &str, secret: &str) -> reqwest::Response {
+    post(
+        app,
+        "/app/settings/stripe/secrets",
+        cookie,
+        &[("csrf", csrf), ("webhook_secret", secret)],
+        None,
+    )
+    .await
+}
+
 /// Connect, roll a webhook secret (old and new both accepted), remove the old one (refused
 /// from then on), replace the key keeping the secrets, the 1–5 rule and every field error
 /// where the API's `param` names it; the key and secrets never reach the page.
@@ -190,28 +231,14 @@ async fn owners_connect_stripe_and_roll_webhook_secrets() {
     assert_eq!(deliver(&app, tenant, "whsec_new2222", false).await, 400);
 
     // Roll: add the new one; both are accepted.
-    let res = post(
-        &app,
-        "/app/settings/stripe/secrets",
-        &o,
-        &[("csrf", &csrf), ("webhook_secret", "whsec_new2222")],
-        None,
-    )
-    .await;
+    let res = add_secret(&app, &o, &csrf, "whsec_new2222").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/app/settings/stripe?done=added");
     assert_eq!(deliver(&app, tenant, "whsec_old1111", false).await, 200);
     assert_eq!(deliver(&app, tenant, "whsec_new2222", false).await, 200);
     // The same secret twice, and a malformed one: errors on the new-secret field.
     for secret in ["whsec_new2222", "new2222"] {
-        let res = post(
-            &app,
-            "/app/settings/stripe/secrets",
-            &o,
-            &[("csrf", &csrf), ("webhook_secret", secret)],
-            None,
-        )
-        .await;
+        let res = add_secret(&app, &o, &csrf, secret).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{secret}");
         assert!(res
             .text()
@@ -253,30 +280,13 @@ async fn owners_connect_stripe_and_roll_webhook_secrets() {
 
     // Up to five: then the form is gone and a forged sixth is the API's 1–5 error.
     for i in 3..=6 {
-        let res = post(
-            &app,
-            "/app/settings/stripe/secrets",
-            &o,
-            &[
-                ("csrf", &csrf),
-                ("webhook_secret", &format!("whsec_more{i}")),
-            ],
-            None,
-        )
-        .await;
+        let res = add_secret(&app, &o, &csrf, &format!("whsec_more{i}")).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "secret {i}");
     }
     assert_eq!(stored(&app, tenant, "test").await.unwrap().1, 5);
     let html = page_of(&app, &o).await;
     assert!(!html.contains("action=\"/app/settings/stripe/secrets\""));
-    let res = post(
-        &app,
-        "/app/settings/stripe/secrets",
-        &o,
-        &[("csrf", &csrf), ("webhook_secret", "whsec_sixth")],
-        None,
-    )
-    .await;
+    let res = add_secret(&app, &o, &csrf, "whsec_sixth").await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = res.text().await.unwrap();
     assert!(
@@ -463,14 +473,7 @@ async fn analysts_read_only_and_admins_change() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let res = post(
-        &app,
-        "/app/settings/stripe/secrets",
-        &o,
-        &[("csrf", &oc), ("webhook_secret", "whsec_two2")],
-        None,
-    )
-    .await;
+    let res = add_secret(&app, &o, &oc, "whsec_two2").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let before = stored(&app, tenant, "test").await.unwrap();
     let audits = stripe_audits(&app).await;
@@ -542,24 +545,14 @@ async fn analysts_read_only_and_admins_change() {
 #[tokio::test]
 async fn test_and_live_connections_are_separate() {
     let (app, fake) = app_with_fake().await;
-    let t = app.create_tenant("Acme").await;
-    let tenant = t.tenant.id;
-    user(&app, tenant, "owner@acme.test", Role::Owner).await;
-    let o = signed_in(&app, "owner@acme.test").await;
-    let csrf = csrf_of(&page_of(&app, &o).await);
-    let res = post(
+    let (tenant, o, csrf) = connected_owner(
         &app,
-        "/app/settings/stripe/key",
-        &o,
-        &[
-            ("csrf", &csrf),
-            ("api_key", "rk_test_tttt1111"),
-            ("webhook_secret", "whsec_testonly"),
-        ],
-        None,
+        "Acme",
+        "owner@acme.test",
+        "rk_test_tttt1111",
+        "whsec_testonly",
     )
     .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let html = page_of(&app, &o).await;
     assert!(!html.contains("data-live-warning") && html.contains("Save test key"));
 
@@ -661,38 +654,21 @@ async fn test_and_live_connections_are_separate() {
 async fn concurrent_secret_edits_never_lose_one() {
     use api::routes::settings::{put_stripe_if, stripe_credentials, StripeSettingsBody};
     let (app, _fake) = app_with_fake().await;
-    let t = app.create_tenant("Race").await;
-    let tenant = t.tenant.id;
-    user(&app, tenant, "owner@race.test", Role::Owner).await;
-    let o = signed_in(&app, "owner@race.test").await;
-    let csrf = csrf_of(&page_of(&app, &o).await);
-    let res = post(
+    let (tenant, o, csrf) = connected_owner(
         &app,
-        "/app/settings/stripe/key",
-        &o,
-        &[
-            ("csrf", &csrf),
-            ("api_key", "rk_test_race1234"),
-            ("webhook_secret", "whsec_first"),
-        ],
-        None,
+        "Race",
+        "owner@race.test",
+        "rk_test_race1234",
+        "whsec_first",
     )
     .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
     let st = api::AppState::new(app.env.config()).unwrap();
     let auth = (tenant, Mode::Test);
     let read = stripe_credentials(&st, auth).await.unwrap().unwrap();
     assert_eq!(read.webhook_secrets, ["whsec_first"]);
     // A teammate adds a secret after that read...
-    let res = post(
-        &app,
-        "/app/settings/stripe/secrets",
-        &o,
-        &[("csrf", &csrf), ("webhook_secret", "whsec_teammate")],
-        None,
-    )
-    .await;
+    let res = add_secret(&app, &o, &csrf, "whsec_teammate").await;
     assert_eq!(location(&res), "/app/settings/stripe?done=added");
     // ... so a write of "what was read plus mine" is refused and changes nothing.
     let stale = |secrets: Vec<&str>| StripeSettingsBody {
@@ -756,21 +732,11 @@ async fn concurrent_secret_edits_never_lose_one() {
             assert_eq!(res.status(), StatusCode::SEE_OTHER);
         }
         let (a, b) = (format!("whsec_a{round}"), format!("whsec_b{round}"));
-        let add = |secret: String| {
-            let (app, o, csrf) = (&app, &o, &csrf);
-            async move {
-                let res = post(
-                    app,
-                    "/app/settings/stripe/secrets",
-                    o,
-                    &[("csrf", csrf), ("webhook_secret", &secret)],
-                    None,
-                )
-                .await;
-                res.status()
-            }
-        };
-        let (sa, sb) = tokio::join!(add(a.clone()), add(b.clone()));
+        let (ra, rb) = tokio::join!(
+            add_secret(&app, &o, &csrf, &a),
+            add_secret(&app, &o, &csrf, &b)
+        );
+        let (sa, sb) = (ra.status(), rb.status());
         let stored_ok = |s: StatusCode| {
             assert!(
                 s == StatusCode::SEE_OTHER || s == StatusCode::CONFLICT,
