@@ -1035,6 +1035,98 @@ async fn bulk_enqueue_records_and_pushes_every_task_once() {
     redis.stop();
 }
 
+/// The reconciler reads a page of pending outbox rows, then asks Redis which it holds. A
+/// task that completes in between is gone from Redis (an ack deletes the task) yet was read
+/// as pending: pushing it again made it run twice (seen under CPU pressure in
+/// `the_typed_apalis_sink_enqueues_with_every_guarantee`: 2,504 runs of 2,503 tasks, with
+/// "reconciler re-enqueued … restored=1"). The push re-reads the outbox first: the completed
+/// task stays done, the truly lost one is pushed. Deterministic: the stale page is handed to
+/// the push step as the reconciler would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_completed_during_a_reconcile_is_not_pushed_again() {
+    use jobs::{JobSink, OutboxEntry, TaskSink};
+    let env = Env::new().await;
+    let pool = env.pool().await;
+    let q = env.queues();
+    let mut sink = JobSink::<Probe>::durable(env.job_client(), pool.clone(), None);
+    sink.push_bulk(vec![Probe::default(); 2]).await.unwrap();
+    let ids = sink.take_pushed();
+    let (done, lost) = (ids[0], ids[1]);
+    // `done` runs to completion as a worker settles it: outbox first, then the ack.
+    let limits = jobs::queue::Limits {
+        max_attempts: 5,
+        max_crashes: 3,
+    };
+    let fetched = q
+        .fetch(queues::OPS, "w1", 2, Duration::from_secs(30), limits)
+        .await
+        .unwrap();
+    assert_eq!(fetched.tasks.len(), 2);
+    sqlx::query("UPDATE job_outbox SET status = 'done', finished_at = now() WHERE id = $1")
+        .bind(done)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.ack(queues::OPS, "w1", &[done], Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        1
+    );
+    // `lost`: Redis lost it (its task and lease gone), its outbox row still pending.
+    let base = q.base(queues::OPS);
+    let mut c = redis::Client::open(env.config().redis_url.expose())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .cmd("DEL")
+        .arg(format!("{base}:t:{lost}"))
+        .cmd("ZREM")
+        .arg(format!("{base}:inflight"))
+        .arg(lost.to_string())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.tasks_exist(queues::OPS, &ids).await.unwrap(),
+        [false, false]
+    );
+
+    // The page the reconciler read before `done` completed: both pending, neither in Redis.
+    let st = workers::WorkerState::new(env.config()).unwrap();
+    let page: Vec<OutboxEntry> = ids
+        .iter()
+        .map(|&id| OutboxEntry {
+            id,
+            queue: queues::OPS,
+            kind: "probe",
+            payload: serde_json::to_string(&Probe::default()).unwrap(),
+        })
+        .collect();
+    let pushed = workers::handlers::reconcile::push_still_pending(&st, page)
+        .await
+        .unwrap();
+    assert_eq!(pushed, 1);
+    assert_eq!(
+        q.tasks_exist(queues::OPS, &ids).await.unwrap(),
+        [false, true]
+    );
+    // The worker then runs the lost one once, and never the completed one again.
+    let w = start_worker(&env).await;
+    assert!(wait_until(PATIENCE, || async { effects_of(&pool, &[lost]).await == 1 }).await);
+    assert!(
+        wait_until(PATIENCE, || async {
+            let s = env.queues().stats(queues::OPS).await.unwrap();
+            s.ready == 0 && s.in_flight == 0
+        })
+        .await
+    );
+    assert_eq!(runs(&pool, done).await, 0);
+    w.shutdown().await;
+}
+
 /// Typed enqueue through apalis's `TaskSink` (jobs::JobSink): durable pushes record their
 /// outbox rows first and are idempotent on the apalis task id; a non-durable sink honours
 /// the task's `run_at` and idempotency key; the worker runs what was pushed, once each.

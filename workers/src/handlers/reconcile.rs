@@ -98,11 +98,39 @@ pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
                 }
             }
         }
-        // One bulk push (pipelined, idempotent on the outbox ids).
-        restored += JobClient::push_outbox_many(&st.jobs, &missing).await?;
+        restored += push_still_pending(st, missing).await?;
         if (n as i64) < PAGE {
             break;
         }
     }
     Ok(restored)
+}
+
+/// Pushes the `missing` entries (read as pending, then not found in Redis) whose outbox rows
+/// are still pending now; returns how many were pushed.
+///
+/// The second read closes a race with the workers: a task that completed after the page was
+/// read but before Redis was asked is gone from Redis (an ack deletes the task) and would be
+/// created anew by a push, so it ran twice. A worker records completion in the outbox before
+/// it acks, so a task Redis no longer holds because it was acked is already `done` here.
+pub async fn push_still_pending(
+    st: &WorkerState,
+    missing: Vec<OutboxEntry>,
+) -> Result<usize, JobError> {
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = missing.iter().map(|e| e.id).collect();
+    let pending: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM job_outbox WHERE id = ANY($1) AND status = 'pending'")
+            .bind(&ids)
+            .fetch_all(&st.pools.primary)
+            .await?;
+    let pending: std::collections::HashSet<Uuid> = pending.into_iter().map(|r| r.0).collect();
+    let lost: Vec<OutboxEntry> = missing
+        .into_iter()
+        .filter(|e| pending.contains(&e.id))
+        .collect();
+    // One bulk push (pipelined, idempotent on the outbox ids).
+    Ok(JobClient::push_outbox_many(&st.jobs, &lost).await?)
 }
