@@ -449,6 +449,51 @@ pub async fn remove_user(
     Ok(target)
 }
 
+/// A fresh invitation link for teammate `target_id`, who has not set a password yet (the
+/// first mail was lost, or its link expired): earlier unused invitation links of theirs stop
+/// working, so only the newest mail opens the account. The same rule as removal decides who
+/// may; audited as `user.reinvite`. Returns the teammate and the new link's token.
+pub async fn reinvite(
+    pool: &PgPool,
+    by: &User,
+    target_id: Uuid,
+    actor: &Actor,
+) -> Result<(User, String), TeamError> {
+    let mut tx = pool.begin().await?;
+    let target = teammate(&mut tx, by, target_id).await?;
+    may_manage(by, &target, None)?;
+    let (has_password,): (bool,) =
+        sqlx::query_as("SELECT password_hash IS NOT NULL FROM dashboard_users WHERE id = $1")
+            .bind(target.id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if has_password {
+        return Err(TeamError::Forbidden(
+            "this teammate has already set a password; they can reset it from the sign-in page",
+        ));
+    }
+    sqlx::query(
+        "UPDATE dashboard_tokens SET expires_at = least(expires_at, now())
+          WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+    )
+    .bind(target.id)
+    .bind(LinkPurpose::Invitation.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let token = issue_link(&mut tx, target.id, LinkPurpose::Invitation).await?;
+    team_audit(
+        &mut tx,
+        actor,
+        &target,
+        "user.reinvite",
+        json!({ "email": target.email, "role": target.role.as_str() }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((target, token))
+}
+
 /// Owner transfer: `by` (an owner) makes teammate `target_id` owner and becomes admin, in
 /// one transaction, once `confirm` is the new owner's email; audited as
 /// `user.owner_transfer`.

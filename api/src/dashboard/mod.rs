@@ -84,6 +84,7 @@ pub fn router() -> Router<AppState> {
         .route("/app/team/transfer", post(team::transfer))
         .route("/app/team/{id}/role", post(team::change_role))
         .route("/app/team/{id}/remove", post(team::remove))
+        .route("/app/team/{id}/resend", post(team::resend))
         .route(
             "/app/reset-password",
             get(team::reset_page).post(team::reset),

@@ -48,6 +48,8 @@ struct Member {
     /// Roles the signed-in user may give this teammate (empty: no change allowed).
     roles: Vec<&'static str>,
     removable: bool,
+    /// Invited, no password yet, and manageable by the signed-in user.
+    resendable: bool,
 }
 
 /// Roles `inviter` may give.
@@ -91,6 +93,7 @@ async fn team_view(
                 removable: accounts::may_manage(&s.user, &u, None).is_ok(),
                 you: u.id == s.user.id,
                 state: if has_pw { "active" } else { "invited" },
+                resendable: !has_pw && accounts::may_manage(&s.user, &u, None).is_ok(),
                 role: u.role.as_str(),
                 email: u.email,
                 roles,
@@ -180,6 +183,18 @@ pub async fn invite(
             return team_view(&st, &s, None, msg, None, StatusCode::SERVICE_UNAVAILABLE).await;
         }
     };
+    send_invitation(&st, &s, &user, token, "Invitation sent to").await
+}
+
+/// Mails `user` their invitation link (`token`); the team page with `{sent} {email}.`, or
+/// with why the mail did not go out (the account exists either way: resend from its row).
+async fn send_invitation(
+    st: &AppState,
+    s: &accounts::Session,
+    user: &accounts::User,
+    token: String,
+    sent: &str,
+) -> Response {
     let link = link_url(&st.config, "set-password", &token);
     let mail = link_mail(
         &user.email,
@@ -187,24 +202,50 @@ pub async fn invite(
         &format!(
             "{} invited you to their team on RetentionOS as {}.",
             s.user.email,
-            role.as_str()
+            user.role.as_str()
         ),
         &link,
         LinkPurpose::Invitation.ttl().as_secs() / 3600,
     );
     match st.mailer.send(&mail).await {
         Ok(_) => {
-            let notice = Some(format!("Invitation sent to {}.", user.email));
-            team_view(&st, &s, notice, None, None, StatusCode::OK).await
+            let notice = Some(format!("{sent} {}.", user.email));
+            team_view(st, s, notice, None, None, StatusCode::OK).await
         }
         Err(e) => {
             tracing::warn!(error = %e, "invitation mail failed");
             let msg = Some(format!(
-                "{} was added but the mail could not be sent ({e}); ask an owner to invite again later.",
+                "{} is on the team but the mail could not be sent ({e}); use \"Resend invitation\" on their row later.",
                 user.email
             ));
-            team_view(&st, &s, None, msg, None, StatusCode::BAD_GATEWAY).await
+            team_view(st, s, None, msg, None, StatusCode::BAD_GATEWAY).await
         }
+    }
+}
+
+/// `POST /app/team/{id}/resend`: a new invitation link for a teammate who has not set a
+/// password yet (their earlier links stop working).
+pub async fn resend(
+    State(st): State<AppState>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Path(id): Path<String>,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return forbidden("missing or wrong CSRF token");
+    }
+    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let done = match member_id(&id) {
+        Ok(target) => accounts::reinvite(&st.pools.primary, &s.user, target, &actor).await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok((user, token)) => {
+            send_invitation(&st, &s, &user, token, "Invitation sent again to").await
+        }
+        Err(e) => team_result(&st, &s, Err(e)).await,
     }
 }
 

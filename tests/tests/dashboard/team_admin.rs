@@ -300,3 +300,151 @@ async fn ownership_is_handed_over_with_confirmation_and_a_team_keeps_an_owner() 
     .unwrap();
     assert_eq!(owners, 1);
 }
+
+/// An invitation whose mail went missing (here: the SMTP server was down) is sent again from
+/// the teammate's row: the page no longer suggests a re-invite the email rule would refuse;
+/// only the newest link opens the account; nobody resends to an active teammate, an
+/// analyst resends nothing, and every resend is audited.
+#[tokio::test]
+async fn a_lost_invitation_is_resent_and_only_the_newest_link_works() {
+    let mut smtp = harness::smtp::ThrowawaySmtp::start();
+    let mut env = harness::Env::new().await;
+    env.set("SMTP_URL", smtp.url());
+    let app = TestApp::spawn_with(env).await;
+    let t = app.create_tenant("Acme").await;
+    user(&app, t.tenant.id, "owner@acme.test", Role::Owner).await;
+    user(&app, t.tenant.id, "analyst@acme.test", Role::Analyst).await;
+    let owner = signed_in(&app, "owner@acme.test").await;
+    let html = get(&app, "/app/team", &owner).await.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let invite = |csrf: String| {
+        let (app, owner) = (&app, &owner);
+        async move {
+            post(
+                app,
+                "/app/team/invite",
+                owner,
+                &[
+                    ("csrf", &csrf),
+                    ("email", "new@acme.test"),
+                    ("role", "admin"),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let token_of = |text: &str| {
+        text.split("/app/set-password?token=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("a link")
+            .to_string()
+    };
+
+    // The mail server is down when the invitation goes out: the account exists, the mail not.
+    smtp.stop();
+    let res = invite(csrf.clone()).await;
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Resend invitation"), "{html}");
+    let id: (uuid::Uuid,) =
+        sqlx::query_as("SELECT id FROM dashboard_users WHERE email = 'new@acme.test'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let resend = format!("/app/team/{}/resend", id.0);
+    assert!(html.contains(&format!("action=\"{resend}\"")));
+    // The link of that unsent mail (issued, never delivered) must die with the resend.
+    let unsent: i64 = count(
+        &app.pool,
+        "SELECT count(*) FROM dashboard_tokens WHERE purpose = 'invitation' AND expires_at > now()",
+    )
+    .await;
+    assert_eq!(unsent, 1);
+
+    // The mail server is back (a new one, and an api process configured for it, on the same
+    // database: sessions are server-side, the owner stays signed in).
+    let smtp = harness::smtp::ThrowawaySmtp::start();
+    let mut env2 = app.env.clone();
+    env2.set("SMTP_URL", smtp.url());
+    let app2 = TestApp::spawn_with(env2).await;
+    let res = post(&app2, &resend, &owner, &[("csrf", &csrf)], None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Invitation sent again to new@acme.test."));
+    let first = smtp.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(first[0].rcpt_tos, ["new@acme.test"]);
+    let text = first[0].text.clone().unwrap();
+    assert!(text.contains("as admin"), "{text}");
+    let t1 = token_of(&text);
+    // A second resend: the first resent link stops working, the newest works once.
+    let res = post(&app2, &resend, &owner, &[("csrf", &csrf)], None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let both = smtp.wait_for(2, Duration::from_secs(30)).await;
+    let t2 = token_of(both[1].text.as_deref().unwrap());
+    assert_ne!(t1, t2);
+    let set = |token: String| {
+        let app2 = &app2;
+        async move {
+            client()
+                .post(app2.url("/app/set-password"))
+                .form(&[
+                    ("token", token.as_str()),
+                    ("password", "a long new password"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_ne!(
+        set(t1).await,
+        StatusCode::SEE_OTHER,
+        "an older link still works"
+    );
+    assert_eq!(set(t2.clone()).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        login_as(&app2, "new@acme.test", "a long new password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    // Active now: no resend button, and a forged resend is refused, nothing mailed.
+    let html = get(&app2, "/app/team", &owner).await.text().await.unwrap();
+    assert!(!html.contains(&resend));
+    let res = post(&app2, &resend, &owner, &[("csrf", &csrf)], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Analysts resend nothing; no CSRF token, nothing either.
+    let analyst = signed_in(&app2, "analyst@acme.test").await;
+    let ahtml = get(&app2, "/app/team", &analyst)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!ahtml.contains("Resend invitation"));
+    let res = post(
+        &app2,
+        &resend,
+        &analyst,
+        &[("csrf", &csrf_of(&ahtml))],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post(&app2, &resend, &owner, &[], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(
+        count(
+            &app.pool,
+            "SELECT count(*) FROM audit_events WHERE action = 'user.reinvite'"
+        )
+        .await,
+        2
+    );
+}
