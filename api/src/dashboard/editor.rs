@@ -34,7 +34,7 @@ use shared::{accounts::Session, flows::Guardrails, tenants::Mode};
 use uuid::Uuid;
 
 use self::view::{Error, FlowView};
-use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
+use super::{actor, chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
 use crate::{audit::ClientIp, error::ApiError, routes, AppState};
 
 // ---------------------------------------------------------------------------------------
@@ -82,10 +82,6 @@ pub(super) fn router() -> Router<AppState> {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn actor(s: &Session, ip: Option<axum::Extension<ClientIp>>) -> shared::audit::Actor {
-    shared::accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()))
-}
 
 fn who(s: &Session) -> (Uuid, Mode) {
     (s.user.tenant_id, s.mode)

@@ -288,6 +288,12 @@ fn csrf_ok(s: &Session, headers: &HeaderMap, token: &str) -> bool {
 // ---------------------------------------------------------------------------------------
 // The signed-in extractor
 
+/// The audit actor of a change the signed-in user makes from the dashboard (with the
+/// client's address when known).
+pub(crate) fn actor(s: &Session, ip: Option<axum::Extension<ClientIp>>) -> shared::audit::Actor {
+    accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()))
+}
+
 /// The signed-in user's session; a page without one redirects to `/app/login`.
 pub struct Signed(pub Session);
 

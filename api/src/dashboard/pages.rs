@@ -614,7 +614,7 @@ pub async fn publish_flow(
         )
         .await;
     };
-    let actor = shared::accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     match routes::flows::publish(&st, (s.user.tenant_id, s.mode), &actor, id).await {
         Ok(v) if f.back == "editor" => {
             super::see_other(&format!("/app/flows/{id}?notice=published_{v}"))

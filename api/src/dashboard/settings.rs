@@ -186,7 +186,7 @@ pub async fn save_settings(
     if !s.user.role.can_configure() {
         return forbidden("your role cannot change settings");
     }
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     match routes::settings::update(&st, (s.user.tenant_id, s.mode), actor, f.body(), true).await {
         Ok(_) => see_other("/app/settings?saved=1"),
         Err(e) => {
@@ -495,7 +495,7 @@ pub async fn rotate_key(
         let e = Some("grace_seconds must be a number of seconds".to_string());
         return keys_view(&st, &s, None, e, StatusCode::BAD_REQUEST).await;
     };
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     match routes::keys::rotate(&st, (s.user.tenant_id, s.mode), &actor, kind, grace).await {
         Ok(k) => keys_view(&st, &s, Some((f.kind.clone(), k.key)), None, StatusCode::OK).await,
         Err(e) => {
@@ -529,7 +529,7 @@ pub async fn revoke_key(
         )
         .await;
     };
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     match routes::keys::revoke(&st, (s.user.tenant_id, s.mode), &actor, id).await {
         Ok(()) => see_other("/app/keys"),
         Err(e) => {

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Digest;
 use shared::{
-    accounts::{self, Session},
+    accounts::Session,
     stripe::{StripeClient, StripeError},
 };
 
@@ -236,7 +236,7 @@ async fn change(
         Ok(x) => x,
         Err(Refusal(status, errors)) => return view(st, s, status, None, errors, None).await,
     };
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(s, ip);
     let body = StripeSettingsBody {
         mode: s.mode,
         api_key,

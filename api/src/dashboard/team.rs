@@ -154,7 +154,7 @@ pub async fn invite(
     let Some(role) = Role::parse(&f.role).filter(|r| grantable(s.user.role).contains(r)) else {
         return forbidden("your role cannot invite with that role");
     };
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     let created = async {
         let mut tx = st.pools.primary.begin().await?;
         let user =
@@ -236,7 +236,7 @@ pub async fn resend(
     if !csrf_ok(&s, &headers, &f.csrf) {
         return forbidden("missing or wrong CSRF token");
     }
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     let done = match member_id(&id) {
         Ok(target) => accounts::reinvite(&st.pools.primary, &s.user, target, &actor).await,
         Err(e) => Err(e),
@@ -310,7 +310,7 @@ pub async fn change_role(
     if !csrf_ok(&s, &headers, &f.csrf) {
         return forbidden("missing or wrong CSRF token");
     }
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     let done = async {
         let role = Role::parse(&f.role).ok_or(accounts::TeamError::Forbidden("unknown role"))?;
         let u = accounts::change_role(&st.pools.primary, &s.user, member_id(&id)?, role, &actor)
@@ -333,7 +333,7 @@ pub async fn remove(
     if !csrf_ok(&s, &headers, &f.csrf) {
         return forbidden("missing or wrong CSRF token");
     }
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     let done = async {
         let u = accounts::remove_user(&st.pools.primary, &s.user, member_id(&id)?, &actor).await?;
         Ok(format!("{} was removed from the team.", u.email))
@@ -353,7 +353,7 @@ pub async fn transfer(
     if !csrf_ok(&s, &headers, &f.csrf) {
         return forbidden("missing or wrong CSRF token");
     }
-    let actor = accounts::user_actor(&s.user, None, ip.map(|e| e.0 .0.to_string()));
+    let actor = super::actor(&s, ip);
     let done = async {
         let u = accounts::transfer_ownership(
             &st.pools.primary,

@@ -102,7 +102,12 @@ async fn resolve(st: &AppState, b: Bound, tz: &str) -> ApiResult<DateTime<Utc>> 
     }
 }
 
-async fn range(st: &AppState, tenant: Uuid, mode: Mode, q: &RangeQuery) -> ApiResult<Range> {
+async fn range(
+    st: &AppState,
+    (tenant, mode): (Uuid, Mode),
+    from: &Option<String>,
+    to: &Option<String>,
+) -> ApiResult<Range> {
     let tz = st
         .settings_cache
         .get(&st.pools.primary, tenant, mode)
@@ -115,11 +120,11 @@ async fn range(st: &AppState, tenant: Uuid, mode: Mode, q: &RangeQuery) -> ApiRe
         let t = Utc::now().timestamp();
         DateTime::from_timestamp(t - t.rem_euclid(3600) + 3600, 0).unwrap_or_else(Utc::now)
     };
-    let from = match &q.from {
+    let from = match from {
         Some(v) => resolve(st, parse_bound("from", v, false)?, &tz).await?,
         None => now - chrono::Duration::days(30),
     };
-    let to = match &q.to {
+    let to = match to {
         Some(v) => resolve(st, parse_bound("to", v, true)?, &tz).await?,
         None => now,
     };
@@ -207,13 +212,7 @@ pub async fn summary(
     from: Option<String>,
     to: Option<String>,
 ) -> ApiResult<Json<Value>> {
-    let q = RangeQuery {
-        from,
-        to,
-        metric: None,
-        interval: None,
-    };
-    let r = range(st, tenant, mode, &q).await?;
+    let r = range(st, (tenant, mode), &from, &to).await?;
     let params = r.key();
     let pool = st.pools.read.clone();
     cached(st, (tenant, mode), "summary", &params, Duration::from_secs(3600), || async move {
@@ -293,13 +292,7 @@ pub async fn offers(
     from: Option<String>,
     to: Option<String>,
 ) -> ApiResult<Json<Value>> {
-    let q = RangeQuery {
-        from,
-        to,
-        metric: None,
-        interval: None,
-    };
-    let r = range(st, tenant, mode, &q).await?;
+    let r = range(st, (tenant, mode), &from, &to).await?;
     let params = r.key();
     let (pool, mode_key) = (st.pools.read.clone(), mode);
     let mode = mode_key.as_str();
@@ -431,7 +424,7 @@ async fn timeseries(
             "interval must be hour, day or week",
         ));
     }
-    let r = range(st, tenant, mode, &q).await?;
+    let r = range(st, auth, &q.from, &q.to).await?;
     if interval == "hour" && r.to - r.from > chrono::Duration::days(31) {
         return Err(ApiError::invalid_param(
             "interval",
@@ -511,13 +504,7 @@ pub async fn churn_reasons(
     from: Option<String>,
     to: Option<String>,
 ) -> ApiResult<Json<Value>> {
-    let q = RangeQuery {
-        from,
-        to,
-        metric: None,
-        interval: None,
-    };
-    let r = range(st, tenant, mode, &q).await?;
+    let r = range(st, (tenant, mode), &from, &to).await?;
     let params = r.key();
     let (pool, mode_key) = (st.pools.read.clone(), mode);
     let mode = mode_key.as_str();
