@@ -92,6 +92,13 @@ target_dir() {
 # URL parsing
 # ---------------------------------------------------------------------------------------
 
+# db_url_with_name URL NAME -> URL with its database (path) replaced by NAME, query kept.
+db_url_with_name() {
+    local base="${1%%\?*}" query=""
+    if [[ "$1" == *\?* ]]; then query="?${1#*\?}"; fi
+    printf '%s://%s/%s%s\n' "${base%%://*}" "$(url_authority "$base")" "$2" "$query"
+}
+
 # url_authority URL -> "user:pass@host:port" part of scheme://authority/path?query
 url_authority() {
     local u="$1"
@@ -242,10 +249,42 @@ ensure_node() {
 }
 
 # ---------------------------------------------------------------------------------------
+# sqlx-cli
+# ---------------------------------------------------------------------------------------
+
+SQLX_CLI_VERSION=0.9.0
+# The sqlx-cli matching the sqlx in Cargo.lock (cargo sqlx prepare, sqlx migrate), built from
+# crates.io once (~3-5 min) when absent or another version.
+ensure_sqlx_cli() {
+    if [[ "$(sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]]; then
+        log "cargo install sqlx-cli $SQLX_CLI_VERSION"
+        cargo install --locked --quiet sqlx-cli --version "$SQLX_CLI_VERSION" \
+            --no-default-features --features postgres,rustls </dev/null
+    fi
+}
+
+# with_sqlx_scratch_db CMD...: runs CMD with DATABASE_URL naming a freshly created and
+# migrated scratch database on DATABASE_URL's server (and SQLX_OFFLINE=false, so the query
+# macros describe their queries there), then drops it. The name starts with rtos_test_, so
+# a killed run's leftover is dropped by scripts/test's `dropdbs` step.
+with_sqlx_scratch_db() {
+    local db="rtos_test_sqlx_$$" admin url rc=0
+    admin="$(db_url_with_name "$DATABASE_URL" postgres)"
+    url="$(db_url_with_name "$DATABASE_URL" "$db")"
+    psql -X -w -q -v ON_ERROR_STOP=1 "$admin" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    if sqlx migrate run --source "$RTOS_ROOT/migrations" --database-url "$url" >/dev/null; then
+        DATABASE_URL="$url" SQLX_OFFLINE=false "$@" || rc=$?
+    else
+        rc=$?
+    fi
+    psql -X -w -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    return "$rc"
+}
+
+# ---------------------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------------------
 
-# pg_ready HOST PORT: the server accepts connections (says nothing about authentication).
 ensure_aiosmtpd() {
     # The mail tests (tests/tests/mail.rs, the dashboard's) and the browser stack send mail
     # to a throwaway SMTP server, Python's aiosmtpd (tests/src/smtp_sink.py, run by python3).
@@ -268,6 +307,7 @@ ensure_aiosmtpd() {
     python3 -c 'import aiosmtpd' || die "aiosmtpd is still not importable by $(command -v python3)"
 }
 
+# pg_ready HOST PORT: the server accepts connections (says nothing about authentication).
 pg_ready() {
     command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$1" -p "$2" -t 3 >/dev/null 2>&1
 }

@@ -23,28 +23,6 @@ pub enum Command {
     Serve,
     /// Create the database if missing and apply pending migrations.
     Migrate,
-    /// Generate realistic analytics data fast (COPY): tenants, users, subscriptions, a
-    /// published flow, sessions, offer events and churn reasons.
-    Seed {
-        /// New tenants to create (ignored with --tenant).
-        #[arg(long, default_value_t = 20)]
-        tenants: usize,
-        /// Total offer events to write (exact).
-        #[arg(long, default_value_t = 1_000_000)]
-        events: u64,
-        /// Spread sessions over this many past days.
-        #[arg(long, default_value_t = 90)]
-        days: u32,
-        /// PRNG seed (same seed, same data).
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Seed into these existing tenants instead of creating new ones.
-        #[arg(long = "tenant")]
-        tenant_ids: Vec<Uuid>,
-        /// Stamp ingested_at = now (new data for the next rollup) instead of created_at.
-        #[arg(long)]
-        ingested_now: bool,
-    },
     /// Make sure the demo tenant ("Demo") exists with a published flow, and issue a fresh
     /// test-mode publishable key for the `/demo` page (prints JSON; a new tenant's keys too).
     Demo {
@@ -168,25 +146,6 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
         Command::Demo { stripe_sandbox } => {
             let out = demo(&pool, &master, &config, stripe_sandbox).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        Command::Seed {
-            tenants,
-            events,
-            days,
-            seed,
-            tenant_ids,
-            ingested_now,
-        } => {
-            let opts = crate::seed::SeedOptions {
-                tenants,
-                events,
-                days,
-                seed,
-                tenant_ids,
-                ingested_now,
-            };
-            let report = crate::seed::run(&pool, &master, &opts).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::User {
             action:
@@ -358,23 +317,25 @@ async fn demo(
             );
         }
     }
-    let existing: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM tenants WHERE demo ORDER BY created_at LIMIT 1")
+    let existing =
+        sqlx::query_scalar!("SELECT id FROM tenants WHERE demo ORDER BY created_at LIMIT 1")
             .fetch_optional(pool)
             .await?;
     let (tenant, created) = match existing {
-        Some((id,)) => (id, None),
+        Some(id) => (id, None),
         None => {
             let t =
                 tenants::create_tenant_as(pool, master, "Demo", true, Some(&Actor::cli())).await?;
             (t.tenant.id, Some(t.keys))
         }
     };
-    let flows: (i64,) = sqlx::query_as("SELECT count(*) FROM flows WHERE tenant_id = $1 AND mode = 'test' AND deleted_at IS NULL AND published_version IS NOT NULL")
-        .bind(tenant)
-        .fetch_one(pool)
-        .await?;
-    if flows.0 == 0 {
+    let flows = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM flows WHERE tenant_id = $1 AND mode = 'test' AND deleted_at IS NULL AND published_version IS NOT NULL"#,
+        tenant,
+    )
+    .fetch_one(pool)
+    .await?;
+    if flows == 0 {
         let def = shared::flows::parse_flow(serde_json::from_str(DEMO_FLOW)?)
             .map_err(|e| anyhow::anyhow!("{}: {}", e.param, e.message))?;
         def.validate()
@@ -382,12 +343,24 @@ async fn demo(
         let value = serde_json::to_value(&def)?;
         let id = Uuid::now_v7();
         let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft, published_version) VALUES ($1, $2, 'test', $3, $4, 0, true, $5, 1)")
-            .bind(id).bind(tenant).bind(&def.name).bind(&def.language).bind(&value)
-            .execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO flow_versions (tenant_id, mode, flow_id, version, definition) VALUES ($1, 'test', $2, 1, $3)")
-            .bind(tenant).bind(id).bind(&value)
-            .execute(&mut *tx).await?;
+        sqlx::query!(
+            "INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft, published_version) VALUES ($1, $2, 'test', $3, $4, 0, true, $5, 1)",
+            id,
+            tenant,
+            &def.name,
+            &def.language,
+            &value,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO flow_versions (tenant_id, mode, flow_id, version, definition) VALUES ($1, 'test', $2, 1, $3)",
+            tenant,
+            id,
+            &value,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     }
     // A demo tenant from before signing secrets needs one to sign the page's tokens.
@@ -407,15 +380,16 @@ async fn demo(
     let dashboard = if config.is_production() {
         None
     } else {
-        let existing: Option<(Uuid,)> =
-            sqlx::query_as("SELECT id FROM dashboard_users WHERE email = $1 AND tenant_id = $2")
-                .bind(DEMO_USER)
-                .bind(tenant)
-                .fetch_optional(pool)
-                .await?;
+        let existing = sqlx::query_scalar!(
+            "SELECT id FROM dashboard_users WHERE email = $1 AND tenant_id = $2",
+            DEMO_USER,
+            tenant,
+        )
+        .fetch_optional(pool)
+        .await?;
         let mut tx = pool.begin().await?;
         let user_id = match existing {
-            Some((id,)) => id,
+            Some(id) => id,
             None => {
                 accounts::create_user(
                     &mut tx,
@@ -467,17 +441,16 @@ async fn connect_sandbox(
     use shared::crypto::{Aad, Column};
     let mut tx = pool.begin().await?;
     // Serialises two `demo` runs: the second sees the first one's row.
-    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
-        .bind(tenant)
-        .execute(&mut *tx)
+    sqlx::query_scalar!("SELECT id FROM tenants WHERE id = $1 FOR UPDATE", tenant)
+        .fetch_optional(&mut *tx)
         .await?;
-    let existing: Option<(String,)> = sqlx::query_as(
+    let existing = sqlx::query_scalar!(
         "SELECT api_key_last4 FROM stripe_settings WHERE tenant_id = $1 AND mode = 'test'",
+        tenant,
     )
-    .bind(tenant)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some((last4,)) = existing {
+    if let Some(last4) = existing {
         tx.commit().await?;
         return Ok(serde_json::json!({
             "mode": "test", "api_base": api_base, "connected": "kept", "api_key_last4": last4,
@@ -486,17 +459,17 @@ async fn connect_sandbox(
     let key = format!("sk_test_sandbox_{}", shared::crypto::random_token(24));
     let whsec = format!("whsec_sandbox_{}", shared::crypto::random_token(24));
     let last4: String = key[key.len() - 4..].to_string();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO stripe_settings (tenant_id, mode, api_key_enc, api_key_last4, webhook_secrets_enc)
          VALUES ($1, 'test', $2, $3, $4)",
+        tenant,
+        master.encrypt(&key, &Aad::new(Column::StripeApiKey, tenant, Mode::Test)),
+        &last4,
+        serde_json::json!([master.encrypt(
+            &whsec,
+            &Aad::new(Column::StripeWebhookSecret, tenant, Mode::Test)
+        )]),
     )
-    .bind(tenant)
-    .bind(master.encrypt(&key, &Aad::new(Column::StripeApiKey, tenant, Mode::Test)))
-    .bind(&last4)
-    .bind(serde_json::json!([master.encrypt(
-        &whsec,
-        &Aad::new(Column::StripeWebhookSecret, tenant, Mode::Test)
-    )]))
     .execute(&mut *tx)
     .await?;
     shared::audit::record(

@@ -89,16 +89,16 @@ impl FlowCache {
         if let Some(d) = self.versions.lock().expect("lock").get(&key) {
             return Ok(Some(d.clone()));
         }
-        let row: Option<(serde_json::Value,)> = sqlx::query_as(
+        let row = sqlx::query_scalar!(
             "SELECT definition FROM flow_versions WHERE tenant_id = $1 AND mode = $2 AND flow_id = $3 AND version = $4",
+            tenant,
+            mode.as_str(),
+            flow,
+            version,
         )
-        .bind(tenant)
-        .bind(mode.as_str())
-        .bind(flow)
-        .bind(version)
         .fetch_optional(pool)
         .await?;
-        let Some((def,)) = row else { return Ok(None) };
+        let Some(def) = row else { return Ok(None) };
         let def: shared::flows::FlowDefinition =
             serde_json::from_value(def).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let def = Arc::new(def);
@@ -140,24 +140,25 @@ impl FlowCache {
 
 async fn load(pool: &PgPool, tenant: Uuid, mode: Mode) -> Result<Vec<PublishedFlow>, sqlx::Error> {
     // The default role lives on the flow row (publishing another default flow takes it).
-    let rows: Vec<(Uuid, i32, serde_json::Value, bool)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT f.id, v.version, v.definition, f.is_default FROM flows f
            JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.published_version
           WHERE f.tenant_id = $1 AND f.mode = $2 AND f.deleted_at IS NULL
             AND f.published_version IS NOT NULL",
+        tenant,
+        mode.as_str(),
     )
-    .bind(tenant)
-    .bind(mode.as_str())
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, version, def, is_default)| {
-            let mut definition: shared::flows::FlowDefinition = serde_json::from_value(def).ok()?;
-            definition.is_default = is_default;
+        .filter_map(|r| {
+            let mut definition: shared::flows::FlowDefinition =
+                serde_json::from_value(r.definition).ok()?;
+            definition.is_default = r.is_default;
             Some(PublishedFlow {
-                id,
-                version,
+                id: r.id,
+                version: r.version,
                 definition,
             })
         })

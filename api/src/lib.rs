@@ -12,7 +12,6 @@ pub mod flow_cache;
 pub mod middleware;
 pub mod overload;
 pub mod routes;
-pub mod seed;
 pub mod session_cache;
 pub mod settings_cache;
 pub mod strings;

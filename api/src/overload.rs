@@ -193,7 +193,7 @@ pub fn spawn_db_watch(st: AppState) {
         loop {
             let ok = match tokio::time::timeout(
                 Duration::from_millis(1000),
-                sqlx::query("SELECT 1").execute(&st.pools.primary),
+                sqlx::query_scalar!("SELECT 1").fetch_one(&st.pools.primary),
             )
             .await
             {

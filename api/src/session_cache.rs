@@ -21,7 +21,7 @@ pub const TTL: Duration = Duration::from_secs(600);
 const PRUNE_EVERY: u64 = 1024;
 const MAX_ENTRIES: usize = 50_000;
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct SessionMeta {
     pub tenant_id: Uuid,
     pub mode: String,
@@ -35,9 +35,13 @@ pub struct SessionMeta {
     pub rendered_offers: Vec<String>,
 }
 
+/// Each session's metadata with when it was cached.
+type Entries = HashMap<Uuid, (SessionMeta, Instant)>;
+
 #[derive(Default)]
 pub struct SessionCache {
-    entries: Mutex<(HashMap<Uuid, (SessionMeta, Instant)>, u64)>,
+    /// The entries and how many inserts there have been (pruning runs every PRUNE_EVERY).
+    entries: Mutex<(Entries, u64)>,
 }
 
 impl SessionCache {
@@ -91,12 +95,13 @@ impl SessionCache {
         let meta = match cached {
             Some(m) => m,
             None => {
-                let row: Option<SessionMeta> = sqlx::query_as(
+                let row = sqlx::query_as!(
+                    SessionMeta,
                     "SELECT tenant_id, mode, customer_id, user_id, flow_id, flow_version, variant, mrr_cents, rendered_offers
                        FROM cancel_sessions WHERE tenant_id = $1 AND id = $2",
+                    tenant,
+                    id,
                 )
-                .bind(tenant)
-                .bind(id)
                 .fetch_optional(pool)
                 .await?;
                 let Some(m) = row else { return Ok(None) };

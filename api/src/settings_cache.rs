@@ -26,12 +26,17 @@ enum Secrets {
     Webhook,
 }
 
+/// A cached value with when it was loaded.
+type Stamped<T> = (T, Instant);
+type SettingsMap = HashMap<(Uuid, Mode), Stamped<Arc<TenantSettings>>>;
+type KeysMap = HashMap<(Uuid, Mode, Secrets), Stamped<Keys>>;
+
 #[derive(Default)]
 pub struct SettingsCache {
-    settings: Mutex<HashMap<(Uuid, Mode), (Arc<TenantSettings>, Instant)>>,
-    keys: Mutex<HashMap<(Uuid, Mode, Secrets), (Keys, Instant)>>,
+    settings: Mutex<SettingsMap>,
+    keys: Mutex<KeysMap>,
     /// Every origin some tenant allows (for CORS preflights, which carry no key).
-    origins: Mutex<Option<(Arc<HashSet<String>>, Instant)>>,
+    origins: Mutex<Option<Stamped<Arc<HashSet<String>>>>>,
 }
 
 impl SettingsCache {
@@ -80,16 +85,16 @@ impl SettingsCache {
         mode: Mode,
     ) -> Result<Keys, sqlx::Error> {
         self.keys_of((tenant, mode, Secrets::Webhook), async {
-            let row: Option<(serde_json::Value,)> = sqlx::query_as(
+            let row = sqlx::query_scalar!(
                 "SELECT webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+                tenant,
+                mode.as_str(),
             )
-            .bind(tenant)
-            .bind(mode.as_str())
             .fetch_optional(pool)
             .await?;
             let aad = Aad::new(Column::StripeWebhookSecret, tenant, mode);
             Ok(row
-                .map(|(v,)| {
+                .map(|v| {
                     v.as_array()
                         .into_iter()
                         .flatten()
@@ -140,14 +145,14 @@ impl SettingsCache {
                 return Ok(set.contains(origin));
             }
         }
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT o FROM tenant_settings t,
+        let rows = sqlx::query_scalar!(
+            r#"SELECT DISTINCT o AS "o!" FROM tenant_settings t,
                     jsonb_array_elements_text(CASE WHEN jsonb_typeof(t.settings->'allowed_origins') = 'array'
-                                                   THEN t.settings->'allowed_origins' ELSE '[]'::jsonb END) AS o",
+                                                   THEN t.settings->'allowed_origins' ELSE '[]'::jsonb END) AS o"#,
         )
         .fetch_all(pool)
         .await?;
-        let set: Arc<HashSet<String>> = Arc::new(rows.into_iter().map(|(o,)| o).collect());
+        let set: Arc<HashSet<String>> = Arc::new(rows.into_iter().collect());
         let allowed = set.contains(origin);
         *self.origins.lock().expect("lock") = Some((set, Instant::now()));
         Ok(allowed)

@@ -125,14 +125,14 @@ impl JobClient {
         job: &J,
     ) -> Result<OutboxEntry, sqlx::Error> {
         let entry = Self::outbox_entry(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query(
-            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        sqlx::query!(
+            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload) VALUES ($1, $2, $3, $4, $5::text::jsonb)",
+            entry.id,
+            tenant_id,
+            J::QUEUE,
+            J::KIND,
+            &entry.payload,
         )
-        .bind(entry.id)
-        .bind(tenant_id)
-        .bind(J::QUEUE)
-        .bind(J::KIND)
-        .bind(&entry.payload)
         .execute(conn)
         .await?;
         Ok(entry)
@@ -217,17 +217,17 @@ impl JobClient {
         let queues: Vec<&str> = entries.iter().map(|e| e.queue).collect();
         let kinds: Vec<&str> = entries.iter().map(|e| e.kind).collect();
         let payloads: Vec<&str> = entries.iter().map(|e| e.payload.as_str()).collect();
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload)
              SELECT id, $2, queue, kind, payload::jsonb
                FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[]) AS x(id, queue, kind, payload)
              ON CONFLICT (id) DO NOTHING",
+            &ids,
+            tenant_id,
+            &queues as &[&str],
+            &kinds as &[&str],
+            &payloads as &[&str],
         )
-        .bind(&ids)
-        .bind(tenant_id)
-        .bind(&queues)
-        .bind(&kinds)
-        .bind(&payloads)
         .execute(pool)
         .await?;
         Ok(done.rows_affected())

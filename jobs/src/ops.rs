@@ -44,11 +44,11 @@ pub async fn list_dead(
 
 async fn mark_pending(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
     if !ids.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE job_outbox SET status = 'pending', updated_at = now(), finished_at = NULL
              WHERE id = ANY($1)",
+            ids,
         )
-        .bind(ids)
         .execute(pool)
         .await?;
     }
@@ -91,12 +91,12 @@ pub async fn purge_dead(
 ) -> Result<Vec<Uuid>, OpsError> {
     let purged = q.dead_purge(check_queue(queue)?, kind, ids).await?;
     if !purged.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE job_outbox SET status = 'dead', updated_at = now(), finished_at = now(),
                     last_error = coalesce(last_error, '') || ' [purged by ops]'
              WHERE id = ANY($1)",
+            &purged,
         )
-        .bind(&purged)
         .execute(pool)
         .await?;
     }

@@ -182,15 +182,21 @@ async fn verify_password(pw: &str, hash: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
-type UserRow = (Uuid, Uuid, String, String);
+/// A `dashboard_users` row as the queries below select it.
+struct UserRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    email: String,
+    role: String,
+}
 
-fn user_of((id, tenant_id, email, role): UserRow) -> User {
+fn user_of(row: UserRow) -> User {
     User {
-        id,
-        tenant_id,
-        email,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        email: row.email,
         // The column's CHECK admits only the three roles.
-        role: Role::parse(&role).unwrap_or(Role::Analyst),
+        role: Role::parse(&row.role).unwrap_or(Role::Analyst),
     }
 }
 
@@ -209,23 +215,22 @@ pub async fn create_user(
         Some(pw) => Some(hash_password(pw).await?),
         None => None,
     };
-    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM tenants WHERE id = $1")
-        .bind(tenant_id)
+    let exists = sqlx::query_scalar!("SELECT id FROM tenants WHERE id = $1", tenant_id)
         .fetch_optional(&mut *conn)
         .await?;
     if exists.is_none() {
         return Err(AccountError::UnknownTenant);
     }
     let id = Uuid::now_v7();
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO dashboard_users (id, tenant_id, email, role, password_hash)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING",
+        id,
+        tenant_id,
+        &email,
+        role.as_str(),
+        hash,
     )
-    .bind(id)
-    .bind(tenant_id)
-    .bind(&email)
-    .bind(role.as_str())
-    .bind(hash)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -254,11 +259,13 @@ pub async fn create_user(
 }
 
 pub async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, tenant_id, email, role FROM dashboard_users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query_as!(
+        UserRow,
+        "SELECT id, tenant_id, email, role FROM dashboard_users WHERE id = $1",
+        id,
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(user_of))
 }
 
@@ -266,26 +273,36 @@ pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<User>, s
     let Ok(email) = normalize_email(email) else {
         return Ok(None);
     };
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, tenant_id, email, role FROM dashboard_users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query_as!(
+        UserRow,
+        "SELECT id, tenant_id, email, role FROM dashboard_users WHERE email = $1",
+        email,
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(user_of))
 }
 
 /// A tenant's users with whether each has set a password, oldest first.
 pub async fn list_users(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<(User, bool)>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid, String, String, bool)> = sqlx::query_as(
-        "SELECT id, tenant_id, email, role, password_hash IS NOT NULL FROM dashboard_users
-          WHERE tenant_id = $1 ORDER BY created_at, id",
+    let rows = sqlx::query!(
+        r#"SELECT id, tenant_id, email, role, password_hash IS NOT NULL AS "has_password!"
+             FROM dashboard_users WHERE tenant_id = $1 ORDER BY created_at, id"#,
+        tenant_id,
     )
-    .bind(tenant_id)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(a, b, c, d, has)| (user_of((a, b, c, d)), has))
+        .map(|r| {
+            let user = user_of(UserRow {
+                id: r.id,
+                tenant_id: r.tenant_id,
+                email: r.email,
+                role: r.role,
+            });
+            (user, r.has_password)
+        })
         .collect())
 }
 
@@ -336,22 +353,22 @@ pub fn may_manage(by: &User, target: &User, new_role: Option<Role>) -> Result<()
 /// The tenant's owners, locked (`FOR UPDATE`) on `conn`'s transaction: two owners demoting
 /// each other at once cannot leave the tenant without one.
 async fn lock_owners(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    let rows: Vec<(Uuid,)> = sqlx::query_as(
+    sqlx::query_scalar!(
         "SELECT id FROM dashboard_users WHERE tenant_id = $1 AND role = 'owner' ORDER BY id FOR UPDATE",
+        tenant_id,
     )
-    .bind(tenant_id)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    .await
 }
 
 /// `target_id` of `by`'s tenant, locked.
 async fn teammate(conn: &mut PgConnection, by: &User, target_id: Uuid) -> Result<User, TeamError> {
-    let row: Option<UserRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        UserRow,
         "SELECT id, tenant_id, email, role FROM dashboard_users WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        target_id,
+        by.tenant_id,
     )
-    .bind(target_id)
-    .bind(by.tenant_id)
     .fetch_optional(&mut *conn)
     .await?;
     row.map(user_of).ok_or(TeamError::NotFound)
@@ -398,11 +415,13 @@ pub async fn change_role(
     if target.role == Role::Owner && role != Role::Owner && owners.len() <= 1 {
         return Err(TeamError::LastOwner);
     }
-    sqlx::query("UPDATE dashboard_users SET role = $2, updated_at = now() WHERE id = $1")
-        .bind(target.id)
-        .bind(role.as_str())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE dashboard_users SET role = $2, updated_at = now() WHERE id = $1",
+        target.id,
+        role.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
     team_audit(
         &mut tx,
         actor,
@@ -432,8 +451,7 @@ pub async fn remove_user(
         return Err(TeamError::LastOwner);
     }
     // Sessions and links go with the user (ON DELETE CASCADE).
-    sqlx::query("DELETE FROM dashboard_users WHERE id = $1")
-        .bind(target.id)
+    sqlx::query!("DELETE FROM dashboard_users WHERE id = $1", target.id)
         .execute(&mut *tx)
         .await?;
     team_audit(
@@ -462,22 +480,23 @@ pub async fn reinvite(
     let mut tx = pool.begin().await?;
     let target = teammate(&mut tx, by, target_id).await?;
     may_manage(by, &target, None)?;
-    let (has_password,): (bool,) =
-        sqlx::query_as("SELECT password_hash IS NOT NULL FROM dashboard_users WHERE id = $1")
-            .bind(target.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let has_password = sqlx::query_scalar!(
+        r#"SELECT password_hash IS NOT NULL AS "has_password!" FROM dashboard_users WHERE id = $1"#,
+        target.id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if has_password {
         return Err(TeamError::Forbidden(
             "this teammate has already set a password; they can reset it from the sign-in page",
         ));
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE dashboard_tokens SET expires_at = least(expires_at, now())
           WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        target.id,
+        LinkPurpose::Invitation.as_str(),
     )
-    .bind(target.id)
-    .bind(LinkPurpose::Invitation.as_str())
     .execute(&mut *tx)
     .await?;
     let token = issue_link(&mut tx, target.id, LinkPurpose::Invitation).await?;
@@ -517,22 +536,23 @@ pub async fn transfer_ownership(
         return Err(TeamError::NotConfirmed);
     }
     // The actor may have been demoted meanwhile: only a current owner hands over.
-    let still: Option<(String,)> =
-        sqlx::query_as("SELECT role FROM dashboard_users WHERE id = $1 FOR UPDATE")
-            .bind(by.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if still.map(|r| r.0).as_deref() != Some("owner") {
+    let still = sqlx::query_scalar!(
+        "SELECT role FROM dashboard_users WHERE id = $1 FOR UPDATE",
+        by.id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if still.as_deref() != Some("owner") {
         return Err(TeamError::Forbidden(
             "only an owner can hand over ownership",
         ));
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE dashboard_users SET role = CASE WHEN id = $1 THEN 'owner' ELSE 'admin' END, updated_at = now()
           WHERE id IN ($1, $2)",
+        target.id,
+        by.id,
     )
-    .bind(target.id)
-    .bind(by.id)
     .execute(&mut *tx)
     .await?;
     team_audit(
@@ -584,14 +604,14 @@ pub async fn issue_link(
     purpose: LinkPurpose,
 ) -> Result<String, sqlx::Error> {
     let token = random_token(43);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO dashboard_tokens (token_hash, tenant_id, user_id, purpose, expires_at)
          SELECT $1, tenant_id, id, $3, now() + make_interval(secs => $4) FROM dashboard_users WHERE id = $2",
+        hash_key(&token),
+        user_id,
+        purpose.as_str(),
+        purpose.ttl().as_secs_f64(),
     )
-    .bind(hash_key(&token))
-    .bind(user_id)
-    .bind(purpose.as_str())
-    .bind(purpose.ttl().as_secs_f64())
     .execute(conn)
     .await?;
     Ok(token)
@@ -599,12 +619,13 @@ pub async fn issue_link(
 
 /// Whether `token` is a live link (for showing its form); does not redeem it.
 pub async fn peek_link(pool: &PgPool, token: &str) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        UserRow,
         "SELECT u.id, u.tenant_id, u.email, u.role FROM dashboard_tokens t
            JOIN dashboard_users u ON u.id = t.user_id
           WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()",
+        hash_key(token),
     )
-    .bind(hash_key(token))
     .fetch_optional(pool)
     .await?;
     Ok(row.map(user_of))
@@ -620,27 +641,28 @@ pub async fn redeem_link(
 ) -> Result<User, AccountError> {
     let hash = hash_password(new_password).await?;
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, String)> = sqlx::query_as(
+    let link = sqlx::query!(
         "UPDATE dashboard_tokens SET used_at = now()
           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
           RETURNING user_id, purpose",
+        hash_key(token),
     )
-    .bind(hash_key(token))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((user_id, purpose)) = row else {
+    let Some(link) = link else {
         return Err(AccountError::BadLink);
     };
-    let row: UserRow = sqlx::query_as(
+    let (user_id, purpose) = (link.user_id, link.purpose);
+    let row = sqlx::query_as!(
+        UserRow,
         "UPDATE dashboard_users SET password_hash = $2, failed_logins = 0, locked_until = NULL, updated_at = now()
           WHERE id = $1 RETURNING id, tenant_id, email, role",
+        user_id,
+        hash,
     )
-    .bind(user_id)
-    .bind(hash)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM dashboard_sessions WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!("DELETE FROM dashboard_sessions WHERE user_id = $1", user_id)
         .execute(&mut *tx)
         .await?;
     let user = user_of(row);
@@ -691,40 +713,34 @@ pub async fn login(
     user_agent: Option<String>,
 ) -> Result<(Session, String), LoginError> {
     let email = normalize_email(email).unwrap_or_default();
-    let row: Option<(
-        Uuid,
-        Uuid,
-        String,
-        String,
-        Option<String>,
-        Option<DateTime<Utc>>,
-    )> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT id, tenant_id, email, role, password_hash, locked_until
-               FROM dashboard_users WHERE email = $1",
+           FROM dashboard_users WHERE email = $1",
+        &email,
     )
-    .bind(&email)
     .fetch_optional(pool)
     .await
     .map_err(AccountError::from)?;
-    let Some((id, tenant_id, email, role, hash, locked_until)) = row else {
+    let Some(row) = row else {
         verify_password(password, None).await;
         return Err(LoginError::Invalid);
     };
-    if let Some(until) = locked_until.filter(|u| *u > Utc::now()) {
+    let id = row.id;
+    if let Some(until) = row.locked_until.filter(|u| *u > Utc::now()) {
         return Err(LoginError::Locked(until));
     }
-    if !verify_password(password, hash).await {
+    if !verify_password(password, row.password_hash).await {
         // Counted in one statement (concurrent failures all count); the one that reaches
         // the limit locks the account and starts the count again.
-        let (locked,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+        let locked = sqlx::query_scalar!(
             "UPDATE dashboard_users
                 SET failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
                     locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3) ELSE locked_until END
               WHERE id = $1 RETURNING locked_until",
+            id,
+            MAX_FAILED_LOGINS,
+            LOCKOUT.as_secs_f64(),
         )
-        .bind(id)
-        .bind(MAX_FAILED_LOGINS)
-        .bind(LOCKOUT.as_secs_f64())
         .fetch_one(pool)
         .await
         .map_err(AccountError::from)?;
@@ -734,27 +750,35 @@ pub async fn login(
         }
         return Err(LoginError::Invalid);
     }
-    let user = user_of((id, tenant_id, email, role));
+    let tenant_id = row.tenant_id;
+    let user = user_of(UserRow {
+        id,
+        tenant_id,
+        email: row.email,
+        role: row.role,
+    });
     let token = random_token(43);
     let csrf = random_token(32);
     let mut tx = pool.begin().await.map_err(AccountError::from)?;
-    sqlx::query("UPDATE dashboard_users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(AccountError::from)?;
-    sqlx::query(
+    sqlx::query!(
+        "UPDATE dashboard_users SET failed_logins = 0, locked_until = NULL WHERE id = $1",
+        id,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(AccountError::from)?;
+    sqlx::query!(
         "INSERT INTO dashboard_sessions (token_hash, tenant_id, user_id, csrf_token, idle_expires_at, expires_at, ip, user_agent)
          VALUES ($1, $8, $2, $3, now() + make_interval(secs => $4), now() + make_interval(secs => $5), $6, left($7, 300))",
+        hash_key(&token),
+        id,
+        &csrf,
+        SESSION_IDLE.as_secs_f64(),
+        SESSION_MAX.as_secs_f64(),
+        ip.as_deref(),
+        user_agent.as_deref(),
+        tenant_id,
     )
-    .bind(hash_key(&token))
-    .bind(id)
-    .bind(&csrf)
-    .bind(SESSION_IDLE.as_secs_f64())
-    .bind(SESSION_MAX.as_secs_f64())
-    .bind(ip.as_deref())
-    .bind(user_agent.as_deref())
-    .bind(tenant_id)
     .execute(&mut *tx)
     .await
     .map_err(AccountError::from)?;
@@ -788,44 +812,51 @@ pub async fn login(
 /// The live session of a cookie token (renewing its idle expiry), or `None`.
 pub async fn session(pool: &PgPool, token: &str) -> Result<Option<Session>, sqlx::Error> {
     let th = hash_key(token);
-    let row: Option<(Uuid, Uuid, String, String, String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "UPDATE dashboard_sessions s
             SET idle_expires_at = least(s.expires_at, now() + make_interval(secs => $2))
            FROM dashboard_users u
           WHERE s.token_hash = $1 AND u.id = s.user_id
             AND s.expires_at > now() AND s.idle_expires_at > now()
           RETURNING u.id, u.tenant_id, u.email, u.role, s.csrf_token, s.mode",
+        &th,
+        SESSION_IDLE.as_secs_f64(),
     )
-    .bind(&th)
-    .bind(SESSION_IDLE.as_secs_f64())
     .fetch_optional(pool)
     .await?;
-    Ok(
-        row.map(|(id, tenant_id, email, role, csrf_token, mode)| Session {
-            token_hash: th,
-            user: user_of((id, tenant_id, email, role)),
-            csrf_token,
-            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+    Ok(row.map(|r| Session {
+        token_hash: th,
+        user: user_of(UserRow {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            email: r.email,
+            role: r.role,
         }),
-    )
+        csrf_token: r.csrf_token,
+        mode: Mode::parse(&r.mode).unwrap_or(Mode::Test),
+    }))
 }
 
 /// The header's test/live switch.
 pub async fn set_mode(pool: &PgPool, s: &Session, mode: Mode) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE dashboard_sessions SET mode = $2 WHERE token_hash = $1")
-        .bind(&s.token_hash)
-        .bind(mode.as_str())
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE dashboard_sessions SET mode = $2 WHERE token_hash = $1",
+        &s.token_hash,
+        mode.as_str(),
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Ends this session.
 pub async fn logout(pool: &PgPool, s: &Session) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM dashboard_sessions WHERE token_hash = $1")
-        .bind(&s.token_hash)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM dashboard_sessions WHERE token_hash = $1",
+        &s.token_hash,
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -836,11 +867,13 @@ pub async fn logout_everywhere(
     ip: Option<String>,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let n = sqlx::query("DELETE FROM dashboard_sessions WHERE user_id = $1")
-        .bind(s.user.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let n = sqlx::query!(
+        "DELETE FROM dashboard_sessions WHERE user_id = $1",
+        s.user.id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     audit::record(
         &mut tx,
         &user_actor(&s.user, None, ip),
@@ -861,14 +894,14 @@ pub async fn logout_everywhere(
 
 /// Deletes sessions and links past their end (the retention sweep calls it).
 pub async fn delete_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let a = sqlx::query(
+    let a = sqlx::query!(
         "DELETE FROM dashboard_sessions WHERE expires_at <= now() OR idle_expires_at <= now()",
     )
     .execute(pool)
     .await?
     .rows_affected();
     let b =
-        sqlx::query("DELETE FROM dashboard_tokens WHERE expires_at <= now() - interval '7 days'")
+        sqlx::query!("DELETE FROM dashboard_tokens WHERE expires_at <= now() - interval '7 days'")
             .execute(pool)
             .await?
             .rows_affected();

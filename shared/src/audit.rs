@@ -89,29 +89,29 @@ pub async fn record(
     change: Change<'_>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_events (id, tenant_id, mode, actor_type, actor_id, action, target_type, target_id, before, after, request_id, ip)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        id,
+        change.tenant_id,
+        change.mode.map(Mode::as_str),
+        actor.kind.as_str(),
+        actor.id.as_deref(),
+        change.action,
+        change.target_type,
+        change.target_id.as_deref(),
+        change.before,
+        change.after,
+        actor.request_id.as_deref(),
+        actor.ip.as_deref(),
     )
-    .bind(id)
-    .bind(change.tenant_id)
-    .bind(change.mode.map(Mode::as_str))
-    .bind(actor.kind.as_str())
-    .bind(actor.id.as_deref())
-    .bind(change.action)
-    .bind(change.target_type)
-    .bind(change.target_id.as_deref())
-    .bind(change.before)
-    .bind(change.after)
-    .bind(actor.request_id.as_deref())
-    .bind(actor.ip.as_deref())
     .execute(conn)
     .await?;
     Ok(id)
 }
 
 /// One audit row as listed by the API.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize)]
 pub struct AuditEvent {
     pub id: Uuid,
     pub tenant_id: Option<Uuid>,
@@ -145,7 +145,8 @@ pub struct Filter {
 
 /// Newest first, at most `limit` rows.
 pub async fn list(pool: &PgPool, f: &Filter, limit: i64) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        AuditEvent,
         "SELECT id, tenant_id, mode, actor_type, actor_id, action, target_type, target_id, before, after,
                 request_id, ip, created_at
            FROM audit_events
@@ -159,17 +160,17 @@ pub async fn list(pool: &PgPool, f: &Filter, limit: i64) -> Result<Vec<AuditEven
             AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9))
           ORDER BY created_at DESC, id DESC
           LIMIT $10",
+        f.tenant_id,
+        f.mode.map(Mode::as_str),
+        f.action.as_deref(),
+        f.actor_type.as_deref(),
+        f.target_id.as_deref(),
+        f.since,
+        f.until,
+        f.before.map(|b| b.0),
+        f.before.map(|b| b.1),
+        limit,
     )
-    .bind(f.tenant_id)
-    .bind(f.mode.map(Mode::as_str))
-    .bind(f.action.as_deref())
-    .bind(f.actor_type.as_deref())
-    .bind(f.target_id.as_deref())
-    .bind(f.since)
-    .bind(f.until)
-    .bind(f.before.map(|b| b.0))
-    .bind(f.before.map(|b| b.1))
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -177,11 +178,11 @@ pub async fn list(pool: &PgPool, f: &Filter, limit: i64) -> Result<Vec<AuditEven
 /// The retention job's delete: rows older than `cutoff`. Returns how many went.
 pub async fn purge_older_than(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('retentionos.audit_retention', 'on', true)")
-        .execute(&mut *tx)
+    // Lets this transaction's DELETE through the table's append-only trigger.
+    sqlx::query_scalar!("SELECT set_config('retentionos.audit_retention', 'on', true)")
+        .fetch_one(&mut *tx)
         .await?;
-    let gone = sqlx::query("DELETE FROM audit_events WHERE created_at < $1")
-        .bind(cutoff)
+    let gone = sqlx::query!("DELETE FROM audit_events WHERE created_at < $1", cutoff)
         .execute(&mut *tx)
         .await?
         .rows_affected();

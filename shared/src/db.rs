@@ -75,16 +75,17 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// True when every embedded migration is recorded as applied.
 pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
-            .fetch_optional(pool)
-            .await
-            .or_else(|e| match &e {
-                // The bookkeeping table does not exist before the first migration.
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
-                _ => Err(e),
-            })?;
-    Ok(row.map(|(v,)| v >= latest).unwrap_or(false))
+    let applied = sqlx::query_scalar!(
+        r#"SELECT coalesce(max(version), 0) AS "version!" FROM _sqlx_migrations WHERE success"#
+    )
+    .fetch_optional(pool)
+    .await
+    .or_else(|e| match &e {
+        // The bookkeeping table does not exist before the first migration.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
+        _ => Err(e),
+    })?;
+    Ok(applied.is_some_and(|v| v >= latest))
 }
 
 /// Creates the database named in `url` if it does not exist (used by `migrate` and the
@@ -99,12 +100,15 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
         Ok(c) => c,
         Err(_) => opts.clone().database("template1").connect().await?,
     };
-    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(&name)
-        .fetch_optional(&mut conn)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT 1 AS "one!" FROM pg_database WHERE datname = $1"#,
+        &name
+    )
+    .fetch_optional(&mut conn)
+    .await?;
     if exists.is_none() {
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        // Not a macro: DDL with an identifier (quoted above) cannot be a bind parameter.
         if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut conn)
             .await

@@ -6,9 +6,12 @@
 //! email, token attributes and free-text feedback are removed, processed Stripe payload
 //! copies naming the customer are redacted, and open sessions end (`abandoned`).
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use sqlx::postgres::PgQueryResult;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -44,64 +47,64 @@ pub async fn erase_customer(
     let m = mode.as_str();
     // Serialises with session starts and events of this customer (the widget's writer takes
     // the session row locks; this takes them too, below).
-    let ended = sqlx::query(
+    let ended = sqlx::query!(
         "UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now()
           WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3 AND outcome IS NULL",
+        tenant,
+        m,
+        customer_id,
     )
-    .bind(tenant)
-    .bind(m)
-    .bind(customer_id)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let feedback = sqlx::query(
+    let feedback = sqlx::query!(
         "UPDATE session_events e SET payload = e.payload - 'text'
            FROM cancel_sessions s
           WHERE s.tenant_id = $1 AND s.mode = $2 AND s.customer_id = $3
             AND e.tenant_id = s.tenant_id AND e.session_id = s.id AND e.payload ? 'text'",
+        tenant,
+        m,
+        customer_id,
     )
-    .bind(tenant)
-    .bind(m)
-    .bind(customer_id)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let sessions = sqlx::query(
+    let sessions = sqlx::query!(
         "UPDATE cancel_sessions SET customer_id = $4, attributes = '{}'::jsonb
           WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3",
+        tenant,
+        m,
+        customer_id,
+        &pseudonym,
     )
-    .bind(tenant)
-    .bind(m)
-    .bind(customer_id)
-    .bind(&pseudonym)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     // Processed deliveries only: an unprocessed one is still needed by its job (which
     // re-fetches from Stripe); the retention sweep redacts it later.
-    let payloads = sqlx::query(
+    let payloads = sqlx::query!(
         "UPDATE stripe_events SET payload = $4
           WHERE tenant_id = $1 AND mode = $2 AND processed_at IS NOT NULL
             AND NOT (payload ? 'redacted')
             AND (object_id = $3
                  OR payload->'data'->'object'->>'customer' = $3
                  OR payload->'data'->'object'->'customer'->>'id' = $3)",
+        tenant,
+        m,
+        customer_id,
+        json!({ "redacted": "erasure" }),
     )
-    .bind(tenant)
-    .bind(m)
-    .bind(customer_id)
-    .bind(json!({ "redacted": "erasure" }))
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let users = sqlx::query(
+    let users = sqlx::query!(
         "UPDATE users SET external_id = $4, email = NULL, attributes = '{}'::jsonb, updated_at = now()
           WHERE tenant_id = $1 AND mode = $2 AND external_id = $3",
+        tenant,
+        m,
+        customer_id,
+        &pseudonym,
     )
-    .bind(tenant)
-    .bind(m)
-    .bind(customer_id)
-    .bind(&pseudonym)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -138,19 +141,15 @@ pub struct Swept {
 /// Rows changed per statement: a sweep over a large backlog holds no lock for long.
 const BATCH: i64 = 5000;
 
-async fn in_batches(
-    pool: &PgPool,
-    sql: &'static str,
-    cutoff: DateTime<Utc>,
-) -> Result<u64, sqlx::Error> {
+/// Runs `batch` (one statement that changes at most [`BATCH`] rows) until a run changes fewer.
+async fn in_batches<F, Fut>(mut batch: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<PgQueryResult, sqlx::Error>>,
+{
     let mut total = 0;
     loop {
-        let n = sqlx::query(sql)
-            .bind(cutoff)
-            .bind(BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected();
+        let n = batch().await?.rows_affected();
         total += n;
         if n < BATCH as u64 {
             return Ok(total);
@@ -166,33 +165,42 @@ fn cutoff(now: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
 pub async fn sweep(pool: &PgPool, r: Retention, now: DateTime<Utc>) -> Result<Swept, sqlx::Error> {
     let mut out = Swept::default();
     if let Some(c) = cutoff(now, r.stripe_payload_days) {
-        out.stripe_payloads = in_batches(
-            pool,
-            "UPDATE stripe_events SET payload = '{\"redacted\": \"retention\"}'::jsonb
-              WHERE id IN (SELECT id FROM stripe_events
-                            WHERE received_at < $1 AND processed_at IS NOT NULL
-                              AND NOT (payload ? 'redacted')
-                            LIMIT $2)",
-            c,
-        )
+        out.stripe_payloads = in_batches(|| {
+            sqlx::query!(
+                "UPDATE stripe_events SET payload = '{\"redacted\": \"retention\"}'::jsonb
+                  WHERE id IN (SELECT id FROM stripe_events
+                                WHERE received_at < $1 AND processed_at IS NOT NULL
+                                  AND NOT (payload ? 'redacted')
+                                LIMIT $2)",
+                c,
+                BATCH,
+            )
+            .execute(pool)
+        })
         .await?;
     }
     if let Some(c) = cutoff(now, r.feedback_days) {
-        out.feedback_texts = in_batches(
-            pool,
-            "UPDATE session_events SET payload = payload - 'text'
-              WHERE id IN (SELECT id FROM session_events
-                            WHERE created_at < $1 AND payload ? 'text' LIMIT $2)",
-            c,
-        )
+        out.feedback_texts = in_batches(|| {
+            sqlx::query!(
+                "UPDATE session_events SET payload = payload - 'text'
+                  WHERE id IN (SELECT id FROM session_events
+                                WHERE created_at < $1 AND payload ? 'text' LIMIT $2)",
+                c,
+                BATCH,
+            )
+            .execute(pool)
+        })
         .await?;
-        out.session_attributes = in_batches(
-            pool,
-            "UPDATE cancel_sessions SET attributes = '{}'::jsonb
-              WHERE id IN (SELECT id FROM cancel_sessions
-                            WHERE created_at < $1 AND attributes <> '{}'::jsonb LIMIT $2)",
-            c,
-        )
+        out.session_attributes = in_batches(|| {
+            sqlx::query!(
+                "UPDATE cancel_sessions SET attributes = '{}'::jsonb
+                  WHERE id IN (SELECT id FROM cancel_sessions
+                                WHERE created_at < $1 AND attributes <> '{}'::jsonb LIMIT $2)",
+                c,
+                BATCH,
+            )
+            .execute(pool)
+        })
         .await?;
     }
     if let Some(c) = cutoff(now, r.audit_days) {

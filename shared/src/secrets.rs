@@ -83,18 +83,24 @@ pub async fn rotate_master(
     let mut after: (Uuid, String) = (Uuid::nil(), String::new());
     loop {
         let mut tx = pool.begin().await?;
-        let rows: Vec<(Uuid, String, String, Value)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT tenant_id, mode, api_key_enc, webhook_secrets_enc FROM stripe_settings
              WHERE (tenant_id, mode) > ($1, $2) ORDER BY tenant_id, mode LIMIT $3 FOR UPDATE",
+            after.0,
+            &after.1,
+            batch,
         )
-        .bind(after.0)
-        .bind(&after.1)
-        .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else { break };
-        after = (last.0, last.1.clone());
-        for (tenant, mode_s, api_enc, hooks_enc) in rows {
+        after = (last.tenant_id, last.mode.clone());
+        for row in rows {
+            let (tenant, mode_s, api_enc, hooks_enc) = (
+                row.tenant_id,
+                row.mode,
+                row.api_key_enc,
+                row.webhook_secrets_enc,
+            );
             let Some(mode) = Mode::parse(&mode_s) else {
                 continue;
             };
@@ -123,14 +129,14 @@ pub async fn rotate_master(
             if new_api.is_none() && !changed {
                 continue;
             }
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE stripe_settings SET api_key_enc = coalesce($3, api_key_enc), webhook_secrets_enc = $4
                  WHERE tenant_id = $1 AND mode = $2",
+                tenant,
+                &mode_s,
+                new_api,
+                Value::Array(new_hooks),
             )
-            .bind(tenant)
-            .bind(&mode_s)
-            .bind(new_api)
-            .bind(Value::Array(new_hooks))
             .execute(&mut *tx)
             .await?;
         }
@@ -140,28 +146,30 @@ pub async fn rotate_master(
     let mut after_id = Uuid::nil();
     loop {
         let mut tx = pool.begin().await?;
-        let rows: Vec<(Uuid, Uuid, String, String)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT id, tenant_id, mode, secret_enc FROM token_signing_secrets
              WHERE id > $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
              ORDER BY id LIMIT $2 FOR UPDATE",
+            after_id,
+            batch,
         )
-        .bind(after_id)
-        .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else { break };
-        after_id = last.0;
-        for (id, tenant, mode_s, enc) in rows {
-            let Some(mode) = Mode::parse(&mode_s) else {
+        after_id = last.id;
+        for row in rows {
+            let Some(mode) = Mode::parse(&row.mode) else {
                 continue;
             };
-            let aad = Aad::new(Column::TokenSigningSecret, tenant, mode);
-            if let Some(new) = signing.add(master, &enc, &aad) {
-                sqlx::query("UPDATE token_signing_secrets SET secret_enc = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(new)
-                    .execute(&mut *tx)
-                    .await?;
+            let aad = Aad::new(Column::TokenSigningSecret, row.tenant_id, mode);
+            if let Some(new) = signing.add(master, &row.secret_enc, &aad) {
+                sqlx::query!(
+                    "UPDATE token_signing_secrets SET secret_enc = $2 WHERE id = $1",
+                    row.id,
+                    new,
+                )
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;

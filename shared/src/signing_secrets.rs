@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, Actor, Change},
     crypto::{random_token, Aad, Column, MasterKey, KEY_RANDOM_LEN},
-    tenants::{retire, retired_summary, Mode},
+    tenants::{retire, retired_summary, Mode, Retiring},
 };
 
 /// Prefix of customer-token signing secrets: `tsk_test_…` / `tsk_live_…`.
@@ -67,14 +67,14 @@ pub(crate) async fn issue<'e>(
         &secret,
         &Aad::new(Column::TokenSigningSecret, tenant_id, mode),
     );
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO token_signing_secrets (id, tenant_id, mode, secret_enc, display) VALUES ($1, $2, $3, $4, $5)",
+        id,
+        tenant_id,
+        mode.as_str(),
+        enc,
+        &display,
     )
-    .bind(id)
-    .bind(tenant_id)
-    .bind(mode.as_str())
-    .bind(enc)
-    .bind(&display)
     .execute(db)
     .await?;
     Ok(IssuedSigningSecret {
@@ -99,11 +99,9 @@ pub async fn rotate(
     let mut tx = pool.begin().await?;
     let retired = retire(
         &mut tx,
-        "token_signing_secrets",
-        "",
+        Retiring::SigningSecrets,
         tenant_id,
         mode,
-        None,
         grace_seconds,
     )
     .await?;
@@ -136,35 +134,37 @@ pub async fn issue_missing(
     actor: &Actor,
     only: Option<Uuid>,
 ) -> Result<u64, sqlx::Error> {
-    let missing: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT t.id, m.mode FROM tenants t CROSS JOIN (VALUES ('test'), ('live')) AS m(mode)
-         WHERE NOT EXISTS (SELECT 1 FROM token_signing_secrets s
-                           WHERE s.tenant_id = t.id AND s.mode = m.mode AND s.revoked_at IS NULL
-                             AND (s.expires_at IS NULL OR s.expires_at > now()))
-           AND ($1::uuid IS NULL OR t.id = $1)
-         ORDER BY t.id, m.mode",
+    let missing = sqlx::query!(
+        r#"SELECT t.id AS tenant_id, m.mode AS "mode!"
+             FROM tenants t CROSS JOIN (VALUES ('test'), ('live')) AS m(mode)
+            WHERE NOT EXISTS (SELECT 1 FROM token_signing_secrets s
+                              WHERE s.tenant_id = t.id AND s.mode = m.mode AND s.revoked_at IS NULL
+                                AND (s.expires_at IS NULL OR s.expires_at > now()))
+              AND ($1::uuid IS NULL OR t.id = $1)
+            ORDER BY t.id, m.mode"#,
+        only,
     )
-    .bind(only)
     .fetch_all(pool)
     .await?;
     let mut issued = 0;
-    for (tenant_id, mode) in missing {
-        let mode = Mode::parse(&mode).expect("test or live");
+    for row in missing {
+        let tenant_id = row.tenant_id;
+        let mode = Mode::parse(&row.mode).expect("test or live");
         let mut tx = pool.begin().await?;
         // Serialises with a concurrent run for this tenant and mode.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!(
-                "token_signing_secrets:{tenant_id}:{}",
-                mode.as_str()
-            ))
-            .execute(&mut *tx)
-            .await?;
-        let (exists,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM token_signing_secrets WHERE tenant_id = $1 AND mode = $2
-                            AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))",
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            format!("token_signing_secrets:{tenant_id}:{}", mode.as_str()),
         )
-        .bind(tenant_id)
-        .bind(mode.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM token_signing_secrets WHERE tenant_id = $1 AND mode = $2
+                              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))
+                      AS "exists!""#,
+            tenant_id,
+            mode.as_str(),
+        )
         .fetch_one(&mut *tx)
         .await?;
         if exists {
@@ -197,12 +197,13 @@ pub async fn list(
     tenant_id: Uuid,
     mode: Mode,
 ) -> Result<Vec<SigningSecretInfo>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        SigningSecretInfo,
         "SELECT id, mode, display, created_at, expires_at, revoked_at FROM token_signing_secrets
          WHERE tenant_id = $1 AND mode = $2 ORDER BY created_at DESC, id DESC",
+        tenant_id,
+        mode.as_str(),
     )
-    .bind(tenant_id)
-    .bind(mode.as_str())
     .fetch_all(pool)
     .await
 }
@@ -216,23 +217,23 @@ pub async fn usable(
     tenant_id: Uuid,
     mode: Mode,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, secret_enc FROM token_signing_secrets
          WHERE tenant_id = $1 AND mode = $2 AND revoked_at IS NULL
            AND (expires_at IS NULL OR expires_at > now())
          ORDER BY created_at DESC, id DESC",
+        tenant_id,
+        mode.as_str(),
     )
-    .bind(tenant_id)
-    .bind(mode.as_str())
     .fetch_all(pool)
     .await?;
     let aad = Aad::new(Column::TokenSigningSecret, tenant_id, mode);
     Ok(rows
         .into_iter()
-        .filter_map(|(id, enc)| match master.decrypt(&enc, &aad) {
+        .filter_map(|r| match master.decrypt(&r.secret_enc, &aad) {
             Ok(s) => Some(s),
             Err(e) => {
-                tracing::error!(secret_id = %id, %tenant_id, error = %e, "token signing secret unreadable");
+                tracing::error!(secret_id = %r.id, %tenant_id, error = %e, "token signing secret unreadable");
                 None
             }
         })

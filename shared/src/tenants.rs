@@ -176,15 +176,15 @@ async fn issue_key<'e>(
     );
     let id = Uuid::now_v7();
     let display = format!("{}…", &key[..12]);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO api_keys (id, tenant_id, kind, mode, key_hash, display) VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        tenant_id,
+        kind.as_str(),
+        mode.as_str(),
+        hash_key(&key),
+        display,
     )
-    .bind(id)
-    .bind(tenant_id)
-    .bind(kind.as_str())
-    .bind(mode.as_str())
-    .bind(hash_key(&key))
-    .bind(display)
     .execute(db)
     .await?;
     Ok(IssuedKey {
@@ -215,12 +215,13 @@ pub async fn create_tenant_as(
     actor: Option<&crate::audit::Actor>,
 ) -> Result<TenantWithKeys, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let tenant: Tenant = sqlx::query_as(
+    let tenant = sqlx::query_as!(
+        Tenant,
         "INSERT INTO tenants (id, name, demo) VALUES ($1, $2, $3) RETURNING id, name, created_at",
+        Uuid::now_v7(),
+        name,
+        demo,
     )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(demo)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(actor) = actor {
@@ -259,65 +260,103 @@ pub async fn create_tenant_as(
 }
 
 pub async fn get_tenant(pool: &PgPool, id: Uuid) -> Result<Option<Tenant>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as!(
+        Tenant,
+        "SELECT id, name, created_at FROM tenants WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn list_tenants(pool: &PgPool) -> Result<Vec<Tenant>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY created_at")
-        .fetch_all(pool)
-        .await
-}
-
-pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, kind, mode, display, created_at, expires_at, revoked_at, last_used_at
-         FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC",
+    sqlx::query_as!(
+        Tenant,
+        "SELECT id, name, created_at FROM tenants ORDER BY created_at"
     )
-    .bind(tenant_id)
     .fetch_all(pool)
     .await
 }
 
-/// Retires the usable rows of `table` matched by `filter` (bound from `$3` on): at once when
-/// `grace_seconds` is 0, otherwise when the grace period ends. Returns `(id, display)` of
-/// each retired row, for the audit row.
-pub(crate) async fn retire(
-    conn: &mut sqlx::PgConnection,
-    table: &str,
-    filter: &str,
-    tenant_id: Uuid,
-    mode: Mode,
-    kind: Option<KeyKind>,
-    grace_seconds: i64,
-) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
-    let set = if grace_seconds <= 0 {
-        "revoked_at = now()"
-    } else {
-        "expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $3))"
-    };
-    let sql = format!(
-        "UPDATE {table} SET {set}
-         WHERE tenant_id = $1 AND mode = $2 {filter} AND revoked_at IS NULL
-           AND (expires_at IS NULL OR expires_at > now())
-         RETURNING id, display"
-    );
-    // `table`, `filter` and `set` are constants of this module, never input.
-    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(tenant_id)
-        .bind(mode.as_str())
-        .bind(grace_seconds.max(0) as f64);
-    if let Some(kind) = kind {
-        q = q.bind(kind.as_str());
-    }
-    q.fetch_all(conn).await
+pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
+    sqlx::query_as!(
+        ApiKeyInfo,
+        "SELECT id, kind, mode, display, created_at, expires_at, revoked_at, last_used_at
+         FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC",
+        tenant_id
+    )
+    .fetch_all(pool)
+    .await
 }
 
-pub(crate) fn retired_summary(retired: &[(Uuid, String)], grace_seconds: i64) -> serde_json::Value {
+/// What a rotation retires: the tenant's API keys of one kind, or its token signing secrets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Retiring {
+    ApiKeys(KeyKind),
+    SigningSecrets,
+}
+
+/// A retired key or secret, for the audit row.
+#[derive(Clone, Debug)]
+pub(crate) struct Retired {
+    pub id: Uuid,
+    pub display: String,
+}
+
+/// Retires the usable keys or secrets of the tenant's `mode`: at once when `grace_seconds`
+/// is 0, otherwise when the grace period ends (an earlier expiry is kept).
+pub(crate) async fn retire(
+    conn: &mut sqlx::PgConnection,
+    what: Retiring,
+    tenant_id: Uuid,
+    mode: Mode,
+    grace_seconds: i64,
+) -> Result<Vec<Retired>, sqlx::Error> {
+    let grace = grace_seconds.max(0) as f64;
+    match what {
+        Retiring::ApiKeys(kind) => {
+            sqlx::query_as!(
+                Retired,
+                "UPDATE api_keys
+                    SET revoked_at = CASE WHEN $3::float8 = 0 THEN now() ELSE revoked_at END,
+                        expires_at = CASE WHEN $3::float8 = 0 THEN expires_at
+                                          ELSE least(coalesce(expires_at, 'infinity'),
+                                                     now() + make_interval(secs => $3::float8)) END
+                  WHERE tenant_id = $1 AND mode = $2 AND kind = $4 AND revoked_at IS NULL
+                    AND (expires_at IS NULL OR expires_at > now())
+                  RETURNING id, display",
+                tenant_id,
+                mode.as_str(),
+                grace,
+                kind.as_str(),
+            )
+            .fetch_all(conn)
+            .await
+        }
+        Retiring::SigningSecrets => {
+            sqlx::query_as!(
+                Retired,
+                "UPDATE token_signing_secrets
+                    SET revoked_at = CASE WHEN $3::float8 = 0 THEN now() ELSE revoked_at END,
+                        expires_at = CASE WHEN $3::float8 = 0 THEN expires_at
+                                          ELSE least(coalesce(expires_at, 'infinity'),
+                                                     now() + make_interval(secs => $3::float8)) END
+                  WHERE tenant_id = $1 AND mode = $2 AND revoked_at IS NULL
+                    AND (expires_at IS NULL OR expires_at > now())
+                  RETURNING id, display",
+                tenant_id,
+                mode.as_str(),
+                grace,
+            )
+            .fetch_all(conn)
+            .await
+        }
+    }
+}
+
+pub(crate) fn retired_summary(retired: &[Retired], grace_seconds: i64) -> serde_json::Value {
     serde_json::json!({
-        "retired": retired.iter().map(|(id, d)| serde_json::json!({"id": id, "display": d})).collect::<Vec<_>>(),
+        "retired": retired.iter().map(|r| serde_json::json!({"id": r.id, "display": r.display})).collect::<Vec<_>>(),
         "grace_seconds": grace_seconds.max(0),
     })
 }
@@ -336,11 +375,9 @@ pub async fn rotate_key(
     let mut tx = pool.begin().await?;
     let retired = retire(
         &mut tx,
-        "api_keys",
-        "AND kind = $4",
+        Retiring::ApiKeys(kind),
         tenant_id,
         mode,
-        Some(kind),
         grace_seconds,
     )
     .await?;
@@ -375,22 +412,25 @@ pub async fn revoke_key(
     key_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT kind, mode, display, revoked_at FROM api_keys
          WHERE id = $1 AND tenant_id = $2 AND ($3::text IS NULL OR mode = $3) FOR UPDATE",
+        key_id,
+        tenant_id,
+        mode.map(Mode::as_str),
     )
-    .bind(key_id)
-    .bind(tenant_id)
-    .bind(mode.map(Mode::as_str))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((kind, key_mode, display, revoked_at)) = row else {
+    let Some(row) = row else {
         return Ok(false);
     };
-    sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
-        .bind(key_id)
-        .execute(&mut *tx)
-        .await?;
+    let (kind, key_mode, display, revoked_at) = (row.kind, row.mode, row.display, row.revoked_at);
+    sqlx::query!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
+        key_id
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut tx,
         actor,
@@ -416,19 +456,19 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<KeyIdentity
     if parse_key_shape(key).is_none() {
         return Ok(None);
     }
-    let row: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT id, tenant_id, kind, mode FROM api_keys
          WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+        hash_key(key),
     )
-    .bind(hash_key(key))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(key_id, tenant_id, kind, mode)| {
+    Ok(row.and_then(|r| {
         Some(KeyIdentity {
-            key_id,
-            tenant_id,
-            kind: KeyKind::parse(&kind)?,
-            mode: Mode::parse(&mode)?,
+            key_id: r.id,
+            tenant_id: r.tenant_id,
+            kind: KeyKind::parse(&r.kind)?,
+            mode: Mode::parse(&r.mode)?,
         })
     }))
 }
@@ -509,13 +549,14 @@ pub async fn settings<'e>(
     tenant_id: Uuid,
     mode: Mode,
 ) -> Result<TenantSettings, sqlx::Error> {
-    let row: Option<(serde_json::Value,)> =
-        sqlx::query_as("SELECT settings FROM tenant_settings WHERE tenant_id = $1 AND mode = $2")
-            .bind(tenant_id)
-            .bind(mode.as_str())
-            .fetch_optional(db)
-            .await?;
-    Ok(row.map(|(v,)| decode_settings(v)).unwrap_or_default())
+    let row = sqlx::query_scalar!(
+        "SELECT settings FROM tenant_settings WHERE tenant_id = $1 AND mode = $2",
+        tenant_id,
+        mode.as_str(),
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(decode_settings).unwrap_or_default())
 }
 
 /// The tenant's settings of `mode`, locked until `tx` ends (a read-modify-write such as
@@ -525,20 +566,20 @@ pub async fn lock_settings(
     tenant_id: Uuid,
     mode: Mode,
 ) -> Result<TenantSettings, sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO tenant_settings (tenant_id, mode, settings) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, mode) DO NOTHING",
+        tenant_id,
+        mode.as_str(),
+        sqlx::types::Json(TenantSettings::default()) as _,
     )
-    .bind(tenant_id)
-    .bind(mode.as_str())
-    .bind(sqlx::types::Json(TenantSettings::default()))
     .execute(&mut *tx)
     .await?;
-    let (v,): (serde_json::Value,) = sqlx::query_as(
+    let v = sqlx::query_scalar!(
         "SELECT settings FROM tenant_settings WHERE tenant_id = $1 AND mode = $2 FOR UPDATE",
+        tenant_id,
+        mode.as_str(),
     )
-    .bind(tenant_id)
-    .bind(mode.as_str())
     .fetch_one(&mut *tx)
     .await?;
     Ok(decode_settings(v))
@@ -551,13 +592,13 @@ pub async fn store_settings<'e>(
     mode: Mode,
     s: &TenantSettings,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO tenant_settings (tenant_id, mode, settings) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, mode) DO UPDATE SET settings = $3, updated_at = now()",
+        tenant_id,
+        mode.as_str(),
+        sqlx::types::Json(s) as _,
     )
-    .bind(tenant_id)
-    .bind(mode.as_str())
-    .bind(sqlx::types::Json(s))
     .execute(db)
     .await?;
     Ok(())

@@ -24,7 +24,7 @@ impl Ctx {
         let other = app.create_tenant("Other Co").await;
         let master = app.master();
         for (tenant, seed) in [(t.tenant.id, 7), (other.tenant.id, 8)] {
-            let opts = api::seed::SeedOptions {
+            let opts = seed::SeedOptions {
                 tenants: 0,
                 events,
                 days: 20,
@@ -32,7 +32,7 @@ impl Ctx {
                 tenant_ids: vec![tenant],
                 ingested_now: false,
             };
-            api::seed::run(&app.pool, &master, &opts).await.unwrap();
+            seed::run(&app.pool, &master, &opts).await.unwrap();
         }
         // Live keys read live data (the generator writes live-mode rows).
         let sk = t.key(KeyKind::Secret, Mode::Live).to_string();
@@ -526,4 +526,91 @@ async fn the_specifications_indexed_queries_use_their_indexes() {
     }
     let _ = count(pool, "SELECT 1::bigint").await;
     tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// The benchmark generator (`retentionos-seed`) on its own: new tenants with one default flow
+/// each and the asked-for number of offer events; a second run into existing tenants adds
+/// exactly its events, continues their customer numbering and stamps them ingested now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_generator_creates_tenants_and_adds_to_existing_ones() {
+    let app = TestApp::spawn().await;
+    let master = app.master();
+    let opts = seed::SeedOptions {
+        tenants: 3,
+        events: 6_000,
+        days: 30,
+        seed: 42,
+        tenant_ids: Vec::new(),
+        ingested_now: false,
+    };
+    let report = seed::run(&app.pool, &master, &opts).await.unwrap();
+    assert_eq!(report.offer_events, opts.events);
+    assert_eq!(report.tenants.len(), 3);
+    let mut total = 0;
+    for t in &report.tenants {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM offer_events WHERE tenant_id = $1")
+            .bind(t)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert!(n > 0, "tenant {t} got no events");
+        total += n;
+    }
+    assert_eq!(total, 6_000);
+    let customers = |t: Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(DISTINCT external_id) FROM users WHERE tenant_id = $1 AND external_id ~ '^cus_[0-9]+$'",
+            )
+            .bind(t)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let first = report.tenants[0];
+    let customers_before = customers(first).await;
+    assert!(customers_before > 0);
+
+    let again = seed::SeedOptions {
+        events: 1_001,
+        tenant_ids: report.tenants[..2].to_vec(),
+        ingested_now: true,
+        ..opts.clone()
+    };
+    let before = count(&app.pool, "SELECT count(*) FROM offer_events").await;
+    let recent_before = count(
+        &app.pool,
+        "SELECT count(*) FROM offer_events WHERE ingested_at > now() - interval '10 minutes'",
+    )
+    .await;
+    let second = seed::run(&app.pool, &master, &again).await.unwrap();
+    assert_eq!(second.tenants, again.tenant_ids);
+    assert_eq!(second.offer_events, 1_001);
+    let after = count(&app.pool, "SELECT count(*) FROM offer_events").await;
+    let recent = count(
+        &app.pool,
+        "SELECT count(*) FROM offer_events WHERE ingested_at > now() - interval '10 minutes'",
+    )
+    .await;
+    assert_eq!(after - before, 1_001);
+    // The first run back-dated ingestion to each event's time; the second stamped now.
+    assert_eq!(recent - recent_before, 1_001);
+    assert!(
+        customers(first).await > customers_before,
+        "new customers continue the numbering instead of reusing cus_1.."
+    );
+    let (defaults, tenants): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE is_default), count(DISTINCT tenant_id) FROM flows",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        defaults, tenants,
+        "one default flow per tenant after both runs"
+    );
+    app.stop().await;
 }

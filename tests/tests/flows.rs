@@ -222,7 +222,8 @@ async fn flow_crud_and_versions() {
 #[tokio::test]
 async fn invalid_flows_name_the_offending_field() {
     let c = Ctx::new().await;
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (
             Box::new(|v| v["steps"][2]["offers"][0]["discount"]["percent_off"] = json!(0)),
             "steps[2].offers[0].discount.percent_off",
@@ -1084,14 +1085,16 @@ async fn concurrent_events_are_batched_and_each_session_gets_one_outcome() {
             "session {i}: {chunk:?}"
         );
     }
-    let rows: Vec<(
+    // (outcome, offer_state, cancel_state, session events, accepted offer events, reasons)
+    type SessionCounts = (
         Option<String>,
         Option<String>,
         Option<String>,
         i64,
         i64,
         i64,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<SessionCounts> = sqlx::query_as(
         "SELECT s.outcome, s.offer_state, s.cancel_state,
                 (SELECT count(*) FROM session_events e WHERE e.session_id = s.id),
                 (SELECT count(*) FROM offer_events o WHERE o.session_id = s.id AND o.accepted),

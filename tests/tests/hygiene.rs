@@ -112,8 +112,17 @@ async fn control_characters_in_bodies_are_a_400_naming_the_field_and_change_noth
             r#"{{"name": "{name}", "steps": [{{"id": "c", "type": "confirm", "title": "{title}"}}]}}"#
         )
     };
-    let cases: Vec<(&str, Method, &str, &str, Option<String>, String, &str)> = vec![
-        // (case, method, path, bearer, customer token, body, param)
+    // (case, method, path, bearer, customer token, body, param)
+    type Case<'a> = (
+        &'a str,
+        Method,
+        &'a str,
+        &'a str,
+        Option<String>,
+        String,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "tenant name",
             Method::POST,

@@ -792,23 +792,43 @@ async fn the_migration_copies_tenant_wide_configuration_into_both_modes() {
         assert_eq!(s.timezone, "Europe/Paris");
     }
     // Flows: the original is live, with a test copy (new id) linked by copied_from.
-    let rows: Vec<(Uuid, String, Option<Uuid>, Option<i32>, bool, bool, i32, Value)> = sqlx::query_as(
-        "SELECT id, mode, copied_from, published_version, is_default, deleted_at IS NOT NULL, ranking_score, draft
-           FROM flows ORDER BY mode, deleted_at NULLS FIRST",
+    let rows = sqlx::query!(
+        r#"SELECT id, mode, copied_from, published_version, is_default, deleted_at IS NOT NULL AS "deleted!",
+                  ranking_score, draft
+             FROM flows ORDER BY mode, deleted_at NULLS FIRST"#,
     )
     .fetch_all(&pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), 4);
-    let live: Vec<_> = rows.iter().filter(|r| r.1 == "live").collect();
-    let test: Vec<_> = rows.iter().filter(|r| r.1 == "test").collect();
-    assert_eq!(live[0].0, flow);
-    assert_eq!(live[1].0, gone);
+    let live: Vec<_> = rows.iter().filter(|r| r.mode == "live").collect();
+    let test: Vec<_> = rows.iter().filter(|r| r.mode == "test").collect();
+    assert_eq!(live[0].id, flow);
+    assert_eq!(live[1].id, gone);
     for (l, t) in live.iter().zip(&test) {
-        assert_ne!(t.0, l.0);
-        assert_eq!(l.2, Some(t.0), "the live flow names its test copy");
-        assert_eq!(t.2, None);
-        assert_eq!((t.3, t.4, t.5, t.6, &t.7), (l.3, l.4, l.5, l.6, &l.7));
+        assert_ne!(t.id, l.id);
+        assert_eq!(
+            l.copied_from,
+            Some(t.id),
+            "the live flow names its test copy"
+        );
+        assert_eq!(t.copied_from, None);
+        assert_eq!(
+            (
+                t.published_version,
+                t.is_default,
+                t.deleted,
+                t.ranking_score,
+                &t.draft
+            ),
+            (
+                l.published_version,
+                l.is_default,
+                l.deleted,
+                l.ranking_score,
+                &l.draft
+            )
+        );
     }
     // Versions copied, in their flow's mode.
     let versions: Vec<(Uuid, String, i32, Value)> = sqlx::query_as(
@@ -818,7 +838,7 @@ async fn the_migration_copies_tenant_wide_configuration_into_both_modes() {
     .await
     .unwrap();
     assert_eq!(versions.len(), 8);
-    let test_flow = test[0].0;
+    let test_flow = test[0].id;
     let copied: Vec<_> = versions.iter().filter(|v| v.0 == test_flow).collect();
     assert_eq!(copied.len(), 2);
     assert!(copied.iter().all(|v| v.1 == "test"));

@@ -654,7 +654,8 @@ async fn key_and_secret_changes_are_audited_without_secrets() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
-    let rows: Vec<(
+    // (action, actor_type, actor_id, mode, before, after, request_id)
+    type AuditRow = (
         String,
         String,
         Option<String>,
@@ -662,7 +663,8 @@ async fn key_and_secret_changes_are_audited_without_secrets() {
         Option<Value>,
         Option<Value>,
         Option<String>,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT action, actor_type, actor_id, mode, before, after, request_id FROM audit_events
              WHERE tenant_id = $1 ORDER BY created_at, id",
     )

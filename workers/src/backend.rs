@@ -629,12 +629,12 @@ async fn settle(sh: &Shared, lease: &Lease, err: Option<&BoxDynError>, started: 
     let span = tracing::info_span!("job", queue, kind = %lease.kind, job_id = %lease.id, attempt = lease.attempt);
     let Some(err) = err else {
         if lease.durable {
-            if let Err(e) = sqlx::query(
+            if let Err(e) = sqlx::query!(
                 "UPDATE job_outbox SET status = 'done', attempts = $2, finished_at = now(), updated_at = now()
                  WHERE id = $1",
+                lease.id,
+                lease.attempt as i32,
             )
-            .bind(lease.id)
-            .bind(lease.attempt as i32)
             .execute(&st.pools.primary)
             .await
             {
@@ -693,15 +693,15 @@ async fn settle(sh: &Shared, lease: &Lease, err: Option<&BoxDynError>, started: 
         } else {
             "pending"
         };
-        let _ = sqlx::query(
+        let _ = sqlx::query!(
             "UPDATE job_outbox SET status = $2, attempts = $3, last_error = $4, updated_at = now(),
                     finished_at = CASE WHEN $2 = 'dead' THEN now() END
              WHERE id = $1",
+            lease.id,
+            status,
+            lease.attempt as i32,
+            &msg,
         )
-        .bind(lease.id)
-        .bind(status)
-        .bind(lease.attempt as i32)
-        .bind(&msg)
         .execute(&st.pools.primary)
         .await;
     }
@@ -711,12 +711,12 @@ async fn settle(sh: &Shared, lease: &Lease, err: Option<&BoxDynError>, started: 
 }
 
 async fn mark_outbox_dead(st: &WorkerState, ids: &[Uuid], why: &str) {
-    if let Err(e) = sqlx::query(
+    if let Err(e) = sqlx::query!(
         "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
          WHERE id = ANY($1) AND status = 'pending'",
+        ids,
+        why,
     )
-    .bind(ids)
-    .bind(why)
     .execute(&st.pools.primary)
     .await
     {

@@ -46,14 +46,14 @@ impl StripeCtx {
         tenant: Uuid,
         mode: Mode,
     ) -> Result<TenantStripe, JobError> {
-        let row: Option<(String,)> = sqlx::query_as(
+        let enc = sqlx::query_scalar!(
             "SELECT api_key_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+            tenant,
+            mode.as_str(),
         )
-        .bind(tenant)
-        .bind(mode.as_str())
         .fetch_optional(pool)
-        .await?;
-        let (enc,) = row.ok_or_else(|| {
+        .await?
+        .ok_or_else(|| {
             JobError::permanent(anyhow::anyhow!(
                 "tenant has no Stripe settings for {} mode (PUT /v1/settings/stripe)",
                 mode.as_str()

@@ -676,13 +676,12 @@ struct Chrome {
 }
 
 async fn chrome(st: &AppState, s: &Session, page: &'static str, path: String) -> Chrome {
-    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
-        .bind(s.user.tenant_id)
+    let name = sqlx::query_scalar!("SELECT name FROM tenants WHERE id = $1", s.user.tenant_id)
         .fetch_optional(&st.pools.primary)
         .await
         .unwrap_or(None);
     Chrome {
-        tenant_name: name.map(|n| n.0).unwrap_or_default(),
+        tenant_name: name.unwrap_or_default(),
         page,
         path,
         csrf: s.csrf_token.clone(),

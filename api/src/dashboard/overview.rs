@@ -176,6 +176,15 @@ pub(super) struct RangeForm {
     to: String,
 }
 
+/// One overview chart: key, title, the series, how a value reads, whether it is a rate.
+type ChartSpec<'a> = (
+    &'static str,
+    &'static str,
+    &'a Vec<Option<f64>>,
+    fn(f64) -> String,
+    bool,
+);
+
 fn num(v: &Value, k: &str) -> i64 {
     v.get(k).and_then(Value::as_i64).unwrap_or(0)
 }
@@ -656,13 +665,7 @@ pub(super) async fn overview(
             } else {
                 "day"
             };
-            let spec: [(
-                &'static str,
-                &'static str,
-                &Vec<Option<f64>>,
-                fn(f64) -> String,
-                bool,
-            ); 4] = [
+            let spec: [ChartSpec<'_>; 4] = [
                 ("sessions", "Sessions", &sr.sessions, count_text, false),
                 ("saves", "Saves", &sr.saves, count_text, false),
                 ("save_rate", "Save rate", &sr.save_rate, rate_text, true),

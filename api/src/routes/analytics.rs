@@ -92,11 +92,10 @@ async fn resolve(st: &AppState, b: Bound, tz: &str) -> ApiResult<DateTime<Utc>> 
         Bound::Exact(t) => Ok(t),
         // PostgreSQL knows every IANA zone and its offsets at that date.
         Bound::Local(naive) => {
-            let (t,): (DateTime<Utc>,) = sqlx::query_as("SELECT $1::timestamp AT TIME ZONE $2")
-                .bind(naive)
-                .bind(tz)
-                .fetch_one(&st.pools.read)
-                .await?;
+            let t =
+                sqlx::query_scalar!(r#"SELECT $1::timestamp AT TIME ZONE $2 AS "t!""#, naive, tz)
+                    .fetch_one(&st.pools.read)
+                    .await?;
             Ok(t)
         }
     }
@@ -216,27 +215,29 @@ pub async fn summary(
     let params = r.key();
     let pool = st.pools.read.clone();
     cached(st, (tenant, mode), "summary", &params, Duration::from_secs(3600), || async move {
-        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT outcome, saved_offer_type, sum(sessions)::bigint, sum(saved_mrr_cents)::bigint, sum(validated)::bigint
+        let rows = sqlx::query!(
+            r#"SELECT outcome, saved_offer_type, sum(sessions)::bigint AS "sessions!",
+                      sum(saved_mrr_cents)::bigint AS "saved_mrr_cents!", sum(validated)::bigint AS "validated!"
                FROM rollup_sessions_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
-              GROUP BY outcome, saved_offer_type",
+              GROUP BY outcome, saved_offer_type"#,
+            tenant,
+            r.from,
+            r.to,
+            mode.as_str(),
         )
-        .bind(tenant)
-        .bind(r.from)
-        .bind(r.to)
-        .bind(mode.as_str())
         .fetch_all(&pool)
         .await?;
         let mut by_outcome = std::collections::BTreeMap::<String, i64>::new();
         let mut saves_by_type = serde_json::Map::new();
         let (mut saved_mrr, mut validated, mut sessions) = (0i64, 0i64, 0i64);
-        for (outcome, offer_type, n, mrr, val) in rows {
+        for row in rows {
+            let n = row.sessions;
             sessions += n;
-            *by_outcome.entry(outcome.clone()).or_default() += n;
-            if outcome == "saved" {
-                saved_mrr += mrr;
-                validated += val;
-                let e = saves_by_type.entry(offer_type).or_insert(json!(0));
+            *by_outcome.entry(row.outcome.clone()).or_default() += n;
+            if row.outcome == "saved" {
+                saved_mrr += row.saved_mrr_cents;
+                validated += row.validated;
+                let e = saves_by_type.entry(row.saved_offer_type).or_insert(json!(0));
                 *e = json!(e.as_i64().unwrap_or(0) + n);
             }
         }
@@ -297,55 +298,58 @@ pub async fn offers(
     let (pool, mode_key) = (st.pools.read.clone(), mode);
     let mode = mode_key.as_str();
     cached(st, (tenant, mode_key), "offers", &params, Duration::from_secs(1800), || async move {
-        let offers: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT offer_id, offer_type, variant, sum(shown)::bigint, sum(accepted)::bigint, sum(saved_mrr_cents)::bigint
+        let offers = sqlx::query!(
+            r#"SELECT offer_id, offer_type, variant, sum(shown)::bigint AS "shown!", sum(accepted)::bigint AS "accepted!",
+                      sum(saved_mrr_cents)::bigint AS "saved_mrr_cents!"
                FROM rollup_offers_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
-              GROUP BY offer_id, offer_type, variant ORDER BY offer_id, variant",
+              GROUP BY offer_id, offer_type, variant ORDER BY offer_id, variant"#,
+            tenant,
+            r.from,
+            r.to,
+            mode,
         )
-        .bind(tenant)
-        .bind(r.from)
-        .bind(r.to)
-        .bind(mode)
         .fetch_all(&pool)
         .await?;
-        let variants: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT variant, sum(sessions)::bigint,
-                    coalesce(sum(sessions) FILTER (WHERE outcome = 'saved'), 0)::bigint,
-                    coalesce(sum(sessions) FILTER (WHERE outcome IN ('saved', 'canceled', 'deflected')), 0)::bigint
+        let variants = sqlx::query!(
+            r#"SELECT variant, sum(sessions)::bigint AS "sessions!",
+                    coalesce(sum(sessions) FILTER (WHERE outcome = 'saved'), 0)::bigint AS "saved!",
+                    coalesce(sum(sessions) FILTER (WHERE outcome IN ('saved', 'canceled', 'deflected')), 0)::bigint AS "decided!"
                FROM rollup_sessions_hourly WHERE tenant_id = $1 AND mode = $4 AND hour >= $2 AND hour < $3
-              GROUP BY variant ORDER BY variant",
+              GROUP BY variant ORDER BY variant"#,
+            tenant,
+            r.from,
+            r.to,
+            mode,
         )
-        .bind(tenant)
-        .bind(r.from)
-        .bind(r.to)
-        .bind(mode)
         .fetch_all(&pool)
         .await?;
         let mut by_offer = std::collections::BTreeMap::<(String, String), (i64, i64, i64, Vec<Value>)>::new();
         let mut by_type = std::collections::BTreeMap::<String, (i64, i64, i64)>::new();
-        for (id, kind, variant, shown, accepted, mrr) in offers {
-            let e = by_offer.entry((id, kind.clone())).or_default();
+        for o in offers {
+            let (shown, accepted, mrr) = (o.shown, o.accepted, o.saved_mrr_cents);
+            let e = by_offer.entry((o.offer_id, o.offer_type.clone())).or_default();
             e.0 += shown;
             e.1 += accepted;
             e.2 += mrr;
-            e.3.push(json!({ "variant": variant, "shown": shown, "accepted": accepted, "acceptance_rate": rate(accepted, shown), "saved_mrr_cents": mrr }));
-            let t = by_type.entry(kind).or_default();
+            e.3.push(json!({ "variant": o.variant, "shown": shown, "accepted": accepted, "acceptance_rate": rate(accepted, shown), "saved_mrr_cents": mrr }));
+            let t = by_type.entry(o.offer_type).or_default();
             t.0 += shown;
             t.1 += accepted;
             t.2 += mrr;
         }
-        let holdout_rate = variants.iter().find(|v| v.0 == "holdout").and_then(|v| (v.3 > 0).then(|| v.2 as f64 / v.3 as f64));
+        let holdout_rate = variants.iter().find(|v| v.variant == "holdout").and_then(|v| (v.decided > 0).then(|| v.saved as f64 / v.decided as f64));
         let variant_rows: Vec<Value> = variants
             .iter()
-            .map(|(v, sessions, saved, decided)| {
-                let save_rate = (*decided > 0).then(|| *saved as f64 / *decided as f64);
-                let lift = match (save_rate, holdout_rate, v.as_str()) {
+            .map(|v| {
+                let (saved, decided) = (v.saved, v.decided);
+                let save_rate = (decided > 0).then(|| saved as f64 / decided as f64);
+                let lift = match (save_rate, holdout_rate, v.variant.as_str()) {
                     (_, _, "holdout") => Value::Null,
                     (Some(s), Some(h), _) => json!(((s - h) * 10_000.0).round() / 10_000.0),
                     _ => Value::Null,
                 };
-                json!({ "variant": if v.is_empty() { "none" } else { v.as_str() }, "sessions": sessions, "saved": saved,
-                        "decided": decided, "save_rate": rate(*saved, *decided), "lift_vs_holdout": lift })
+                json!({ "variant": if v.variant.is_empty() { "none" } else { v.variant.as_str() }, "sessions": v.sessions, "saved": saved,
+                        "decided": decided, "save_rate": rate(saved, decided), "lift_vs_holdout": lift })
             })
             .collect();
         Ok(json!({
@@ -459,6 +463,7 @@ async fn timeseries(
              SELECT s.bucket, coalesce(b.n, 0), b.d FROM s LEFT JOIN b USING (bucket) ORDER BY s.bucket",
             den = den.unwrap_or("NULL")
         );
+        // Not a macro: the table and aggregate expressions come from the fixed metric table above.
         let rows: Vec<(chrono::NaiveDateTime, f64, Option<f64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant)
             .bind(r.from)
@@ -511,28 +516,29 @@ pub async fn churn_reasons(
     cached(st, (tenant, mode_key), "churn_reasons", &params, Duration::from_secs(3600), || async move {
         // The trend compares with the previous period of the same length.
         let prev_from = r.from - (r.to - r.from);
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT reason_code,
-                    coalesce(sum(count) FILTER (WHERE hour >= $2), 0)::bigint,
-                    coalesce(sum(count) FILTER (WHERE hour < $2), 0)::bigint
+        let rows = sqlx::query!(
+            r#"SELECT reason_code,
+                    coalesce(sum(count) FILTER (WHERE hour >= $2), 0)::bigint AS "count!",
+                    coalesce(sum(count) FILTER (WHERE hour < $2), 0)::bigint AS "previous_count!"
                FROM rollup_reasons_hourly WHERE tenant_id = $1 AND mode = $5 AND hour >= $4 AND hour < $3
-              GROUP BY reason_code",
+              GROUP BY reason_code"#,
+            tenant,
+            r.from,
+            r.to,
+            prev_from,
+            mode,
         )
-        .bind(tenant)
-        .bind(r.from)
-        .bind(r.to)
-        .bind(prev_from)
-        .bind(mode)
         .fetch_all(&pool)
         .await?;
-        let total: i64 = rows.iter().map(|r| r.1).sum();
-        let prev_total: i64 = rows.iter().map(|r| r.2).sum();
+        let total: i64 = rows.iter().map(|r| r.count).sum();
+        let prev_total: i64 = rows.iter().map(|r| r.previous_count).sum();
         let mut reasons: Vec<Value> = rows
             .iter()
-            .filter(|(_, n, p)| *n > 0 || *p > 0)
-            .map(|(code, n, p)| {
-                let share = if total > 0 { *n as f64 / total as f64 } else { 0.0 };
-                let prev_share = if prev_total > 0 { *p as f64 / prev_total as f64 } else { 0.0 };
+            .filter(|row| row.count > 0 || row.previous_count > 0)
+            .map(|row| {
+                let (code, n, p) = (&row.reason_code, row.count, row.previous_count);
+                let share = if total > 0 { n as f64 / total as f64 } else { 0.0 };
+                let prev_share = if prev_total > 0 { p as f64 / prev_total as f64 } else { 0.0 };
                 json!({
                     "reason_code": code, "count": n, "share": (share * 10_000.0).round() / 10_000.0,
                     "previous_count": p, "previous_share": (prev_share * 10_000.0).round() / 10_000.0,

@@ -137,11 +137,10 @@ async fn get_demo(
         })?;
     // Only the demo tenant's own demo customers: with any other tenant's (public) pk_test_
     // key, or for a customer the caller picks, the demo would hand out customer tokens.
-    let demo: Option<(bool,)> = sqlx::query_as("SELECT demo FROM tenants WHERE id = $1")
-        .bind(id.tenant_id)
+    let demo = sqlx::query_scalar!("SELECT demo FROM tenants WHERE id = $1", id.tenant_id)
         .fetch_optional(&st.pools.primary)
         .await?;
-    if demo.is_none_or(|(d,)| !d) {
+    if demo.is_none_or(|d| !d) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "invalid_request",

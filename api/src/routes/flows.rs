@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct FlowRow {
     pub id: Uuid,
     pub mode: String,
@@ -68,8 +68,6 @@ impl FlowRow {
         })
     }
 }
-
-const COLUMNS: &str = "id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at";
 
 /// Parses and validates a flow definition; errors name the offending field in `param`.
 pub fn validated(body: Value) -> ApiResult<FlowDefinition> {
@@ -97,17 +95,30 @@ async fn fetch(
     id: Uuid,
     lock: bool,
 ) -> ApiResult<FlowRow> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM flows
-          WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL{lock}"
-    )))
-    .bind(who.0)
-    .bind(who.1.as_str())
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| ApiError::not_found("flow"))
+    let row = if lock {
+        sqlx::query_as!(
+            FlowRow,
+            "SELECT id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at FROM flows
+              WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL FOR UPDATE",
+            who.0,
+            who.1.as_str(),
+            id,
+        )
+        .fetch_optional(conn)
+        .await?
+    } else {
+        sqlx::query_as!(
+            FlowRow,
+            "SELECT id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at FROM flows
+              WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL",
+            who.0,
+            who.1.as_str(),
+            id,
+        )
+        .fetch_optional(conn)
+        .await?
+    };
+    row.ok_or_else(|| ApiError::not_found("flow"))
 }
 
 /// Appends the audit row of a flow change on the change's transaction.
@@ -163,18 +174,19 @@ pub async fn create(
 ) -> ApiResult<FlowRow> {
     let def = validated(def)?;
     let mut tx = st.pools.primary.begin().await?;
-    let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query_as!(
+        FlowRow,
         "INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(who.0)
-    .bind(who.1.as_str())
-    .bind(&def.name)
-    .bind(&def.language)
-    .bind(def.ranking_score)
-    .bind(def.is_default)
-    .bind(serde_json::to_value(&def).map_err(ApiError::internal)?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at",
+        Uuid::now_v7(),
+        who.0,
+        who.1.as_str(),
+        &def.name,
+        &def.language,
+        def.ranking_score,
+        def.is_default,
+        serde_json::to_value(&def).map_err(ApiError::internal)?,
+    )
     .fetch_one(&mut *tx)
     .await?;
     audit(
@@ -201,12 +213,13 @@ async fn list_flows(
 
 /// A mode's flows, highest ranking first.
 pub async fn list(st: &AppState, who: (Uuid, Mode)) -> ApiResult<Vec<FlowRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM flows WHERE tenant_id = $1 AND mode = $2 AND deleted_at IS NULL
-         ORDER BY ranking_score DESC, created_at"
-    )))
-    .bind(who.0)
-    .bind(who.1.as_str())
+    Ok(sqlx::query_as!(
+        FlowRow,
+        "SELECT id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at FROM flows WHERE tenant_id = $1 AND mode = $2 AND deleted_at IS NULL
+         ORDER BY ranking_score DESC, created_at",
+        who.0,
+        who.1.as_str(),
+    )
     .fetch_all(&st.pools.primary)
     .await?)
 }
@@ -260,18 +273,19 @@ pub async fn update(
     let def = validated(def)?;
     let mut tx = st.pools.primary.begin().await?;
     let before = fetch(&mut tx, who, id, true).await?;
-    let row: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query_as!(
+        FlowRow,
         "UPDATE flows SET name = $4, language = $5, ranking_score = $6, is_default = $7, draft = $8, updated_at = now()
-         WHERE tenant_id = $1 AND mode = $2 AND id = $3 RETURNING {COLUMNS}"
-    )))
-    .bind(who.0)
-    .bind(who.1.as_str())
-    .bind(id)
-    .bind(&def.name)
-    .bind(&def.language)
-    .bind(def.ranking_score)
-    .bind(def.is_default)
-    .bind(serde_json::to_value(&def).map_err(ApiError::internal)?)
+         WHERE tenant_id = $1 AND mode = $2 AND id = $3 RETURNING id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at",
+        who.0,
+        who.1.as_str(),
+        id,
+        &def.name,
+        &def.language,
+        def.ranking_score,
+        def.is_default,
+        serde_json::to_value(&def).map_err(ApiError::internal)?,
+    )
     .fetch_one(&mut *tx)
     .await?;
     audit(
@@ -298,12 +312,12 @@ async fn delete_flow(
     let id = parse_id(&id)?;
     let mut tx = st.pools.primary.begin().await?;
     let before = fetch(&mut tx, (auth.tenant_id, auth.mode), id, true).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE flows SET deleted_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3",
+        auth.tenant_id,
+        auth.mode.as_str(),
+        id,
     )
-    .bind(auth.tenant_id)
-    .bind(auth.mode.as_str())
-    .bind(id)
     .execute(&mut *tx)
     .await?;
     audit(
@@ -333,32 +347,34 @@ async fn publish_definition(
     definition: &Value,
     is_default: bool,
 ) -> ApiResult<i32> {
-    let (version,): (i32,) = sqlx::query_as(
+    let version = sqlx::query_scalar!(
         "INSERT INTO flow_versions (tenant_id, mode, flow_id, version, definition)
          SELECT $1, $2, $3, coalesce(max(version), 0) + 1, $4 FROM flow_versions WHERE flow_id = $3
          RETURNING version",
+        who.0,
+        who.1.as_str(),
+        id,
+        definition,
     )
-    .bind(who.0)
-    .bind(who.1.as_str())
-    .bind(id)
-    .bind(definition)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE flows SET published_version = $4, updated_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3")
-        .bind(who.0)
-        .bind(who.1.as_str())
-        .bind(id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE flows SET published_version = $4, updated_at = now() WHERE tenant_id = $1 AND mode = $2 AND id = $3",
+        who.0,
+        who.1.as_str(),
+        id,
+        version,
+    )
+    .execute(&mut *tx)
+    .await?;
     if is_default {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE flows SET is_default = false
               WHERE tenant_id = $1 AND mode = $2 AND id <> $3 AND is_default",
+            who.0,
+            who.1.as_str(),
+            id,
         )
-        .bind(who.0)
-        .bind(who.1.as_str())
-        .bind(id)
         .execute(&mut *tx)
         .await?;
     }
@@ -422,7 +438,7 @@ async fn list_versions(
 }
 
 /// One published version of a flow.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct FlowVersion {
     pub version: i32,
     pub definition: Value,
@@ -434,13 +450,14 @@ pub struct FlowVersion {
 pub async fn versions(st: &AppState, who: (Uuid, Mode), id: Uuid) -> ApiResult<Vec<FlowVersion>> {
     let mut conn = st.pools.primary.acquire().await?;
     fetch(&mut conn, who, id, false).await?;
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        FlowVersion,
         "SELECT version, definition, published_at FROM flow_versions
           WHERE tenant_id = $1 AND mode = $2 AND flow_id = $3 ORDER BY version DESC",
+        who.0,
+        who.1.as_str(),
+        id,
     )
-    .bind(who.0)
-    .bind(who.1.as_str())
-    .bind(id)
     .fetch_all(&mut *conn)
     .await?)
 }

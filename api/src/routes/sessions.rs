@@ -39,16 +39,15 @@ async fn get_session(
 
 /// A session of a tenant's mode (404 `session` when it is another tenant's or mode's).
 pub async fn session(st: &AppState, (tenant, mode): (Uuid, Mode), id: Uuid) -> ApiResult<Value> {
-    let row: Option<(Value,)> = sqlx::query_as(
-        "SELECT to_jsonb(s) - 'attributes' - 'offer_params' FROM cancel_sessions s WHERE tenant_id = $1 AND id = $2 AND mode = $3",
+    sqlx::query_scalar!(
+        r#"SELECT to_jsonb(s) - 'attributes' - 'offer_params' AS "session!" FROM cancel_sessions s WHERE tenant_id = $1 AND id = $2 AND mode = $3"#,
+        tenant,
+        id,
+        mode.as_str(),
     )
-    .bind(tenant)
-    .bind(id)
-    .bind(mode.as_str())
     .fetch_optional(&st.pools.primary)
-    .await?;
-    row.map(|r| r.0)
-        .ok_or_else(|| ApiError::not_found("session"))
+    .await?
+    .ok_or_else(|| ApiError::not_found("session"))
 }
 
 async fn get_timeline(
@@ -66,26 +65,26 @@ async fn get_timeline(
 pub async fn timeline(st: &AppState, who: (Uuid, Mode), id: Uuid) -> ApiResult<Value> {
     // The session must be the caller's (tenant and mode) before anything of it is read.
     session(st, who, id).await?;
-    let (events,): (Value,) = sqlx::query_as(
-        "SELECT coalesce(jsonb_agg(jsonb_build_object('type', type, 'client_event_id', client_event_id,
-                'payload', payload, 'created_at', created_at) ORDER BY created_at, id), '[]'::jsonb)
-           FROM session_events WHERE tenant_id = $1 AND session_id = $2",
+    let events = sqlx::query_scalar!(
+        r#"SELECT coalesce(jsonb_agg(jsonb_build_object('type', type, 'client_event_id', client_event_id,
+                'payload', payload, 'created_at', created_at) ORDER BY created_at, id), '[]'::jsonb) AS "events!"
+           FROM session_events WHERE tenant_id = $1 AND session_id = $2"#,
+        who.0,
+        id,
     )
-    .bind(who.0)
-    .bind(id)
     .fetch_one(&st.pools.primary)
     .await?;
-    let (jobs,): (Value,) = sqlx::query_as(
-        "SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'kind', kind, 'status', status,
+    let jobs = sqlx::query_scalar!(
+        r#"SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'kind', kind, 'status', status,
                 'attempts', attempts, 'last_error', last_error, 'created_at', created_at,
-                'finished_at', finished_at) ORDER BY created_at, id), '[]'::jsonb)
+                'finished_at', finished_at) ORDER BY created_at, id), '[]'::jsonb) AS "jobs!"
            FROM job_outbox
           WHERE tenant_id = $1 AND kind IN ('apply_offer', 'cancel_subscription')
             AND payload->>'session_id' = $2::text
-          -- job_outbox_session_idx",
+          -- job_outbox_session_idx"#,
+        who.0,
+        id as _,
     )
-    .bind(who.0)
-    .bind(id)
     .fetch_one(&st.pools.primary)
     .await?;
     Ok(json!({ "session_id": id, "events": events, "jobs": jobs }))

@@ -227,11 +227,12 @@ async fn validate(
             "cancel_mode must be record_only or cancel_at_period_end",
         ));
     }
-    let tz_ok: Option<(bool,)> =
-        sqlx::query_as("SELECT true FROM pg_timezone_names WHERE name = $1")
-            .bind(&s.timezone)
-            .fetch_optional(conn)
-            .await?;
+    let tz_ok = sqlx::query_scalar!(
+        r#"SELECT true AS "known!" FROM pg_timezone_names WHERE name = $1"#,
+        &s.timezone,
+    )
+    .fetch_optional(conn)
+    .await?;
     if tz_ok.is_none() {
         return Err(ApiError::invalid_param(
             "timezone",
@@ -328,12 +329,12 @@ pub async fn put_stripe_if(
         .collect();
     let last4 = last4(&b.api_key);
     let mut tx = st.pools.primary.begin().await?;
-    let before: Option<(String, Value, String)> = sqlx::query_as(
+    let before = sqlx::query!(
         "SELECT api_key_last4, webhook_secrets_enc, api_key_enc FROM stripe_settings
          WHERE tenant_id = $1 AND mode = $2 FOR UPDATE",
+        tenant,
+        b.mode.as_str(),
     )
-    .bind(tenant)
-    .bind(b.mode.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     let changed = || {
@@ -343,33 +344,29 @@ pub async fn put_stripe_if(
         )
     };
     if let Some(expected) = expected {
-        if expected != before.as_ref().map(|b| b.2.as_str()) {
+        if expected != before.as_ref().map(|b| b.api_key_enc.as_str()) {
             return Err(changed());
         }
     }
     // A row locked above matched `expected`; a row inserted since the read (no row to lock
     // then) by a concurrent first save is only overwritten by an unconditional write ($6).
-    let written = sqlx::query(
+    let written = sqlx::query!(
         "INSERT INTO stripe_settings (tenant_id, mode, api_key_enc, api_key_last4, webhook_secrets_enc)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, mode) DO UPDATE SET api_key_enc = $3, api_key_last4 = $4, webhook_secrets_enc = $5, updated_at = now()
          WHERE $6",
+        tenant,
+        b.mode.as_str(),
+        st.master.encrypt(&b.api_key, &Aad::new(Column::StripeApiKey, tenant, b.mode)),
+        &last4,
+        json!(secrets),
+        expected.is_none() || before.is_some(),
     )
-    .bind(tenant)
-    .bind(b.mode.as_str())
-    .bind(st.master.encrypt(
-        &b.api_key,
-        &Aad::new(Column::StripeApiKey, tenant, b.mode),
-    ))
-    .bind(&last4)
-    .bind(json!(secrets))
-    .bind(expected.is_none() || before.is_some())
     .execute(&mut *tx)
     .await?;
     if written.rows_affected() == 0 {
         return Err(changed());
     }
-    let before = before.map(|(l4, enc, _)| (l4, enc));
     // Summaries only: the Stripe key by its last four characters, secrets by count.
     shared::audit::record(
         &mut tx,
@@ -380,10 +377,10 @@ pub async fn put_stripe_if(
             action: "stripe_settings.update",
             target_type: "stripe_settings",
             target_id: Some(b.mode.as_str().to_string()),
-            before: before.map(|(l4, enc)| {
+            before: before.map(|old| {
                 json!({
-                    "api_key_last4": l4,
-                    "webhook_secrets": enc.as_array().map(Vec::len).unwrap_or(0),
+                    "api_key_last4": old.api_key_last4,
+                    "webhook_secrets": old.webhook_secrets_enc.as_array().map(Vec::len).unwrap_or(0),
                 })
             }),
             after: Some(json!({
@@ -420,19 +417,19 @@ pub async fn stripe_summary(
     st: &AppState,
     (tenant, mode): (uuid::Uuid, Mode),
 ) -> ApiResult<Json<Value>> {
-    let row: Option<(String, Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT api_key_last4, webhook_secrets_enc, updated_at FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+        tenant,
+        mode.as_str(),
     )
-    .bind(tenant)
-    .bind(mode.as_str())
     .fetch_optional(&st.pools.primary)
-    .await?;
-    let (last4, secrets, updated) = row.ok_or_else(|| ApiError::not_found("stripe_settings"))?;
+    .await?
+    .ok_or_else(|| ApiError::not_found("stripe_settings"))?;
     Ok(Json(json!({
         "mode": mode,
-        "api_key_last4": last4,
-        "webhook_secrets": secrets.as_array().map(Vec::len).unwrap_or(0),
-        "updated_at": updated,
+        "api_key_last4": row.api_key_last4,
+        "webhook_secrets": row.webhook_secrets_enc.as_array().map(Vec::len).unwrap_or(0),
+        "updated_at": row.updated_at,
     })))
 }
 
@@ -443,16 +440,17 @@ pub async fn stripe_credentials(
     st: &AppState,
     (tenant, mode): (uuid::Uuid, Mode),
 ) -> ApiResult<Option<StripeCredentials>> {
-    let row: Option<(String, Value)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT api_key_enc, webhook_secrets_enc FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
+        tenant,
+        mode.as_str(),
     )
-    .bind(tenant)
-    .bind(mode.as_str())
     .fetch_optional(&st.pools.primary)
     .await?;
-    let Some((key_enc, secrets_enc)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
+    let (key_enc, secrets_enc) = (row.api_key_enc, row.webhook_secrets_enc);
     let key = st
         .master
         .decrypt(&key_enc, &Aad::new(Column::StripeApiKey, tenant, mode))

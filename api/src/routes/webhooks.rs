@@ -131,27 +131,27 @@ async fn receive_stripe_event(
         stripe_event_row: row_id,
     })
     .map_err(ApiError::internal)?;
-    let (stored,): (bool,) = sqlx::query_as(
-        "WITH ev AS (
+    let stored = sqlx::query_scalar!(
+        r#"WITH ev AS (
             INSERT INTO stripe_events (id, tenant_id, mode, event_id, type, object_id, payload)
             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id
          ), job AS (
             INSERT INTO job_outbox (id, tenant_id, queue, kind, payload)
             SELECT $8, $2, $9, $10, $11::jsonb FROM ev RETURNING id
          )
-         SELECT EXISTS (SELECT 1 FROM job)",
+         SELECT EXISTS (SELECT 1 FROM job) AS "stored!""#,
+        row_id,
+        tenant,
+        mode.as_str(),
+        event_id,
+        kind,
+        object_id.as_deref(),
+        &event,
+        entry.id,
+        entry.queue,
+        entry.kind,
+        entry.payload as _,
     )
-    .bind(row_id)
-    .bind(tenant)
-    .bind(mode.as_str())
-    .bind(event_id)
-    .bind(kind)
-    .bind(&object_id)
-    .bind(&event)
-    .bind(entry.id)
-    .bind(entry.queue)
-    .bind(entry.kind)
-    .bind(&entry.payload)
     .fetch_one(&st.pools.primary)
     .await?;
     if !stored {

@@ -114,7 +114,6 @@ struct CreateSession {
 
 /// What PostgreSQL knows of the customer, read in one query: the synced user and
 /// subscription, and whether a recent save blocks a discount or a pause (the cooldowns).
-#[derive(sqlx::FromRow)]
 pub struct CustomerRow {
     user_id: Option<Uuid>,
     user_plan: Option<String>,
@@ -308,12 +307,14 @@ pub async fn read_customers(
     pool: sqlx::PgPool,
     batch: String,
 ) -> Result<Vec<CustomerRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.id AS user_id, u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS user_mrr,
-                u.created_at AS user_created, u.attributes AS user_attributes,
-                s.status AS sub_status, s.plan AS sub_plan, s.billing_interval AS sub_interval,
-                s.mrr_cents AS sub_mrr, s.discounts AS sub_discounts,
-                cd.recent_discount, cd.recent_pause, cd.recent_trial_extension, cd.recent_plan_change
+    sqlx::query_as!(
+        CustomerRow,
+        r#"SELECT u.id AS "user_id?", u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS "user_mrr?",
+                u.created_at AS "user_created?", u.attributes AS "user_attributes?",
+                s.status AS "sub_status?", s.plan AS sub_plan, s.billing_interval AS sub_interval,
+                s.mrr_cents AS "sub_mrr?", s.discounts AS "sub_discounts?",
+                cd.recent_discount AS "recent_discount!", cd.recent_pause AS "recent_pause!",
+                cd.recent_trial_extension AS "recent_trial_extension!", cd.recent_plan_change AS "recent_plan_change!"
            FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t uuid, m text, c text, s text, dd integer, pd integer, td integer, pcd integer))
                 WITH ORDINALITY AS e(t, m, c, s, dd, pd, td, pcd, ord)
            CROSS JOIN LATERAL (
@@ -325,9 +326,9 @@ pub async fn read_customers(
                  WHERE cs.tenant_id = e.t AND cs.mode = e.m AND cs.customer_id = e.c AND cs.outcome = 'saved') cd
            LEFT JOIN LATERAL (SELECT * FROM users WHERE tenant_id = e.t AND mode = e.m AND external_id = e.c LIMIT 1) u ON true
            LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND mode = e.m AND stripe_subscription_id = e.s LIMIT 1) s ON true
-          ORDER BY e.ord",
+          ORDER BY e.ord"#,
+        batch as _,
     )
-    .bind(batch)
     .fetch_all(&pool)
     .await
 }
@@ -338,21 +339,24 @@ pub async fn read_customers(
 /// customer however many starts race, in one batch or in several (migration
 /// 20261202000007: a new customer's start is one plain insert).
 pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>, sqlx::Error> {
-    let (inserted,): (i64,) = sqlx::query_as("SELECT record_widget_sessions($1::jsonb)")
-        .bind(batch)
-        .fetch_one(&pool)
-        .await?;
+    let inserted = sqlx::query_scalar!(
+        r#"SELECT record_widget_sessions($1::jsonb) AS "inserted!""#,
+        batch as _,
+    )
+    .fetch_one(&pool)
+    .await?;
     // One row per element (no conflict clause): the batcher checks the count.
     Ok(vec![(); inserted.max(0) as usize])
 }
 
 /// Writes batches of widget events with `record_widget_events` (one status per element).
 pub async fn flush_events(pool: sqlx::PgPool, batch: String) -> Result<Vec<String>, sqlx::Error> {
-    let (statuses,): (sqlx::types::Json<Vec<String>>,) =
-        sqlx::query_as("SELECT record_widget_events($1::jsonb)")
-            .bind(batch)
-            .fetch_one(&pool)
-            .await?;
+    let statuses = sqlx::query_scalar!(
+        r#"SELECT record_widget_events($1::jsonb) AS "statuses!: sqlx::types::Json<Vec<String>>""#,
+        batch as _,
+    )
+    .fetch_one(&pool)
+    .await?;
     Ok(statuses.0)
 }
 

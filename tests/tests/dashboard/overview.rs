@@ -138,7 +138,17 @@ async fn seed(app: &TestApp, tenant: Uuid) {
         .unwrap();
     }
     // (mode, hour, variant, offer, type, shown, accepted, saved MRR cents)
-    let offers: &[(&str, &str, &str, &str, &str, i64, i64, i64)] = &[
+    type OfferHour = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        i64,
+        i64,
+        i64,
+    );
+    let offers: &[OfferHour] = &[
         (
             "test",
             "2026-01-03T10:00:00Z",

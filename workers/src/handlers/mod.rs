@@ -16,15 +16,14 @@ pub(crate) async fn start_run(
     duty: &str,
     period: i64,
 ) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as(
+    sqlx::query_scalar!(
         "INSERT INTO scheduler_runs (duty, period, worker) VALUES ($1, $2, $3) RETURNING id",
+        duty,
+        period,
+        &st.worker_name,
     )
-    .bind(duty)
-    .bind(period)
-    .bind(&st.worker_name)
     .fetch_one(&st.pools.primary)
-    .await?;
-    Ok(id)
+    .await
 }
 
 pub(crate) async fn finish_run(
@@ -32,10 +31,12 @@ pub(crate) async fn finish_run(
     run_id: i64,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE scheduler_runs SET finished_at = now(), detail = $2 WHERE id = $1")
-        .bind(run_id)
-        .bind(detail)
-        .execute(&st.pools.primary)
-        .await?;
+    sqlx::query!(
+        "UPDATE scheduler_runs SET finished_at = now(), detail = $2 WHERE id = $1",
+        run_id,
+        detail,
+    )
+    .execute(&st.pools.primary)
+    .await?;
     Ok(())
 }

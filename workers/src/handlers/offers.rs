@@ -22,7 +22,6 @@ use crate::{
     WorkerState,
 };
 
-#[derive(sqlx::FromRow)]
 struct Session {
     tenant_id: Uuid,
     mode: String,
@@ -37,23 +36,24 @@ struct Session {
 }
 
 async fn load(st: &WorkerState, id: Uuid) -> Result<Session, JobError> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Session,
         "SELECT tenant_id, mode, subscription_id, accepted_offer, offer_state, offer_params, ended_at, cancel_state,
                 offer_key_generation, cancel_key_generation
            FROM cancel_sessions WHERE id = $1",
+        id,
     )
-    .bind(id)
     .fetch_optional(&st.pools.primary)
     .await?
     .ok_or_else(|| JobError::permanent(anyhow::anyhow!("session {id} not found")))
 }
 
 async fn fail_offer(st: &WorkerState, id: Uuid, why: &str) -> Result<(), JobError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE cancel_sessions SET offer_state = 'failed', offer_error = $2 WHERE id = $1",
+        id,
+        why,
     )
-    .bind(id)
-    .bind(why)
     .execute(&st.pools.primary)
     .await?;
     Ok(())
@@ -210,15 +210,21 @@ fn looks_applied(sub: &Value, kind: OfferType, params: &Value) -> bool {
 /// A 500 whose change did not land: the next attempt needs a new idempotency key, since
 /// Stripe replays the saved 500 for the old one.
 async fn next_key_generation(st: &WorkerState, session: Uuid, offer: bool) -> Result<(), JobError> {
-    let sql = if offer {
-        "UPDATE cancel_sessions SET offer_key_generation = offer_key_generation + 1 WHERE id = $1"
-    } else {
-        "UPDATE cancel_sessions SET cancel_key_generation = cancel_key_generation + 1 WHERE id = $1"
-    };
-    sqlx::query(sql)
-        .bind(session)
+    if offer {
+        sqlx::query!(
+            "UPDATE cancel_sessions SET offer_key_generation = offer_key_generation + 1 WHERE id = $1",
+            session,
+        )
         .execute(&st.pools.primary)
         .await?;
+    } else {
+        sqlx::query!(
+            "UPDATE cancel_sessions SET cancel_key_generation = cancel_key_generation + 1 WHERE id = $1",
+            session,
+        )
+        .execute(&st.pools.primary)
+        .await?;
+    }
     Ok(())
 }
 
@@ -243,7 +249,7 @@ async fn cooldown_conflict(
         OfferType::PlanChange => settings.plan_change_cooldown_days,
         OfferType::Redirect | OfferType::Custom => return Ok(None),
     };
-    let other: Option<(Uuid,)> = sqlx::query_as(
+    let other = sqlx::query_scalar!(
         "SELECT o.id FROM cancel_sessions o, cancel_sessions me
           WHERE me.id = $1 AND o.tenant_id = me.tenant_id AND o.mode = me.mode
             AND o.customer_id = me.customer_id AND o.id <> me.id AND o.outcome = 'saved'
@@ -252,13 +258,13 @@ async fn cooldown_conflict(
                  OR (o.offer_state = 'pending'
                      AND (coalesce(o.ended_at, o.created_at), o.id) < (coalesce(me.ended_at, me.created_at), me.id)))
           LIMIT 1",
+        id,
+        kind.as_str(),
+        days as i32,
     )
-    .bind(id)
-    .bind(kind.as_str())
-    .bind(days as i32)
     .fetch_optional(&st.pools.primary)
     .await?;
-    Ok(other.map(|(o,)| {
+    Ok(other.map(|o| {
         format!(
             "offer_in_cooldown: another session of this customer ({o}) already applied or accepted a {} offer within the {days}-day cooldown",
             kind.as_str()
@@ -317,14 +323,13 @@ pub async fn apply_offer(
         None => {
             let p = compute_params(&st, &creds, &s, &sub_id, &offer).await?;
             // Stored once: the first writer wins, and every retry reuses its parameters.
-            let (stored,): (Value,) = sqlx::query_as(
-                "UPDATE cancel_sessions SET offer_params = coalesce(offer_params, $2) WHERE id = $1 RETURNING offer_params",
+            sqlx::query_scalar!(
+                r#"UPDATE cancel_sessions SET offer_params = coalesce(offer_params, $2) WHERE id = $1 RETURNING offer_params AS "offer_params!""#,
+                job.session_id,
+                &p,
             )
-            .bind(job.session_id)
-            .bind(&p)
             .fetch_one(&st.pools.primary)
-            .await?;
-            stored
+            .await?
         }
     };
     let idem = format!(
@@ -428,8 +433,7 @@ pub async fn apply_offer(
             return Err(err);
         }
     }
-    sqlx::query("UPDATE cancel_sessions SET offer_state = 'applied', offer_error = NULL, offer_applied_at = now() WHERE id = $1")
-        .bind(job.session_id)
+    sqlx::query!("UPDATE cancel_sessions SET offer_state = 'applied', offer_error = NULL, offer_applied_at = now() WHERE id = $1", job.session_id)
         .execute(&st.pools.primary)
         .await?;
     metrics::counter!("offers_applied_total", "type" => offer.kind.as_str()).increment(1);
@@ -479,19 +483,17 @@ pub async fn cancel_subscription(
         Err(e) => {
             let err = st.stripe.classify(&creds, e).await;
             if let JobError::Permanent(p) = &err {
-                sqlx::query("UPDATE cancel_sessions SET cancel_state = 'failed', cancel_error = $2 WHERE id = $1")
-                    .bind(job.session_id)
-                    .bind(format!("{p:#}"))
+                sqlx::query!("UPDATE cancel_sessions SET cancel_state = 'failed', cancel_error = $2 WHERE id = $1", job.session_id, format!("{p:#}"))
                     .execute(&st.pools.primary)
                     .await?;
             }
             return Err(err);
         }
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE cancel_sessions SET cancel_state = 'applied', cancel_error = NULL WHERE id = $1",
+        job.session_id,
     )
-    .bind(job.session_id)
     .execute(&st.pools.primary)
     .await?;
     Ok(())

@@ -14,15 +14,15 @@ pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), 
         return Ok(());
     }
     let ms = |v: Option<i64>| v.and_then(chrono::DateTime::from_timestamp_millis);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO probe_runs (job_id, worker, attempt, due_at, prev_failed_at)
          VALUES ($1, $2, $3, $4, $5)",
+        meta.id,
+        &st.worker_name,
+        meta.attempt as i32,
+        ms(meta.due_at_ms),
+        ms(meta.previous_failure_at_ms),
     )
-    .bind(meta.id)
-    .bind(&st.worker_name)
-    .bind(meta.attempt as i32)
-    .bind(ms(meta.due_at_ms))
-    .bind(ms(meta.previous_failure_at_ms))
     .execute(&st.pools.primary)
     .await?;
     let faults = job.crash || job.permanent_error || job.fail_times > 0 || job.gate.is_some();
@@ -54,11 +54,11 @@ pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), 
         tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
     }
     // The effect, applied once however often the job runs.
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO probe_effects (job_id, worker) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING",
+        meta.id,
+        &st.worker_name,
     )
-    .bind(meta.id)
-    .bind(&st.worker_name)
     .execute(&st.pools.primary)
     .await?;
     Ok(())
@@ -67,8 +67,7 @@ pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), 
 /// Polls `probe_gates` until the gate is open (the handler's timeout bounds the wait).
 async fn wait_for_gate(st: &WorkerState, gate: &str) -> Result<(), JobError> {
     loop {
-        let open: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM probe_gates WHERE name = $1")
-            .bind(gate)
+        let open = sqlx::query_scalar!("SELECT 1 AS one FROM probe_gates WHERE name = $1", gate)
             .fetch_optional(&st.pools.primary)
             .await?;
         if open.is_some() {

@@ -36,38 +36,33 @@ pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
     let mut restored = 0usize;
     let mut after: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;
     loop {
-        let rows: Vec<(
-            Uuid,
-            String,
-            String,
-            serde_json::Value,
-            chrono::DateTime<chrono::Utc>,
-        )> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT id, queue, kind, payload, created_at FROM job_outbox
                  WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
                    AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
                  ORDER BY created_at, id LIMIT $4",
+            GRACE_SECS,
+            after.map(|a| a.0),
+            after.map(|a| a.1),
+            PAGE,
         )
-        .bind(GRACE_SECS)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(PAGE)
         .fetch_all(&st.pools.primary)
         .await?;
         let Some(last) = rows.last() else { break };
-        after = Some((last.4, last.0));
+        after = Some((last.created_at, last.id));
         let n = rows.len();
         let mut entries = Vec::with_capacity(n);
-        for (id, queue, kind, payload, _) in rows {
-            let Some((kind, queue_static)) = jobs::kind_info(&kind) else {
-                tracing::error!(job_id = %id, kind, queue, "outbox row of an unknown kind");
+        for row in rows {
+            let (id, queue) = (row.id, row.queue);
+            let Some((kind, queue_static)) = jobs::kind_info(&row.kind) else {
+                tracing::error!(job_id = %id, kind = row.kind, queue, "outbox row of an unknown kind");
                 continue;
             };
             entries.push(OutboxEntry {
                 id,
                 queue: queue_static,
                 kind,
-                payload: payload.to_string(),
+                payload: row.payload.to_string(),
             });
         }
         // Which of them Redis still holds: one pipelined round trip per queue.
@@ -87,12 +82,12 @@ pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
                 }
                 // A worker that died right after dead-lettering may not have recorded it.
                 if let Some(dead) = st.queues.dead_show(q, entry.id).await? {
-                    sqlx::query(
+                    sqlx::query!(
                         "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
                          WHERE id = $1 AND status = 'pending'",
+                        entry.id,
+                        &dead.last_error,
                     )
-                    .bind(entry.id)
-                    .bind(&dead.last_error)
                     .execute(&st.pools.primary)
                     .await?;
                 }
@@ -121,12 +116,14 @@ pub async fn push_still_pending(
         return Ok(0);
     }
     let ids: Vec<Uuid> = missing.iter().map(|e| e.id).collect();
-    let pending: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM job_outbox WHERE id = ANY($1) AND status = 'pending'")
-            .bind(&ids)
-            .fetch_all(&st.pools.primary)
-            .await?;
-    let pending: std::collections::HashSet<Uuid> = pending.into_iter().map(|r| r.0).collect();
+    let pending: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM job_outbox WHERE id = ANY($1) AND status = 'pending'",
+        &ids,
+    )
+    .fetch_all(&st.pools.primary)
+    .await?
+    .into_iter()
+    .collect();
     let lost: Vec<OutboxEntry> = missing
         .into_iter()
         .filter(|e| pending.contains(&e.id))

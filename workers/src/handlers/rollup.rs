@@ -127,9 +127,11 @@ async fn recompute(
 ) -> Result<(), JobError> {
     let mut tx = st.pools.primary.begin().await?;
     // The recompute groups a million rows or more: keep aggregates in memory.
-    sqlx::query("SET LOCAL work_mem = '128MB'")
-        .execute(&mut *tx)
+    sqlx::query_scalar!(r#"SELECT set_config('work_mem', '128MB', true) AS "work_mem!""#)
+        .fetch_one(&mut *tx)
         .await?;
+    // Not macros: the statements below read or create the temporary table `touched`, which
+    // no schema the macros describe against has (and the DELETE names its table).
     sqlx::query("CREATE TEMP TABLE touched ON COMMIT DROP AS SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS t(tenant_id, hour)")
         .bind(tenants)
         .bind(hours)
@@ -152,32 +154,32 @@ async fn recompute(
 /// hours (recomputing is idempotent). The row lock on the watermark serialises rollups.
 pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobError> {
     let mut tx = st.pools.primary.begin().await?;
-    sqlx::query("INSERT INTO rollup_state (name, watermark) VALUES ('hourly', 'epoch') ON CONFLICT DO NOTHING")
+    sqlx::query!("INSERT INTO rollup_state (name, watermark) VALUES ('hourly', 'epoch') ON CONFLICT DO NOTHING")
         .execute(&mut *tx)
         .await?;
-    let (watermark, upper): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as(
-            "SELECT watermark, now() FROM rollup_state WHERE name = 'hourly' FOR UPDATE",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-    let touched: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT DISTINCT tenant_id, date_trunc('hour', created_at) AS hour FROM offer_events
+    let state = sqlx::query!(
+        r#"SELECT watermark, now() AS "upper!" FROM rollup_state WHERE name = 'hourly' FOR UPDATE"#,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let (watermark, upper) = (state.watermark, state.upper);
+    let touched = sqlx::query!(
+        r#"SELECT DISTINCT tenant_id AS "tenant_id!", date_trunc('hour', created_at) AS "hour!" FROM offer_events
           WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2
          UNION
          SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM churn_reasons
           WHERE ingested_at > $1::timestamptz - make_interval(secs => $3) AND ingested_at <= $2
          UNION
          SELECT DISTINCT tenant_id, date_trunc('hour', created_at) FROM cancel_sessions
-          WHERE updated_at > $1::timestamptz - make_interval(secs => $3) AND updated_at <= $2",
+          WHERE updated_at > $1::timestamptz - make_interval(secs => $3) AND updated_at <= $2"#,
+        watermark,
+        upper,
+        OVERLAP_SECS,
     )
-    .bind(watermark)
-    .bind(upper)
-    .bind(OVERLAP_SECS)
     .fetch_all(&mut *tx)
     .await?;
-    let tenant_col: Vec<Uuid> = touched.iter().map(|t| t.0).collect();
-    let hour_col: Vec<chrono::DateTime<chrono::Utc>> = touched.iter().map(|t| t.1).collect();
+    let tenant_col: Vec<Uuid> = touched.iter().map(|t| t.tenant_id).collect();
+    let hour_col: Vec<chrono::DateTime<chrono::Utc>> = touched.iter().map(|t| t.hour).collect();
     if !touched.is_empty() {
         let results = futures::future::join_all(
             RECOMPUTE
@@ -193,10 +195,12 @@ pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobErr
     let mut tenants = tenant_col.clone();
     tenants.sort();
     tenants.dedup();
-    sqlx::query("UPDATE rollup_state SET watermark = $1 WHERE name = 'hourly'")
-        .bind(upper)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE rollup_state SET watermark = $1 WHERE name = 'hourly'",
+        upper
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     let lag = (chrono::Utc::now() - upper).num_milliseconds().max(0) as f64 / 1000.0;
     metrics::gauge!("rollup_lag_seconds").set(lag);

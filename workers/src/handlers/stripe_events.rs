@@ -20,19 +20,20 @@ pub async fn run(
     _meta: JobMeta,
     job: ProcessStripeEvent,
 ) -> Result<(), JobError> {
-    let row: Option<(Uuid, String, String, Option<String>, Value)> = sqlx::query_as(
-        "SELECT tenant_id, mode, type, object_id, payload FROM stripe_events WHERE id = $1",
+    let row = sqlx::query!(
+        "SELECT tenant_id, mode, type AS kind, object_id, payload FROM stripe_events WHERE id = $1",
+        job.stripe_event_row,
     )
-    .bind(job.stripe_event_row)
     .fetch_optional(&st.pools.primary)
     .await?;
-    let Some((tenant, mode, kind, object_id, payload)) = row else {
+    let Some(row) = row else {
         return Err(JobError::permanent(anyhow::anyhow!(
             "stripe event row {} not found",
             job.stripe_event_row
         )));
     };
-    let mode = Mode::parse(&mode).unwrap_or(Mode::Test);
+    let (tenant, kind, object_id, payload) = (row.tenant_id, row.kind, row.object_id, row.payload);
+    let mode = Mode::parse(&row.mode).unwrap_or(Mode::Test);
     let creds = st.stripe.settings(&st.pools.primary, tenant, mode).await?;
     let object = &payload["data"]["object"];
     match kind.as_str() {
@@ -64,15 +65,15 @@ pub async fn run(
                         .or_else(|| object["created"].as_i64())
                         .unwrap_or_else(|| chrono::Utc::now().timestamp());
                     // A save is validated when the customer pays after it.
-                    sqlx::query(
+                    sqlx::query!(
                         "UPDATE cancel_sessions SET validated_at = now()
                           WHERE tenant_id = $1 AND mode = $2 AND subscription_id = $3 AND outcome = 'saved'
                             AND validated_at IS NULL AND ended_at < to_timestamp($4)",
+                        tenant,
+                        mode.as_str(),
+                        &sub_id,
+                        paid_at as f64,
                     )
-                    .bind(tenant)
-                    .bind(mode.as_str())
-                    .bind(&sub_id)
-                    .bind(paid_at as f64)
                     .execute(&st.pools.primary)
                     .await?;
                 }
@@ -80,10 +81,12 @@ pub async fn run(
         }
         _ => {}
     }
-    sqlx::query("UPDATE stripe_events SET processed_at = now() WHERE id = $1")
-        .bind(job.stripe_event_row)
-        .execute(&st.pools.primary)
-        .await?;
+    sqlx::query!(
+        "UPDATE stripe_events SET processed_at = now() WHERE id = $1",
+        job.stripe_event_row,
+    )
+    .execute(&st.pools.primary)
+    .await?;
     Ok(())
 }
 
@@ -131,18 +134,18 @@ async fn upsert_user(
     email: Option<&str>,
     region: Option<&str>,
 ) -> Result<Uuid, JobError> {
-    let (id,): (Uuid,) = sqlx::query_as(
+    let id = sqlx::query_scalar!(
         "INSERT INTO users (id, tenant_id, mode, external_id, email, region) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id, mode, external_id) DO UPDATE
            SET email = coalesce(EXCLUDED.email, users.email), region = coalesce(EXCLUDED.region, users.region), updated_at = now()
          RETURNING id",
+        Uuid::now_v7(),
+        tenant,
+        mode.as_str(),
+        customer,
+        email,
+        region,
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(mode.as_str())
-    .bind(customer)
-    .bind(email)
-    .bind(region)
     .fetch_one(&st.pools.primary)
     .await?;
     Ok(id)
@@ -260,14 +263,14 @@ async fn fetch_and_upsert(
         .or_else(|| sub["customer"]["id"].as_str())
         .ok_or_else(|| JobError::permanent(anyhow::anyhow!("subscription without customer")))?
         .to_string();
-    let (user_id,): (Uuid,) = sqlx::query_as(
+    let user_id = sqlx::query_scalar!(
         "INSERT INTO users (id, tenant_id, mode, external_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant_id, mode, external_id) DO UPDATE SET updated_at = now() RETURNING id",
+        Uuid::now_v7(),
+        tenant,
+        mode.as_str(),
+        &customer,
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(mode.as_str())
-    .bind(&customer)
     .fetch_one(&mut *tx)
     .await?;
     let item = &sub["items"]["data"][0];
@@ -290,7 +293,7 @@ async fn fetch_and_upsert(
     } else {
         Some(sub["pause_collection"].clone())
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO subscriptions (id, tenant_id, user_id, mode, stripe_subscription_id, status, plan, price_id, billing_interval,
                                     mrr_cents, currency, current_period_start, current_period_end, cancel_at_period_end,
                                     pause_collection, discounts, trial_end, canceled_at, churn_kind, stripe_updated_at)
@@ -304,34 +307,36 @@ async fn fetch_and_upsert(
             churn_kind = coalesce(EXCLUDED.churn_kind, subscriptions.churn_kind), user_id = EXCLUDED.user_id,
             stripe_updated_at = now(), updated_at = now()
          WHERE subscriptions.tenant_id = EXCLUDED.tenant_id",
+        Uuid::now_v7(),
+        tenant,
+        user_id,
+        mode.as_str(),
+        sub_id,
+        sub["status"].as_str().unwrap_or("unknown"),
+        plan,
+        price["id"].as_str(),
+        price["recurring"]["interval"].as_str(),
+        mrr,
+        price["currency"].as_str(),
+        period_start,
+        period_end,
+        sub["cancel_at_period_end"].as_bool().unwrap_or(false),
+        pause,
+        discounts,
+        ts(&sub["trial_end"]),
+        ts(&sub["canceled_at"]),
+        churn,
     )
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(user_id)
-    .bind(mode.as_str())
-    .bind(sub_id)
-    .bind(sub["status"].as_str().unwrap_or("unknown"))
-    .bind(plan)
-    .bind(price["id"].as_str())
-    .bind(price["recurring"]["interval"].as_str())
-    .bind(mrr)
-    .bind(price["currency"].as_str())
-    .bind(period_start)
-    .bind(period_end)
-    .bind(sub["cancel_at_period_end"].as_bool().unwrap_or(false))
-    .bind(pause)
-    .bind(discounts)
-    .bind(ts(&sub["trial_end"]))
-    .bind(ts(&sub["canceled_at"]))
-    .bind(churn)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE users SET plan = $2, mrr_cents = $3, updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .bind(plan)
-        .bind(mrr)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET plan = $2, mrr_cents = $3, updated_at = now() WHERE id = $1",
+        user_id,
+        plan,
+        mrr,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(sub)
 }

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use shared::tenants::Mode;
 use uuid::Uuid;
 
-use super::{audit, parse_id, publish_definition, FlowRow, COLUMNS};
+use super::{audit, parse_id, publish_definition, FlowRow};
 use crate::{
     audit::ReqMeta,
     error::{ApiError, ApiResult},
@@ -108,12 +108,13 @@ pub async fn copy(
 ) -> ApiResult<(bool, FlowRow)> {
     let mut tx = st.pools.primary.begin().await?;
     // Locking the test flow serialises copies of it (one live counterpart, never two).
-    let source: FlowRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM flows
-          WHERE tenant_id = $1 AND mode = 'test' AND id = $2 AND deleted_at IS NULL FOR UPDATE"
-    )))
-    .bind(tenant_id)
-    .bind(source_id)
+    let source = sqlx::query_as!(
+        FlowRow,
+        "SELECT id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at FROM flows
+          WHERE tenant_id = $1 AND mode = 'test' AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+        tenant_id,
+        source_id,
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("flow"))?;
@@ -126,49 +127,64 @@ pub async fn copy(
             ))
         }
         (true, Some(v)) => {
-            let (def,): (Value,) = sqlx::query_as(
+            let def = sqlx::query_scalar!(
                 "SELECT definition FROM flow_versions
                   WHERE tenant_id = $1 AND mode = 'test' AND flow_id = $2 AND version = $3",
+                tenant_id,
+                source_id,
+                v,
             )
-            .bind(tenant_id)
-            .bind(source_id)
-            .bind(v)
             .fetch_one(&mut *tx)
             .await?;
             Some((v, def))
         }
     };
-    let before: Option<FlowRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM flows
-          WHERE tenant_id = $1 AND mode = 'live' AND copied_from = $2 AND deleted_at IS NULL FOR UPDATE"
-    )))
-    .bind(tenant_id)
-    .bind(source_id)
+    let before = sqlx::query_as!(
+        FlowRow,
+        "SELECT id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at FROM flows
+          WHERE tenant_id = $1 AND mode = 'live' AND copied_from = $2 AND deleted_at IS NULL FOR UPDATE",
+        tenant_id,
+        source_id,
+    )
     .fetch_optional(&mut *tx)
     .await?;
-    let live: FlowRow = match &before {
-        None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft, copied_from)
-             VALUES ($1, $2, 'live', $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-        )))
-        .bind(Uuid::now_v7())
-        .bind(tenant_id),
-        Some(b) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE flows SET name = $3, language = $4, ranking_score = $5, is_default = $6, draft = $7,
-                    updated_at = now()
-              WHERE id = $1 AND tenant_id = $2 AND copied_from = $8 RETURNING {COLUMNS}"
-        )))
-        .bind(b.id)
-        .bind(tenant_id),
-    }
-    .bind(&source.name)
-    .bind(&source.language)
-    .bind(source.ranking_score)
-    .bind(source.is_default)
-    .bind(&source.draft)
-    .bind(source_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let live = match &before {
+        None => {
+            sqlx::query_as!(
+                FlowRow,
+                "INSERT INTO flows (id, tenant_id, mode, name, language, ranking_score, is_default, draft, copied_from)
+                 VALUES ($1, $2, 'live', $3, $4, $5, $6, $7, $8) RETURNING id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at",
+                Uuid::now_v7(),
+                tenant_id,
+                &source.name,
+                &source.language,
+                source.ranking_score,
+                source.is_default,
+                &source.draft,
+                source_id,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
+        Some(b) => {
+            sqlx::query_as!(
+                FlowRow,
+                "UPDATE flows SET name = $3, language = $4, ranking_score = $5, is_default = $6, draft = $7,
+                        updated_at = now()
+                  WHERE id = $1 AND tenant_id = $2 AND copied_from = $8 RETURNING id, mode, name, language, ranking_score, is_default, draft, published_version, copied_from, created_at, updated_at",
+                b.id,
+                tenant_id,
+                &source.name,
+                &source.language,
+                source.ranking_score,
+                source.is_default,
+                &source.draft,
+                source_id,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
+    };
     let live = match &published {
         Some((_, def)) => {
             let version = publish_definition(
