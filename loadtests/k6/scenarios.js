@@ -87,7 +87,7 @@ const baselineScenario = () => ({
 
 function scenarios() {
   switch (SCENARIO) {
-    // The specification's scenarios (performance-benchmarks.md section 7).
+    // The specification's scenarios (docs/spec/performance-benchmarks.md section 7).
     case 'normal':
       return {
         normal: { executor: 'constant-arrival-rate', exec: 'mixed', rate: 1000, timeUnit: '1m',
@@ -113,7 +113,7 @@ function scenarios() {
           duration: dur('1m') },
         baseline: Object.assign(baselineScenario(), { duration: dur('1m') }),
       };
-    // Our latency targets at their rates (PERFORMANCE.md), one endpoint after the other.
+    // Our latency targets at their rates (docs/PERFORMANCE.md), one endpoint after the other.
     case 'targets': {
       const d = __ENV.DURATION || '20s';
       const secs = parseDuration(d);

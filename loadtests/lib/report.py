@@ -760,7 +760,7 @@ class Report:
                "retry in the background (acknowledgement latency is what is measured).")
         self.w(f"- Scenarios requested: {a.scenarios}; duration override: {a.duration}; work dir: `{self.work}`")
         self.w()
-        self.w("Floors are `spec/performance-benchmarks.md`; targets are `PERFORMANCE.md`. A verdict "
+        self.w("Floors are `docs/spec/performance-benchmarks.md`; targets are `docs/PERFORMANCE.md`. A verdict "
                "compares p99 (and the error rate) with both. Traffic mix of normal/peak/sustained/"
                "connections: widget 60 % (session starts 25, events 35; every session a distinct "
                "customer with a valid signed token), signed Stripe webhooks 15 % (2 % redeliveries), "

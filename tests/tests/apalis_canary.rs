@@ -2,7 +2,7 @@
 //!
 //! RetentionOS pins `apalis`/`apalis-redis` `=1.0.0` but does not run its jobs on the
 //! apalis-redis backend: `jobs/` has its own hardened Redis queue, because of defects verified
-//! in 1.0.0 (see the team notes `apalis-redis-1.0.md`). Each test below reproduces one of
+//! in 1.0.0 (README, "The job platform", lists them). Each test below reproduces one of
 //! those defects against the real, pinned crate and asserts that the defect is *still there*.
 //!
 //! A failing test here is good news: upstream fixed that defect (or the pin moved), and the
