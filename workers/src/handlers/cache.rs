@@ -10,6 +10,7 @@ use crate::{
     WorkerState,
 };
 
+#[tracing::instrument(name = "job.invalidate_cache", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, tenant_id = %job.tenant_id, scope = %job.scope))]
 pub async fn run(
     st: Arc<WorkerState>,
     _meta: JobMeta,

@@ -272,12 +272,14 @@ async fn cooldown_conflict(
     }))
 }
 
+#[tracing::instrument(name = "job.apply_offer", skip_all, fields(job_id = %meta.id, attempt = meta.attempt, session_id = %job.session_id, tenant_id = tracing::field::Empty))]
 pub async fn apply_offer(
     st: Arc<WorkerState>,
     meta: JobMeta,
     job: ApplyOffer,
 ) -> Result<(), JobError> {
     let s = load(&st, job.session_id).await?;
+    tracing::Span::current().record("tenant_id", tracing::field::display(s.tenant_id));
     if s.offer_state.as_deref() == Some("applied") {
         return Ok(());
     }
@@ -440,12 +442,14 @@ pub async fn apply_offer(
     Ok(())
 }
 
+#[tracing::instrument(name = "job.cancel_subscription", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, session_id = %job.session_id, tenant_id = tracing::field::Empty))]
 pub async fn cancel_subscription(
     st: Arc<WorkerState>,
     _meta: JobMeta,
     job: CancelSubscription,
 ) -> Result<(), JobError> {
     let s = load(&st, job.session_id).await?;
+    tracing::Span::current().record("tenant_id", tracing::field::display(s.tenant_id));
     if s.cancel_state.as_deref() == Some("applied") {
         return Ok(());
     }

@@ -9,6 +9,7 @@ use crate::{
     WorkerState,
 };
 
+#[tracing::instrument(name = "job.probe", skip_all, fields(job_id = %meta.id, attempt = meta.attempt))]
 pub async fn run(st: Arc<WorkerState>, meta: JobMeta, job: Probe) -> Result<(), JobError> {
     if job.noop {
         return Ok(());

@@ -17,6 +17,7 @@ use crate::{
 const GRACE_SECS: f64 = 2.0;
 const PAGE: i64 = 2000;
 
+#[tracing::instrument(name = "job.reconcile", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, period = job.period))]
 pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Reconcile) -> Result<(), JobError> {
     let run_id = super::start_run(&st, "reconcile", job.period).await?;
     let restored = reconcile_outbox(&st).await?;
@@ -32,6 +33,7 @@ pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Reconcile) -> Result
 }
 
 /// Pushes every unfinished outbox row Redis does not hold; returns how many were pushed.
+#[tracing::instrument(skip_all)]
 pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
     let mut restored = 0usize;
     let mut after: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;

@@ -12,6 +12,7 @@ use crate::{
     WorkerState,
 };
 
+#[tracing::instrument(name = "job.retention_sweep", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, period = job.period))]
 pub async fn run(
     st: Arc<WorkerState>,
     _meta: JobMeta,

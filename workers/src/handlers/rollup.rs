@@ -17,6 +17,7 @@ use crate::{
 /// an `ingested_at` just under the watermark) are still counted.
 const OVERLAP_SECS: f64 = 60.0;
 
+#[tracing::instrument(name = "job.rollup", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, period = job.period))]
 pub async fn run(st: Arc<WorkerState>, _meta: JobMeta, job: Rollup) -> Result<(), JobError> {
     let started = Instant::now();
     let run_id = super::start_run(&st, "rollup", job.period).await?;
@@ -152,6 +153,7 @@ async fn recompute(
 /// concurrently (separate connections, one transaction each); the watermark moves only
 /// after all three committed, so a failure just means the next run recomputes the same
 /// hours (recomputing is idempotent). The row lock on the watermark serialises rollups.
+#[tracing::instrument(skip_all)]
 pub async fn rollup_new_events(st: &WorkerState) -> Result<RollupOutcome, JobError> {
     let mut tx = st.pools.primary.begin().await?;
     sqlx::query!("INSERT INTO rollup_state (name, watermark) VALUES ('hourly', 'epoch') ON CONFLICT DO NOTHING")

@@ -15,6 +15,7 @@ use crate::{
 /// Sessions marked per statement: short transactions, whatever the backlog.
 const PAGE: i64 = 1000;
 
+#[tracing::instrument(name = "job.expire_sessions", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, period = job.period))]
 pub async fn run(
     st: Arc<WorkerState>,
     _meta: JobMeta,

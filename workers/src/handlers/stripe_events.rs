@@ -15,6 +15,7 @@ use crate::{
     WorkerState,
 };
 
+#[tracing::instrument(name = "job.process_stripe_event", skip_all, fields(job_id = %_meta.id, attempt = _meta.attempt, stripe_event_row = %job.stripe_event_row, tenant_id = tracing::field::Empty, kind = tracing::field::Empty))]
 pub async fn run(
     st: Arc<WorkerState>,
     _meta: JobMeta,
@@ -33,6 +34,9 @@ pub async fn run(
         )));
     };
     let (tenant, kind, object_id, payload) = (row.tenant_id, row.kind, row.object_id, row.payload);
+    let span = tracing::Span::current();
+    span.record("tenant_id", tracing::field::display(tenant));
+    span.record("kind", kind.as_str());
     let mode = Mode::parse(&row.mode).unwrap_or(Mode::Test);
     let creds = st.stripe.settings(&st.pools.primary, tenant, mode).await?;
     let object = &payload["data"]["object"];
@@ -184,6 +188,7 @@ pub async fn sync_customer(
 /// at a time: a per-subscription lock in Redis is held from the fetch to the commit, so
 /// concurrent deliveries cannot write an older state over a newer one. (A Redis lock rather
 /// than a PostgreSQL advisory lock: no database connection is held during the Stripe call.)
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant, mode = mode.as_str(), subscription = sub_id))]
 pub async fn sync_subscription(
     st: &WorkerState,
     creds: &TenantStripe,
