@@ -7,8 +7,10 @@
   const TAG = 'retentionos-modal';
   const EVENT_ATTEMPT_MS = 8000; // one event POST attempt
   const RETRY_MS = [300, 1000, 2500]; // up to 3 retries, same client_event_id
+  // Offline fallback only: the session start sends the flow's strings (api/src/strings.rs,
+  // the one source; a test there keeps these equal to its English column).
   const DEFAULT_STRINGS = {
-    title: 'Before you go',
+    title: 'Cancel subscription',
     cancel_now: 'Cancel now',
     continue: 'Continue',
     back: 'Back',
@@ -16,10 +18,10 @@
     decline_offer: 'No thanks',
     accept_offer: 'Accept offer',
     confirm_cancel: 'Cancel subscription',
-    saved_title: "You're all set",
-    saved_body: 'Thanks for staying with us.',
+    saved_title: 'Thanks for staying!',
+    saved_body: 'Your offer has been applied.',
     feedback_placeholder: 'Tell us more (optional)',
-    submit: 'Continue',
+    submit: 'Submit',
     loading: 'Loading'
   };
 
