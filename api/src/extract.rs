@@ -14,7 +14,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 use shared::tenants::{KeyIdentity, KeyKind};
 
-use crate::{error::ApiError, AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// `Json<T>` with envelope rejections: malformed JSON, wrong content type, unknown fields
 /// (request types use `deny_unknown_fields`), oversized bodies (413), and text with control

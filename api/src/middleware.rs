@@ -1,5 +1,6 @@
-//! Cross-cutting HTTP layers: request ids, metrics, request timeout, and the fallback that
-//! wraps any non-JSON error response (405, 413 from lower layers...) in the envelope.
+//! Cross-cutting HTTP layers: request ids, metrics (labelled by [`endpoint_class`]), request
+//! timeout, and the fallback that wraps any non-JSON error response (405, 413 from lower
+//! layers...) in the envelope.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{error::ApiError, AppState};
+use crate::{error::ApiError, state::AppState};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -70,7 +71,7 @@ pub async fn metrics(req: Request, next: Next) -> Response {
     gauge.increment(1.0);
     let res = next.run(req).await;
     gauge.decrement(1.0);
-    let class = crate::routes::endpoint_class(&route);
+    let class = endpoint_class(&route);
     metrics::histogram!(
         "http_request_duration_seconds",
         "route" => route,
@@ -80,6 +81,25 @@ pub async fn metrics(req: Request, next: Next) -> Response {
     )
     .record(started.elapsed().as_secs_f64());
     res
+}
+
+/// The endpoint class of a route (metrics label, SLOs and alert rules use it).
+pub fn endpoint_class(route: &str) -> &'static str {
+    if route.starts_with("/v1/widget") {
+        "widget"
+    } else if route.starts_with("/v1/webhooks") {
+        "webhook"
+    } else if route.starts_with("/v1/analytics") {
+        "analytics"
+    } else if route.starts_with("/v1/ops") || route == "/v1/tenants" {
+        "ops"
+    } else if route.starts_with("/app") {
+        "dashboard"
+    } else if route.starts_with("/v1/") {
+        "admin"
+    } else {
+        "system"
+    }
 }
 
 /// Fails a request that runs longer than `REQUEST_TIMEOUT_MS` with 503 and `Retry-After`.

@@ -20,7 +20,7 @@ use axum::{
 };
 use tokio::sync::Semaphore;
 
-use crate::{error::ApiError, AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// Routes that are never shed or limited (probes and scrapes must see the truth).
 fn exempt(path: &str) -> bool {

@@ -40,21 +40,5 @@ pub fn router() -> Router<AppState> {
         .merge(crate::dashboard::router())
 }
 
-/// The endpoint class of a route (metrics label, SLOs and alert rules use it).
-pub fn endpoint_class(route: &str) -> &'static str {
-    if route.starts_with("/v1/widget") {
-        "widget"
-    } else if route.starts_with("/v1/webhooks") {
-        "webhook"
-    } else if route.starts_with("/v1/analytics") {
-        "analytics"
-    } else if route.starts_with("/v1/ops") || route == "/v1/tenants" {
-        "ops"
-    } else if route.starts_with("/app") {
-        "dashboard"
-    } else if route.starts_with("/v1/") {
-        "admin"
-    } else {
-        "system"
-    }
-}
+/// The endpoint class moved to [`crate::middleware`] (the metrics layer labels with it).
+pub use crate::middleware::endpoint_class;

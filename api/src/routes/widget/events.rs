@@ -1,0 +1,266 @@
+//! `POST /v1/widget/sessions/{id}/events`: validate an event against the session's flow
+//! version and what it rendered, decide what an acceptance or a cancellation changes (outcome,
+//! offer or cancel state, outbox job), write it through the batched writer and map its status
+//! to the answer (202, or 404/409). One handler: the rules are one sequence of checks.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use jobs::{ApplyOffer, CancelSubscription, JobClient, OutboxEntry};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::flows::{OfferType, Step};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::{ApiJson, WidgetAuth},
+    AppState,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventBody {
+    client_event_id: String,
+    #[serde(rename = "type")]
+    kind: EventType,
+    #[serde(default, deserialize_with = "shared::text::some_string")]
+    reason_code: Option<String>,
+    #[serde(default, deserialize_with = "shared::text::some_string")]
+    offer_id: Option<String>,
+    #[serde(default, deserialize_with = "shared::text::some_string")]
+    text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum EventType {
+    ReasonSelected,
+    Feedback,
+    OfferShown,
+    OfferAccepted,
+    OfferDeclined,
+    CancelConfirmed,
+    Abandoned,
+}
+
+impl EventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventType::ReasonSelected => "reason_selected",
+            EventType::Feedback => "feedback",
+            EventType::OfferShown => "offer_shown",
+            EventType::OfferAccepted => "offer_accepted",
+            EventType::OfferDeclined => "offer_declined",
+            EventType::CancelConfirmed => "cancel_confirmed",
+            EventType::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Records one widget event; 202 once it is committed (in a batch, see [`crate::batch`]).
+/// A repeated `client_event_id` is acknowledged again and changes nothing. 409 and nothing
+/// stored for an offer the session did not render, an acceptance not for the selected reason
+/// or in cooldown (`offer_not_available`), an ended (`session_ended`) or expired
+/// (`session_expired`) session.
+pub(super) async fn create_event(
+    auth: WidgetAuth,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(ev): ApiJson<EventBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session_id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("session"))?;
+    if ev.client_event_id.is_empty() || ev.client_event_id.len() > 100 {
+        return Err(ApiError::invalid_param(
+            "client_event_id",
+            "client_event_id must be 1 to 100 characters",
+        ));
+    }
+    if ev.text.as_ref().is_some_and(|t| t.chars().count() > 5000) {
+        return Err(ApiError::invalid_param(
+            "text",
+            "text must be at most 5000 characters",
+        ));
+    }
+    let tenant = auth.key.tenant_id;
+    let mode = auth.key.mode.as_str();
+    let session = st
+        .session_cache
+        .get(&st.pools.primary, tenant, mode, session_id)
+        .await?
+        .filter(|s| s.customer_id == auth.claims.cus)
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let def = match (session.flow_id, session.flow_version) {
+        (Some(f), Some(v)) => {
+            st.flow_cache
+                .version(&st.pools.primary, tenant, auth.key.mode, f, v)
+                .await?
+        }
+        _ => None,
+    };
+    // Validate references against the session's flow version.
+    let offer = match (ev.kind, &ev.offer_id) {
+        (EventType::OfferShown | EventType::OfferAccepted | EventType::OfferDeclined, None) => {
+            return Err(ApiError::invalid_param(
+                "offer_id",
+                "offer events need offer_id",
+            ));
+        }
+        (
+            EventType::OfferShown | EventType::OfferAccepted | EventType::OfferDeclined,
+            Some(oid),
+        ) => Some(
+            def.as_ref()
+                .and_then(|d| d.offer(oid).cloned())
+                .ok_or_else(|| {
+                    ApiError::invalid_param(
+                        "offer_id",
+                        format!("the session's flow has no offer {oid:?}"),
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+    // Only what the session rendered (after holdout, variant and guardrails) can be shown,
+    // accepted or declined; the batched write checks it again with reason routing and the
+    // cooldowns, under the session and customer locks.
+    if let Some(o) = &offer {
+        if !session.rendered_offers.contains(&o.id) {
+            return Err(not_available("offer_not_rendered", &o.id));
+        }
+    }
+    if ev.kind == EventType::ReasonSelected {
+        let code = ev.reason_code.as_deref().ok_or_else(|| {
+            ApiError::invalid_param("reason_code", "reason_selected needs reason_code")
+        })?;
+        let known = def.as_ref().is_some_and(|d| {
+            d.steps.iter().any(|s| matches!(s, Step::Survey(survey) if survey.reasons.iter().any(|r| r.code == code)))
+        });
+        if !known {
+            return Err(ApiError::invalid_param(
+                "reason_code",
+                format!("the session's flow has no reason {code:?}"),
+            ));
+        }
+    }
+    let settings = st
+        .settings_cache
+        .get(&st.pools.primary, tenant, auth.key.mode)
+        .await?;
+
+    // What an accepted offer or a confirmed cancellation changes, decided here; the batched
+    // write applies it only if the session has no outcome yet (checked under its row lock).
+    let mut outcome = Value::Null;
+    let mut offer_state = Value::Null;
+    let mut cancel_state = Value::Null;
+    let mut job: Option<OutboxEntry> = None;
+    let encode = |e: serde_json::Error| ApiError::internal(e);
+    match ev.kind {
+        EventType::OfferAccepted => {
+            let o = offer.as_ref().expect("validated above");
+            let (o_outcome, state) = match o.kind {
+                OfferType::Redirect => ("deflected", None),
+                OfferType::Custom => ("saved", None),
+                _ => ("saved", Some("pending")),
+            };
+            outcome = o_outcome.into();
+            if let Some(state) = state {
+                offer_state = state.into();
+                job = Some(JobClient::outbox_entry(&ApplyOffer { session_id }).map_err(encode)?);
+            }
+        }
+        EventType::CancelConfirmed => {
+            let performs = settings.cancel_mode == "cancel_at_period_end";
+            cancel_state = if performs { "pending" } else { "recorded" }.into();
+            if performs {
+                job = Some(
+                    JobClient::outbox_entry(&CancelSubscription { session_id }).map_err(encode)?,
+                );
+            }
+        }
+        _ => {}
+    }
+    let job_json = match &job {
+        Some(j) => json!({
+            "id": j.id, "queue": j.queue, "kind": j.kind,
+            "payload": serde_json::from_str::<Value>(&j.payload).map_err(encode)?,
+        }),
+        None => Value::Null,
+    };
+    let cooldown_days = offer.as_ref().and_then(|o| match o.kind {
+        OfferType::Discount => Some(settings.discount_cooldown_days),
+        OfferType::Pause => Some(settings.pause_cooldown_days),
+        OfferType::TrialExtension => Some(settings.trial_extension_cooldown_days),
+        OfferType::PlanChange => Some(settings.plan_change_cooldown_days),
+        OfferType::Redirect | OfferType::Custom => None,
+    });
+    let item = json!({
+        "id": Uuid::now_v7(), "tenant_id": tenant, "mode": mode, "session_id": session_id,
+        "customer_id": session.customer_id, "cooldown_days": cooldown_days,
+        "client_event_id": ev.client_event_id, "type": ev.kind.as_str(),
+        "payload": { "reason_code": ev.reason_code, "offer_id": ev.offer_id, "text": ev.text },
+        "reason_code": ev.reason_code, "user_id": session.user_id, "flow_id": session.flow_id,
+        "variant": session.variant, "mrr_cents": session.mrr_cents,
+        "offer": offer.as_ref().map(|o| json!({
+            "id": o.id, "type": o.kind.as_str(), "definition": o, "reason_codes": o.reason_codes,
+        })),
+        "outcome": outcome, "offer_state": offer_state, "cancel_state": cancel_state,
+        "job": job_json,
+    });
+    let status = st.event_writes.submit(item.to_string()).await?;
+    match status.as_str() {
+        "duplicate" => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "accepted", "duplicate": true })),
+        )),
+        "no_session" => Err(ApiError::not_found("session")),
+        "session_expired" => Err(ApiError::conflict(
+            "session_expired",
+            "This session has expired; start a new one.",
+        )),
+        "offer_not_rendered" | "offer_not_for_reason" | "offer_in_cooldown" => Err(not_available(
+            &status,
+            ev.offer_id.as_deref().unwrap_or_default(),
+        )),
+        ended if ended.starts_with("session_ended:") => {
+            let outcome = &ended["session_ended:".len()..];
+            Err(ApiError::conflict(
+                "session_ended",
+                format!(
+                    "This session already ended with outcome {outcome:?}; nothing was recorded."
+                ),
+            ))
+        }
+        "ok" | "ok_job" => {
+            if let (Some(entry), "ok_job") = (job, status.as_str()) {
+                if let Err(e) = st.jobs.push_outbox(&entry).await {
+                    // Committed: the reconciler enqueues it if Redis is unavailable now.
+                    tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
+                }
+            }
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "status": "accepted", "duplicate": false })),
+            ))
+        }
+        other => Err(ApiError::internal(anyhow::anyhow!(
+            "record_widget_events returned {other:?}"
+        ))),
+    }
+}
+
+/// 409 `offer_not_available`: the offer exists in the flow but this session may not use it.
+fn not_available(why: &str, offer_id: &str) -> ApiError {
+    let message = match why {
+        "offer_not_for_reason" => format!(
+            "Offer {offer_id:?} is not offered for the reason this session selected."
+        ),
+        "offer_in_cooldown" => format!(
+            "Offer {offer_id:?} is in its cooldown: this customer recently accepted an offer of that type."
+        ),
+        _ => format!("Offer {offer_id:?} was not shown in this session."),
+    };
+    ApiError::conflict("offer_not_available", message).with_param("offer_id")
+}

@@ -1,0 +1,35 @@
+//! The widget API (publishable key + customer token): start a cancel session with the flow
+//! chosen for this customer, and record its events durably (202 once committed).
+//!
+//! - [`cors`]: CORS of the widget routes and their preflight;
+//! - [`customer`]: what session start knows of the customer (attributes, guardrails);
+//! - [`sessions`]: `POST /v1/widget/sessions`;
+//! - [`events`]: `POST /v1/widget/sessions/{id}/events` and its rules;
+//! - [`tokens`]: `POST /v1/widget_tokens`, signing customer tokens server-side.
+
+mod cors;
+mod customer;
+mod events;
+mod sessions;
+mod tokens;
+
+use axum::{routing::post, Router};
+
+use crate::AppState;
+
+/// The batched statements moved to [`crate::widget_batch`]; kept here under their old paths.
+pub use crate::widget_batch::{flush_events, flush_sessions, read_customers, CustomerRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/widget/sessions",
+            post(sessions::create_session).options(cors::preflight),
+        )
+        .route(
+            "/v1/widget/sessions/{id}/events",
+            post(events::create_event).options(cors::preflight),
+        )
+        .layer(axum::middleware::from_fn(cors::cors))
+        .route("/v1/widget_tokens", post(tokens::create_widget_token))
+}

@@ -1,0 +1,87 @@
+//! The widget's batched statements (see [`crate::batch`]): the customer lookup of session
+//! start ([`CustomerRow`], [`read_customers`]) and the group-committed writes of new sessions
+//! and widget events. The app state's batchers run them; the widget routes only submit.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What PostgreSQL knows of the customer, read in one query: the synced user and
+/// subscription, and whether a recent save blocks a discount or a pause (the cooldowns).
+pub struct CustomerRow {
+    pub(crate) user_id: Option<Uuid>,
+    pub(crate) user_plan: Option<String>,
+    pub(crate) user_region: Option<String>,
+    pub(crate) user_mrr: Option<i64>,
+    pub(crate) user_created: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) user_attributes: Option<Value>,
+    pub(crate) sub_status: Option<String>,
+    pub(crate) sub_plan: Option<String>,
+    pub(crate) sub_interval: Option<String>,
+    pub(crate) sub_mrr: Option<i64>,
+    pub(crate) sub_discounts: Option<Value>,
+    pub(crate) recent_discount: bool,
+    pub(crate) recent_pause: bool,
+    pub(crate) recent_trial_extension: bool,
+    pub(crate) recent_plan_change: bool,
+}
+
+/// Reads what session start needs of many customers in one query (see [`crate::batch`]): one
+/// element `{t: tenant, m: mode, c: customer, s: subscription, dd/pd/td/pcd: cooldown days of
+/// discounts, pauses, trial extensions and plan changes}` each,
+/// one row each, in order.
+pub async fn read_customers(
+    pool: sqlx::PgPool,
+    batch: String,
+) -> Result<Vec<CustomerRow>, sqlx::Error> {
+    sqlx::query_as!(
+        CustomerRow,
+        r#"SELECT u.id AS "user_id?", u.plan AS user_plan, u.region AS user_region, u.mrr_cents AS "user_mrr?",
+                u.created_at AS "user_created?", u.attributes AS "user_attributes?",
+                s.status AS "sub_status?", s.plan AS sub_plan, s.billing_interval AS sub_interval,
+                s.mrr_cents AS "sub_mrr?", s.discounts AS "sub_discounts?",
+                cd.recent_discount AS "recent_discount!", cd.recent_pause AS "recent_pause!",
+                cd.recent_trial_extension AS "recent_trial_extension!", cd.recent_plan_change AS "recent_plan_change!"
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t uuid, m text, c text, s text, dd integer, pd integer, td integer, pcd integer))
+                WITH ORDINALITY AS e(t, m, c, s, dd, pd, td, pcd, ord)
+           CROSS JOIN LATERAL (
+                SELECT coalesce(bool_or(cs.saved_offer_type = 'discount' AND cs.created_at > now() - make_interval(days => e.dd)), false) AS recent_discount,
+                       coalesce(bool_or(cs.saved_offer_type = 'pause' AND cs.created_at > now() - make_interval(days => e.pd)), false) AS recent_pause,
+                       coalesce(bool_or(cs.saved_offer_type = 'trial_extension' AND cs.created_at > now() - make_interval(days => e.td)), false) AS recent_trial_extension,
+                       coalesce(bool_or(cs.saved_offer_type = 'plan_change' AND cs.created_at > now() - make_interval(days => e.pcd)), false) AS recent_plan_change
+                  FROM cancel_sessions cs
+                 WHERE cs.tenant_id = e.t AND cs.mode = e.m AND cs.customer_id = e.c AND cs.outcome = 'saved') cd
+           LEFT JOIN LATERAL (SELECT * FROM users WHERE tenant_id = e.t AND mode = e.m AND external_id = e.c LIMIT 1) u ON true
+           LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND mode = e.m AND stripe_subscription_id = e.s LIMIT 1) s ON true
+          ORDER BY e.ord"#,
+        batch as _,
+    )
+    .fetch_all(&pool)
+    .await
+}
+
+/// Writes batches of new sessions with `record_widget_sessions` (see [`crate::batch`]): one
+/// element per session. Each start supersedes the customer's open session (it becomes
+/// `abandoned`); the unique index `cancel_sessions_one_open_idx` keeps one open session per
+/// customer however many starts race, in one batch or in several (migration
+/// 20261202000007: a new customer's start is one plain insert).
+pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>, sqlx::Error> {
+    let inserted = sqlx::query_scalar!(
+        r#"SELECT record_widget_sessions($1::jsonb) AS "inserted!""#,
+        batch as _,
+    )
+    .fetch_one(&pool)
+    .await?;
+    // One row per element (no conflict clause): the batcher checks the count.
+    Ok(vec![(); inserted.max(0) as usize])
+}
+
+/// Writes batches of widget events with `record_widget_events` (one status per element).
+pub async fn flush_events(pool: sqlx::PgPool, batch: String) -> Result<Vec<String>, sqlx::Error> {
+    let statuses = sqlx::query_scalar!(
+        r#"SELECT record_widget_events($1::jsonb) AS "statuses!: sqlx::types::Json<Vec<String>>""#,
+        batch as _,
+    )
+    .fetch_one(&pool)
+    .await?;
+    Ok(statuses.0)
+}
