@@ -268,6 +268,14 @@ async fn authenticate_key(
 #[derive(Clone, Copy, Debug)]
 pub struct TenantAuth(pub KeyIdentity);
 
+/// Names the tenant and mode on the request's span (the `request` span of the trace layer),
+/// so every log line of an authenticated request says whose it is.
+pub fn record_tenant(tenant_id: uuid::Uuid, mode: shared::tenants::Mode) {
+    let span = tracing::Span::current();
+    span.record("tenant_id", tracing::field::display(tenant_id));
+    span.record("mode", mode.as_str());
+}
+
 impl FromRequestParts<AppState> for TenantAuth {
     type Rejection = ApiError;
 
@@ -276,7 +284,7 @@ impl FromRequestParts<AppState> for TenantAuth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let id = authenticate_key(parts, state, KeyKind::Secret).await?;
-        tracing::Span::current().record("tenant_id", tracing::field::display(id.tenant_id));
+        record_tenant(id.tenant_id, id.mode);
         crate::overload::check_tenant(state, id.tenant_id, id.mode).await?;
         Ok(TenantAuth(id))
     }
@@ -354,7 +362,7 @@ impl FromRequestParts<AppState> for WidgetAuth {
             };
             ApiError::unauthorized(code, e.to_string())
         })?;
-        tracing::Span::current().record("tenant_id", tracing::field::display(key.tenant_id));
+        record_tenant(key.tenant_id, mode);
         crate::overload::check_tenant(state, key.tenant_id, mode).await?;
         Ok(WidgetAuth { key, claims })
     }

@@ -95,6 +95,8 @@ pub fn app_for(state: AppState, listener: Listener) -> Router {
                 method = %req.method(),
                 path = %req.uri().path(),
                 tenant_id = tracing::field::Empty,
+                mode = tracing::field::Empty,
+                user_id = tracing::field::Empty,
             )
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))

@@ -305,7 +305,11 @@ impl FromRequestParts<AppState> for Signed {
             return Err(see_other("/app/login"));
         };
         match accounts::session(&st.pools.primary, &token).await {
-            Ok(Some(s)) => Ok(Signed(s)),
+            Ok(Some(s)) => {
+                crate::extract::record_tenant(s.user.tenant_id, s.mode);
+                tracing::Span::current().record("user_id", tracing::field::display(s.user.id));
+                Ok(Signed(s))
+            }
             Ok(None) => Err(see_other("/app/login")),
             Err(e) => {
                 tracing::error!(error = %e, "session lookup failed");

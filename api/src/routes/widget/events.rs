@@ -65,6 +65,7 @@ impl EventType {
 /// stored for an offer the session did not render, an acceptance not for the selected reason
 /// or in cooldown (`offer_not_available`), an ended (`session_ended`) or expired
 /// (`session_expired`) session.
+#[tracing::instrument(name = "widget.event", skip_all, fields(session_id = %id))]
 pub(super) async fn create_event(
     auth: WidgetAuth,
     State(st): State<AppState>,

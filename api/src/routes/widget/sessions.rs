@@ -21,6 +21,7 @@ struct CreateSession {
 
 /// Starts a session: one read (customer, subscription, cooldowns), the flow from cache, one
 /// batched insert that supersedes the customer's open session; 201 once it is committed.
+#[tracing::instrument(name = "widget.session_start", skip_all, fields(session_id = tracing::field::Empty))]
 pub(super) async fn create_session(
     auth: WidgetAuth,
     State(st): State<AppState>,
@@ -41,6 +42,7 @@ pub(super) async fn create_session(
         .await?;
     let chosen = flows::choose_flow(&published, &customer.attrs);
     let session_id = Uuid::now_v7();
+    tracing::Span::current().record("session_id", tracing::field::display(session_id));
     let Some(flow) = chosen else {
         insert_session(&st, &auth, session_id, &customer, None).await?;
         let lang = customer
