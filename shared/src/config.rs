@@ -1,9 +1,19 @@
 //! Configuration from environment variables. Every variable is documented in README.md and
 //! has a default that works on a developer's localhost.
+//!
+//! This file holds the settings types and `Config::from_lookup` (every variable with its
+//! default) plus the end-to-end tests; `env` reads single variables and `checks` decides
+//! whether a configuration is safe to run.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+mod checks;
+mod env;
+
+use std::{net::SocketAddr, time::Duration};
 
 use crate::secret::{redact_url, Secret};
+
+pub use checks::{is_loopback_http_base, is_stripe_api_base};
+use env::{flag, millis, parse, secs};
 
 /// Development defaults for secrets. They work on localhost only: with `APP_ENV=production`
 /// the process refuses to start while either is still in use.
@@ -242,96 +252,6 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Whether this deployment can be reached from other machines (or says it is
-    /// production): then the development secrets are refused and the demo is off.
-    pub fn is_exposed(&self) -> bool {
-        self.is_production()
-            || !self.api_addr.ip().is_loopback()
-            || self.ops_addr.is_some_and(|a| !a.ip().is_loopback())
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.limits.trust_forwarded_for && self.limits.trusted_proxy_hops == 0 {
-            return Err(ConfigError::Invalid {
-                name: "TRUSTED_PROXY_HOPS",
-                reason: "must be at least 1 when TRUST_FORWARDED_FOR is on (the proxies of ours that append to X-Forwarded-For)".into(),
-            });
-        }
-        if self.pool.max_connections == 0 || self.pool.min_connections > self.pool.max_connections {
-            return Err(ConfigError::Invalid {
-                name: "DATABASE_MAX_CONNECTIONS",
-                reason: "must be at least 1 and at least DATABASE_MIN_CONNECTIONS".into(),
-            });
-        }
-        if crate::crypto::MasterKey::parse(self.master_key.expose()).is_err() {
-            return Err(ConfigError::Invalid {
-                name: "MASTER_KEY",
-                reason: "must be 32 bytes, base64-encoded (openssl rand -base64 32)".into(),
-            });
-        }
-        if self
-            .master_key_previous
-            .iter()
-            .any(|k| crate::crypto::MasterKey::parse(k.expose()).is_err())
-        {
-            return Err(ConfigError::Invalid {
-                name: "MASTER_KEY_PREVIOUS",
-                reason: "must be a comma-separated list of 32-byte base64 keys".into(),
-            });
-        }
-        if self.ops_token.expose().len() < 8 {
-            return Err(ConfigError::Invalid {
-                name: "OPS_TOKEN",
-                reason: "must be at least 8 characters".into(),
-            });
-        }
-        if self.session_ttl.is_zero() {
-            return Err(ConfigError::Invalid {
-                name: "SESSION_TTL_SECS",
-                reason: "must be at least 1 second".into(),
-            });
-        }
-        // A stand-in (the development sandbox, a test fake) accepts any key and applies
-        // nothing: production talks to Stripe itself, over TLS.
-        if self.is_production() && !is_stripe_api_base(&self.stripe_api_base) {
-            return Err(ConfigError::Invalid {
-                name: "STRIPE_API_BASE",
-                reason: format!(
-                    "with APP_ENV=production it must be an https:// URL on stripe.com (the default https://api.stripe.com), got {:?}; the Stripe sandbox (rtos-stripe-sandbox) and other stand-ins are for development only",
-                    self.stripe_api_base
-                ),
-            });
-        }
-        if self.is_exposed() {
-            let why = "with APP_ENV=production or a non-loopback API_ADDR/OPS_ADDR";
-            if self.master_key.expose() == DEV_MASTER_KEY {
-                return Err(ConfigError::Invalid {
-                    name: "MASTER_KEY",
-                    reason: format!("the public development default cannot be used {why}"),
-                });
-            }
-            if self.ops_token.expose() == DEV_OPS_TOKEN {
-                return Err(ConfigError::Invalid {
-                    name: "OPS_TOKEN",
-                    reason: format!("the public development default cannot be used {why}"),
-                });
-            }
-            if !strong_token(self.ops_token.expose()) {
-                return Err(ConfigError::Invalid {
-                    name: "OPS_TOKEN",
-                    reason: format!(
-                        "must be at least 32 random characters {why} (openssl rand -hex 32)"
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    pub fn is_production(&self) -> bool {
-        self.app_env == "production"
-    }
-
     /// Secret-free summary for the startup log line.
     pub fn describe(&self) -> String {
         format!(
@@ -355,107 +275,6 @@ impl Config {
                 .unwrap_or_else(|| "none (mail is logged)".into()),
         )
     }
-
-    /// Warnings about development defaults still in use.
-    pub fn warnings(&self) -> Vec<&'static str> {
-        let mut w = Vec::new();
-        if self.master_key.expose() == DEV_MASTER_KEY {
-            w.push("MASTER_KEY is the development default; set your own outside localhost");
-        }
-        if self.ops_token.expose() == DEV_OPS_TOKEN {
-            w.push("OPS_TOKEN is the development default; set your own outside localhost");
-        }
-        w
-    }
-}
-
-/// Whether `base` is Stripe's own API: `https://` on `stripe.com` or a subdomain of it,
-/// without credentials (what production requires of `STRIPE_API_BASE`).
-pub fn is_stripe_api_base(base: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(base) else {
-        return false;
-    };
-    url.scheme() == "https"
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url
-            .host_str()
-            .is_some_and(|h| h == "stripe.com" || h.ends_with(".stripe.com"))
-}
-
-/// Whether `base` is a plain `http://` URL on a loopback address (`127.0.0.0/8`, `[::1]`,
-/// `localhost`): where the development Stripe sandbox listens.
-pub fn is_loopback_http_base(base: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(base) else {
-        return false;
-    };
-    url.scheme() == "http"
-        && url.host_str().is_some_and(|h| {
-            h == "localhost"
-                || h.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        })
-}
-
-/// At least 32 characters, and not a short pattern repeated: at least 12 distinct
-/// characters (a 32-character random hex or base64 token has ~16 or more).
-fn strong_token(t: &str) -> bool {
-    let distinct: std::collections::HashSet<char> = t.chars().collect();
-    t.chars().count() >= 32 && distinct.len() >= 12
-}
-
-fn parse<T: FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match get(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name,
-            reason: e.to_string(),
-        }),
-    }
-}
-
-/// A boolean variable: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.
-fn flag(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) => match v.as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid {
-                name,
-                reason: format!("expected 1/0 or true/false, got {v:?}"),
-            }),
-        },
-    }
-}
-
-fn secs(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    parse(get, name, default).map(Duration::from_secs)
-}
-
-fn millis(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    parse(get, name, default).map(Duration::from_millis)
 }
 
 #[cfg(test)]
@@ -582,29 +401,6 @@ mod tests {
         // Development keeps accepting a local stand-in (the sandbox, the tests' fake).
         let dev = cfg(&[("STRIPE_API_BASE", "http://127.0.0.1:12111")]).unwrap();
         assert_eq!(dev.stripe_api_base, "http://127.0.0.1:12111");
-    }
-
-    #[test]
-    fn stripe_base_kinds() {
-        assert!(is_stripe_api_base("https://api.stripe.com"));
-        assert!(!is_stripe_api_base("https://stripe.com.example"));
-        for local in [
-            "http://127.0.0.1:9",
-            "http://localhost:9/",
-            "http://[::1]:9",
-            "http://127.1.2.3",
-        ] {
-            assert!(is_loopback_http_base(local), "{local}");
-        }
-        for not_local in [
-            "https://127.0.0.1:9",
-            "http://10.0.0.1:9",
-            "http://api.stripe.com",
-            "http://localhost.example",
-            "",
-        ] {
-            assert!(!is_loopback_http_base(not_local), "{not_local}");
-        }
     }
 
     #[test]
