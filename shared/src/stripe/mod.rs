@@ -9,7 +9,7 @@
 //!
 //! The facts these follow (API version, offer parameters, idempotency and retry rules) are
 //! summarised in the team's Stripe notes; the integration tests run the client against a
-//! stateful fake Stripe server (`tests/src/fake_stripe.rs`) and the verifier against
+//! stateful fake Stripe server (`tests/src/fake_stripe/`) and the verifier against
 //! Stripe's official Node library (`tests/tests/stripe_signature.rs`).
 
 pub mod client;
