@@ -26,6 +26,14 @@ use uuid::Uuid;
 use super::{chrome, hashed_path, money, page, Chrome, Signed, CSS_PATH};
 use crate::{routes::analytics, AppState};
 
+mod stats;
+mod tables;
+mod text;
+
+pub use stats::lift_interval;
+use tables::*;
+use text::*;
+
 // ---------------------------------------------------------------------------------------
 // Scripts and the chart library's stylesheet (served by `super::asset`)
 
@@ -39,44 +47,6 @@ pub(super) static UPLOT_JS_PATH: LazyLock<String> =
     LazyLock::new(|| hashed_path("uplot", "js", UPLOT_JS));
 pub(super) static UPLOT_CSS_PATH: LazyLock<String> =
     LazyLock::new(|| hashed_path("uplot", "css", UPLOT_CSS));
-
-// ---------------------------------------------------------------------------------------
-// The experiments' statistics
-
-/// 1.959964: the standard normal quantile for a two-sided 95 % interval.
-const Z95: f64 = 1.959_963_984_540_054;
-
-/// Wilson's score interval of a proportion `x / n` (`n > 0`) at normal quantile `z`.
-fn wilson(x: u64, n: u64, z: f64) -> (f64, f64) {
-    let (x, n) = (x as f64, n as f64);
-    let p = x / n;
-    let z2 = z * z;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
-
-/// The lift of a variant's save rate over the holdout's, `x1/n1 − x2/n2`, with its 95 %
-/// confidence interval: Newcombe's hybrid score interval for a difference of two independent
-/// proportions (Newcombe 1998, "Interval estimation for the difference between independent
-/// proportions", Statistics in Medicine 17, method 10), built from each group's Wilson score
-/// interval. Unlike the normal (Wald) approximation it stays inside [−1, 1] and behaves with
-/// small groups and rates near 0 or 1. `None` when either group is empty.
-///
-/// Returns `(lift, lower, upper)` as proportions (multiply by 100 for percentage points).
-pub fn lift_interval(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<(f64, f64, f64)> {
-    if n1 == 0 || n2 == 0 || x1 > n1 || x2 > n2 {
-        return None;
-    }
-    let (p1, p2) = (x1 as f64 / n1 as f64, x2 as f64 / n2 as f64);
-    let (l1, u1) = wilson(x1, n1, Z95);
-    let (l2, u2) = wilson(x2, n2, Z95);
-    let d = p1 - p2;
-    let lower = d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt();
-    let upper = d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt();
-    Some((d, lower.max(-1.0), upper.min(1.0)))
-}
 
 // ---------------------------------------------------------------------------------------
 // The page
@@ -185,52 +155,6 @@ type ChartSpec<'a> = (
     bool,
 );
 
-fn num(v: &Value, k: &str) -> i64 {
-    v.get(k).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn pct(v: &Value, k: &str) -> Option<f64> {
-    v.get(k).and_then(Value::as_f64).map(|r| r * 100.0)
-}
-
-fn percent(r: Option<f64>) -> String {
-    r.map(|r| format!("{:.1} %", r * 100.0))
-        .unwrap_or_else(|| "–".into())
-}
-
-fn points(d: f64) -> String {
-    format!("{:+.1} pts", d * 100.0)
-}
-
-fn delta_count(now: i64, before: i64) -> String {
-    if before == 0 {
-        if now == 0 {
-            "no change".into()
-        } else {
-            "new this period".into()
-        }
-    } else {
-        let d = (now - before) as f64 / before as f64 * 100.0;
-        format!("{d:+.1} % vs previous")
-    }
-}
-
-fn delta_points(now: Option<f64>, before: Option<f64>) -> String {
-    match (now, before) {
-        (Some(a), Some(b)) => format!("{:+.1} pts vs previous", a - b),
-        _ => "no previous figure".into(),
-    }
-}
-
-/// JSON that can sit inside `<script type="application/json">`: no `<`, `>` or `&` (so no
-/// `</script>`), each written as its `\u` escape, which JSON.parse reads back.
-fn script_json(v: &Value) -> String {
-    v.to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
 /// The series of the four charts, from the API's time series (one call per metric).
 struct Series {
     buckets: Vec<String>,
@@ -263,56 +187,6 @@ fn values(v: &Value) -> (Vec<String>, Vec<i64>, Vec<Option<f64>>) {
         ys.push(p.get("value").and_then(Value::as_f64));
     }
     (buckets, xs, ys)
-}
-
-/// "total N; highest M on DATE" (or the average for a rate): a chart's text alternative.
-fn summarise(
-    label: &str,
-    buckets: &[String],
-    ys: &[Option<f64>],
-    fmt: &dyn Fn(f64) -> String,
-    rate: bool,
-) -> String {
-    let known: Vec<(usize, f64)> = ys
-        .iter()
-        .enumerate()
-        .filter_map(|(i, y)| y.map(|y| (i, y)))
-        .collect();
-    let Some(&(peak_at, peak)) = known
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-    else {
-        return format!("{label}: no data in this period.");
-    };
-    let head = if rate {
-        let lo = known.iter().map(|k| k.1).fold(f64::INFINITY, f64::min);
-        format!("{label}: from {} to {}", fmt(lo), fmt(peak))
-    } else {
-        let total: f64 = known.iter().map(|k| k.1).sum();
-        format!("{label}: {} in total", fmt(total))
-    };
-    format!(
-        "{head}; highest {} on {} ({} points).",
-        fmt(peak),
-        buckets.get(peak_at).map(String::as_str).unwrap_or("?"),
-        ys.len()
-    )
-}
-
-fn count_text(v: f64) -> String {
-    format!("{}", v.round() as i64)
-}
-
-fn cents_text(v: f64) -> String {
-    money(v.round() as i64)
-}
-
-fn rate_text(v: f64) -> String {
-    format!("{:.1} %", v * 100.0)
-}
-
-fn opt(y: Option<f64>, fmt: fn(f64) -> String) -> String {
-    y.map(fmt).unwrap_or_else(|| "–".into())
 }
 
 async fn load_series(
@@ -352,149 +226,6 @@ async fn load_series(
         save_rate: values(&all[2]).2,
         saved_mrr_cents: values(&all[3]).2,
     })
-}
-
-fn reasons_of(v: &Value) -> Vec<Reason> {
-    v.get("reasons")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let count = num(r, "count");
-            let previous = num(r, "previous_count");
-            let share = r.get("share").and_then(Value::as_f64).unwrap_or(0.0);
-            let prev_share = r
-                .get("previous_share")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
-            let change = r.get("share_change").and_then(Value::as_f64).unwrap_or(0.0);
-            Reason {
-                code: r
-                    .get("reason_code")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                count,
-                share,
-                share_text: format!("{:.1} %", share * 100.0),
-                previous: if previous == 0 {
-                    "none".into()
-                } else {
-                    format!("{previous} ({:.1} %)", prev_share * 100.0)
-                },
-                change: if previous == 0 && count > 0 {
-                    "new this period".into()
-                } else {
-                    points(change)
-                },
-            }
-        })
-        .collect()
-}
-
-fn offers_of(v: &Value) -> Vec<OfferRow> {
-    let mut rows = Vec::new();
-    for o in v
-        .get("offers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let s = |k: &str| {
-            o.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let row = |variant: &Value, name: String, total: bool| OfferRow {
-            offer: s("offer_id"),
-            offer_type: s("offer_type"),
-            variant: name,
-            total,
-            shown: num(variant, "shown"),
-            accepted: num(variant, "accepted"),
-            rate: percent(variant.get("acceptance_rate").and_then(Value::as_f64)),
-            saved_mrr: money(num(variant, "saved_mrr_cents")),
-        };
-        let by_variant: Vec<&Value> = o
-            .get("by_variant")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .collect();
-        let name = |v: &Value| match v.get("variant").and_then(Value::as_str) {
-            Some("") | None => "none".to_string(),
-            Some(n) => n.to_string(),
-        };
-        match by_variant.as_slice() {
-            [one] => rows.push(row(one, name(one), false)),
-            many => {
-                rows.push(row(o, "all variants".into(), true));
-                rows.extend(many.iter().map(|v| row(v, name(v), false)));
-            }
-        }
-    }
-    rows
-}
-
-fn variants_of(v: &Value) -> (Vec<VariantRow>, bool) {
-    let list: Vec<&Value> = v
-        .get("variants")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
-    let decided = |r: &Value| r.get("decided").and_then(Value::as_u64);
-    let holdout = list
-        .iter()
-        .find(|r| r.get("variant").and_then(Value::as_str) == Some("holdout"))
-        .and_then(|h| Some((num(h, "saved") as u64, decided(h)?)))
-        .filter(|h| h.1 > 0);
-    let rows = list
-        .iter()
-        .map(|r| {
-            let name = r
-                .get("variant")
-                .and_then(Value::as_str)
-                .unwrap_or("none")
-                .to_string();
-            let is_holdout = name == "holdout";
-            let saved = num(r, "saved");
-            let stats = match (is_holdout, decided(r), holdout) {
-                (false, Some(n), Some((hx, hn))) => lift_interval(saved as u64, n, hx, hn),
-                _ => None,
-            };
-            let (lift, interval, verdict) = match stats {
-                Some((d, lo, hi)) => (
-                    points(d),
-                    format!("{} to {}", points(lo), points(hi)),
-                    if lo > 0.0 {
-                        "better than holdout"
-                    } else if hi < 0.0 {
-                        "worse than holdout"
-                    } else {
-                        "not significant"
-                    },
-                ),
-                None if is_holdout => ("baseline".into(), "–".into(), "–"),
-                None => ("–".into(), "–".into(), "no data"),
-            };
-            VariantRow {
-                variant: name,
-                holdout: is_holdout,
-                sessions: num(r, "sessions"),
-                decided: decided(r)
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "–".into()),
-                saved,
-                save_rate: percent(r.get("save_rate").and_then(Value::as_f64)),
-                lift,
-                interval,
-                verdict,
-            }
-        })
-        .collect();
-    (rows, holdout.is_some())
 }
 
 pub(super) async fn overview(
@@ -737,6 +468,7 @@ pub(super) async fn overview(
 
 #[cfg(test)]
 mod tests {
+    use super::stats::{wilson, Z95};
     use super::*;
 
     fn close(got: (f64, f64, f64), want: (f64, f64, f64)) {
