@@ -230,7 +230,7 @@ async fn overload_is_shed_with_503_and_retry_after() {
         metrics.contains("http_requests_shed_total"),
         "shedding is not counted"
     );
-    // No other test in this binary sheds for overload, so the process-wide counter has at
+    // The counter is process-wide (other tests of the binary may add to it): it holds at
     // least this test's 199.
     let counted = metric(&metrics, "http_requests_shed_total{reason=\"overload\"}");
     assert!(counted >= 199.0, "{counted} overload sheds counted");

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 #[allow(unused_imports)]
-use crate::*;
+use super::*;
 
 /// The pairs a browser would submit for the page's form `form_id` (inputs, checked boxes,
 /// textareas, the selected option of each select; no submit buttons).

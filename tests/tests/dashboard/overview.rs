@@ -1,6 +1,6 @@
 //! The overview's charts, churn reasons, offer performance and experiments.
 
-use crate::*;
+use super::*;
 
 /// Seeds the three rollups (what the analytics worker writes from events) for a fixed range,
 /// so every figure below is known: 2026-01-03 and 2026-01-05 in the range 2026-01-01 to

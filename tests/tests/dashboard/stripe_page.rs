@@ -1,7 +1,7 @@
 //! The Stripe connection settings page.
 
 #[allow(unused_imports)]
-use crate::*;
+use super::*;
 
 use harness::fake_stripe::{self, FakeStripe, Fault};
 use shared::tenants::{KeyKind, Mode};

@@ -1,7 +1,7 @@
 //! Team administration: change role, remove a teammate, owner transfer.
 
 #[allow(unused_imports)]
-use crate::*;
+use super::*;
 
 async fn role_of(app: &TestApp, email: &str) -> Option<String> {
     sqlx::query_as::<_, (String,)>("SELECT role FROM dashboard_users WHERE email = $1")
