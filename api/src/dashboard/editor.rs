@@ -14,7 +14,9 @@
 //! as-you-type preview works: structural edits (add, remove, move) are form buttons that
 //! re-render the unsaved form.
 
+mod diff;
 mod form;
+mod preview;
 mod view;
 
 use std::sync::LazyLock;
@@ -22,15 +24,15 @@ use std::sync::LazyLock;
 use askama::Template;
 use axum::{
     extract::{FromRequestParts, Path, Query, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Form, Json, Router,
+    Form, Router,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Digest;
-use shared::{accounts::Session, flows::Guardrails, tenants::Mode};
+use shared::{accounts::Session, tenants::Mode};
 use uuid::Uuid;
 
 use self::view::{Error, FlowView};
@@ -68,9 +70,9 @@ pub(super) fn router() -> Router<AppState> {
         .route("/app/flows/{id}", get(editor_page).post(save))
         .route(
             "/app/flows/{id}/preview",
-            get(preview_frame).post(preview_data),
+            get(preview::preview_frame).post(preview::preview_data),
         )
-        .route("/app/flows/{id}/diff", get(diff_page))
+        .route("/app/flows/{id}/diff", get(diff::diff_page))
         .route("/app/flows/{id}/versions/{version}/restore", post(restore))
         .route("/app/flows/{id}/copy-to-live", post(copy_to_live))
         .route(EDITOR_JS_PATH.as_str(), get(|| async { script(EDITOR_JS) }))
@@ -358,231 +360,7 @@ async fn new_flow(
 }
 
 // ---------------------------------------------------------------------------------------
-// Preview
-
-/// What the widget's `preview` option takes: the shape of a session start's answer.
-fn preview_payload(def: &shared::flows::FlowDefinition, as_variant: &str) -> Value {
-    let (variant, holdout) = match as_variant {
-        "" => (None, false),
-        "holdout" => (None, true),
-        v => (Some(v), false),
-    };
-    let rendered = shared::flows::render_for_customer(def, variant, holdout, Guardrails::default());
-    json!({
-        "flow": { "id": null, "version": null, "language": rendered.language, "steps": rendered.steps },
-        "variant": variant,
-        "holdout": holdout,
-        "language": rendered.language,
-        "strings": crate::strings::for_language(&rendered.language, &rendered.strings),
-    })
-}
-
-/// `POST /app/flows/{id}/preview`: the editor's form as the widget would get it (nothing is
-/// saved), or the API's validation error (its envelope, 400).
-async fn preview_data(
-    FlowOf(s, _): FlowOf,
-    headers: HeaderMap,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Response {
-    if !csrf_ok(&s, &headers, &field_of(&pairs, "csrf")) {
-        return forbidden("missing or wrong CSRF token");
-    }
-    match routes::flows::validated(form::to_definition(&pairs)) {
-        Ok(def) => Json(preview_payload(&def, &field_of(&pairs, "_preview"))).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "dashboard/preview.html")]
-struct PreviewFrame {
-    css: &'static str,
-    widget_js: String,
-    preview_js: &'static str,
-    data: String,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PreviewQuery {
-    #[serde(default, rename = "as")]
-    as_variant: String,
-}
-
-/// `GET /app/flows/{id}/preview`: the frame that runs the real widget on the saved draft
-/// (the editor replaces its data as the form changes). It may be framed by our own pages.
-async fn preview_frame(FlowOf(_, flow): FlowOf, Query(q): Query<PreviewQuery>) -> Response {
-    let (data, error) = match routes::flows::validated(flow.draft.clone()) {
-        Ok(def) => (preview_payload(&def, &q.as_variant), None),
-        Err(e) => (Value::Null, Some(e.body.message)),
-    };
-    // `<` never reaches the page raw: the JSON sits in a <script type="application/json">.
-    let data = data.to_string().replace('<', "\\u003c");
-    let mut res = page(
-        StatusCode::OK,
-        &PreviewFrame {
-            css: CSS_PATH.as_str(),
-            widget_js: format!("/widget.js?v={}", routes::assets::widget_hash()),
-            preview_js: PREVIEW_JS_PATH.as_str(),
-            data,
-            error,
-        },
-    );
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
-        ),
-    );
-    h.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("SAMEORIGIN"),
-    );
-    res
-}
-
-// ---------------------------------------------------------------------------------------
-// Versions: diff, restore; copy to live
-
-struct DiffLine {
-    /// `add`, `del`, `same` or `gap` (unchanged lines left out).
-    tag: &'static str,
-    sign: &'static str,
-    old: String,
-    new: String,
-    text: String,
-}
-
-#[derive(Template)]
-#[template(path = "dashboard/diff.html")]
-struct DiffPage {
-    css: &'static str,
-    chrome: Chrome,
-    flow_id: String,
-    flow_name: String,
-    a: String,
-    b: String,
-    choices: Vec<(String, String)>,
-    lines: Vec<DiffLine>,
-    identical: bool,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DiffQuery {
-    #[serde(default)]
-    a: String,
-    #[serde(default)]
-    b: String,
-}
-
-/// The text compared: the definition as indented JSON.
-fn diff_text(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
-}
-
-fn diff_lines(a: &str, b: &str) -> Vec<DiffLine> {
-    use similar::{ChangeTag, TextDiff};
-    let diff = TextDiff::from_lines(a, b);
-    let mut out = Vec::new();
-    for (i, group) in diff.grouped_ops(3).iter().enumerate() {
-        if i > 0 {
-            out.push(DiffLine {
-                tag: "gap",
-                sign: "",
-                old: String::new(),
-                new: String::new(),
-                text: "…".into(),
-            });
-        }
-        for op in group {
-            for ch in diff.iter_changes(op) {
-                let (tag, sign) = match ch.tag() {
-                    ChangeTag::Delete => ("del", "−"),
-                    ChangeTag::Insert => ("add", "+"),
-                    ChangeTag::Equal => ("same", ""),
-                };
-                out.push(DiffLine {
-                    tag,
-                    sign,
-                    old: ch
-                        .old_index()
-                        .map(|n| (n + 1).to_string())
-                        .unwrap_or_default(),
-                    new: ch
-                        .new_index()
-                        .map(|n| (n + 1).to_string())
-                        .unwrap_or_default(),
-                    text: ch.value().trim_end_matches('\n').to_string(),
-                });
-            }
-        }
-    }
-    out
-}
-
-/// `GET /app/flows/{id}/diff?a=<version|draft>&b=<version|draft>`.
-async fn diff_page(
-    State(st): State<AppState>,
-    FlowOf(s, flow): FlowOf,
-    Query(q): Query<DiffQuery>,
-) -> Response {
-    let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    let pick = |k: &str| -> Option<Value> {
-        if k == "draft" {
-            return Some(flow.draft.clone());
-        }
-        let n: i32 = k.parse().ok()?;
-        versions
-            .iter()
-            .find(|v| v.version == n)
-            .map(|v| v.definition.clone())
-    };
-    // Defaults: the published version against the draft.
-    let published = flow
-        .published_version
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| "draft".into());
-    let a = if q.a.is_empty() { published } else { q.a };
-    let b = if q.b.is_empty() { "draft".into() } else { q.b };
-    let (lines, error, status) = match (pick(&a), pick(&b)) {
-        (Some(x), Some(y)) => (
-            diff_lines(&diff_text(&x), &diff_text(&y)),
-            None,
-            StatusCode::OK,
-        ),
-        _ => (
-            vec![],
-            Some("Choose two versions of this flow (or the draft).".to_string()),
-            StatusCode::NOT_FOUND,
-        ),
-    };
-    let mut choices = vec![("draft".to_string(), "Draft".to_string())];
-    choices.extend(
-        versions
-            .iter()
-            .map(|v| (v.version.to_string(), format!("Version {}", v.version))),
-    );
-    page(
-        status,
-        &DiffPage {
-            css: CSS_PATH.as_str(),
-            chrome: chrome(&st, &s, "flows", "/app/flows".into()).await,
-            flow_id: flow.id.to_string(),
-            flow_name: flow.name.clone(),
-            identical: error.is_none() && lines.is_empty(),
-            a,
-            b,
-            choices,
-            lines,
-            error,
-        },
-    )
-}
+// Versions: restore (the diff is in `diff.rs`, the preview in `preview.rs`); copy to live
 
 #[derive(Deserialize)]
 struct CsrfOnly {

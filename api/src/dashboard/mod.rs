@@ -43,6 +43,7 @@ use subtle::ConstantTimeEq;
 use crate::{audit::ClientIp, AppState};
 
 mod editor;
+mod flows_list;
 mod ops;
 mod overview;
 mod pages;
@@ -68,8 +69,8 @@ pub fn router() -> Router<AppState> {
             "/app/set-password",
             get(set_password_page).post(set_password),
         )
-        .route("/app/flows", get(pages::flows_page))
-        .route("/app/flows/{id}/publish", post(pages::publish_flow))
+        .route("/app/flows", get(flows_list::flows_page))
+        .route("/app/flows/{id}/publish", post(flows_list::publish_flow))
         .route("/app/sessions", get(pages::sessions_page))
         .route("/app/sessions/{id}", get(pages::session_page))
         .route("/app/customers", get(pages::customers_page))
