@@ -8,6 +8,7 @@
 
 pub mod kinds;
 pub mod ops;
+pub mod outbox;
 pub mod queue;
 pub mod sink;
 
@@ -125,16 +126,7 @@ impl JobClient {
         job: &J,
     ) -> Result<OutboxEntry, sqlx::Error> {
         let entry = Self::outbox_entry(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query!(
-            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload) VALUES ($1, $2, $3, $4, $5::text::jsonb)",
-            entry.id,
-            tenant_id,
-            J::QUEUE,
-            J::KIND,
-            &entry.payload,
-        )
-        .execute(conn)
-        .await?;
+        outbox::insert(conn, tenant_id, &entry).await?;
         Ok(entry)
     }
 
@@ -210,27 +202,7 @@ impl JobClient {
         tenant_id: Option<Uuid>,
         entries: &[OutboxEntry],
     ) -> Result<u64, sqlx::Error> {
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
-        let queues: Vec<&str> = entries.iter().map(|e| e.queue).collect();
-        let kinds: Vec<&str> = entries.iter().map(|e| e.kind).collect();
-        let payloads: Vec<&str> = entries.iter().map(|e| e.payload.as_str()).collect();
-        let done = sqlx::query!(
-            "INSERT INTO job_outbox (id, tenant_id, queue, kind, payload)
-             SELECT id, $2, queue, kind, payload::jsonb
-               FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[]) AS x(id, queue, kind, payload)
-             ON CONFLICT (id) DO NOTHING",
-            &ids,
-            tenant_id,
-            &queues as &[&str],
-            &kinds as &[&str],
-            &payloads as &[&str],
-        )
-        .execute(pool)
-        .await?;
-        Ok(done.rows_affected())
+        outbox::insert_many(pool, tenant_id, entries).await
     }
 
     /// Both steps for callers without a transaction of their own.

@@ -42,19 +42,6 @@ pub async fn list_dead(
     Ok(q.dead_list(check_queue(queue)?, limit, cursor).await?)
 }
 
-async fn mark_pending(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    if !ids.is_empty() {
-        sqlx::query!(
-            "UPDATE job_outbox SET status = 'pending', updated_at = now(), finished_at = NULL
-             WHERE id = ANY($1)",
-            ids,
-        )
-        .execute(pool)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Retries one dead task; `false` when it is not in the dead-letter set.
 pub async fn retry_dead(
     pool: &PgPool,
@@ -64,7 +51,7 @@ pub async fn retry_dead(
 ) -> Result<bool, OpsError> {
     let moved = q.dead_retry(check_queue(queue)?, id).await?;
     if moved {
-        mark_pending(pool, &[id]).await?;
+        crate::outbox::mark_pending(pool, &[id]).await?;
     }
     Ok(moved)
 }
@@ -77,7 +64,7 @@ pub async fn retry_all_dead(
     kind: Option<&str>,
 ) -> Result<Vec<Uuid>, OpsError> {
     let moved = q.dead_retry_all(check_queue(queue)?, kind).await?;
-    mark_pending(pool, &moved).await?;
+    crate::outbox::mark_pending(pool, &moved).await?;
     Ok(moved)
 }
 
@@ -90,15 +77,6 @@ pub async fn purge_dead(
     ids: Option<Vec<Uuid>>,
 ) -> Result<Vec<Uuid>, OpsError> {
     let purged = q.dead_purge(check_queue(queue)?, kind, ids).await?;
-    if !purged.is_empty() {
-        sqlx::query!(
-            "UPDATE job_outbox SET status = 'dead', updated_at = now(), finished_at = now(),
-                    last_error = coalesce(last_error, '') || ' [purged by ops]'
-             WHERE id = ANY($1)",
-            &purged,
-        )
-        .execute(pool)
-        .await?;
-    }
+    crate::outbox::mark_purged(pool, &purged).await?;
     Ok(purged)
 }

@@ -222,15 +222,7 @@ impl BackendConfig for HardenedBackend {
 }
 
 async fn mark_outbox_dead(st: &WorkerState, ids: &[Uuid], why: &str) {
-    if let Err(e) = sqlx::query!(
-        "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
-         WHERE id = ANY($1) AND status = 'pending'",
-        ids,
-        why,
-    )
-    .execute(&st.pools.primary)
-    .await
-    {
+    if let Err(e) = jobs::outbox::mark_dead_if_pending(&st.pools.primary, ids, why).await {
         tracing::warn!(error = %e, "could not mark dead-lettered outbox rows");
     }
 }

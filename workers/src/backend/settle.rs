@@ -110,14 +110,8 @@ async fn settle(sh: &Shared, lease: &Lease, err: Option<&BoxDynError>, started: 
     let span = tracing::info_span!("job", queue, kind = %lease.kind, job_id = %lease.id, attempt = lease.attempt);
     let Some(err) = err else {
         if lease.durable {
-            if let Err(e) = sqlx::query!(
-                "UPDATE job_outbox SET status = 'done', attempts = $2, finished_at = now(), updated_at = now()
-                 WHERE id = $1",
-                lease.id,
-                lease.attempt as i32,
-            )
-            .execute(&st.pools.primary)
-            .await
+            if let Err(e) =
+                jobs::outbox::mark_done(&st.pools.primary, lease.id, lease.attempt as i32).await
             {
                 // Not acknowledged: the lease expires and the (idempotent) job runs again.
                 tracing::warn!(parent: &span, error = %e, "could not record completion; will be redelivered");
@@ -169,21 +163,14 @@ async fn settle(sh: &Shared, lease: &Lease, err: Option<&BoxDynError>, started: 
     metrics::counter!("jobs_total", "queue" => queue, "kind" => kind, "outcome" => label)
         .increment(1);
     if lease.durable {
-        let status = if matches!(settled, Ok(Settled::Dead)) {
-            "dead"
-        } else {
-            "pending"
-        };
-        let _ = sqlx::query!(
-            "UPDATE job_outbox SET status = $2, attempts = $3, last_error = $4, updated_at = now(),
-                    finished_at = CASE WHEN $2 = 'dead' THEN now() END
-             WHERE id = $1",
+        let dead = matches!(settled, Ok(Settled::Dead));
+        let _ = jobs::outbox::mark_failed(
+            &st.pools.primary,
             lease.id,
-            status,
+            dead,
             lease.attempt as i32,
             &msg,
         )
-        .execute(&st.pools.primary)
         .await;
     }
     if let Err(e) = settled {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use jobs::{JobClient, OutboxEntry, Reconcile};
+use jobs::{outbox, JobClient, OutboxEntry, Reconcile};
 use uuid::Uuid;
 
 use crate::{
@@ -38,18 +38,7 @@ pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
     let mut restored = 0usize;
     let mut after: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;
     loop {
-        let rows = sqlx::query!(
-            "SELECT id, queue, kind, payload, created_at FROM job_outbox
-                 WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
-                   AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-                 ORDER BY created_at, id LIMIT $4",
-            GRACE_SECS,
-            after.map(|a| a.0),
-            after.map(|a| a.1),
-            PAGE,
-        )
-        .fetch_all(&st.pools.primary)
-        .await?;
+        let rows = outbox::pending_page(&st.pools.primary, GRACE_SECS, after, PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = Some((last.created_at, last.id));
         let n = rows.len();
@@ -84,14 +73,8 @@ pub async fn reconcile_outbox(st: &WorkerState) -> Result<usize, JobError> {
                 }
                 // A worker that died right after dead-lettering may not have recorded it.
                 if let Some(dead) = st.queues.dead_show(q, entry.id).await? {
-                    sqlx::query!(
-                        "UPDATE job_outbox SET status = 'dead', last_error = $2, finished_at = now(), updated_at = now()
-                         WHERE id = $1 AND status = 'pending'",
-                        entry.id,
-                        &dead.last_error,
-                    )
-                    .execute(&st.pools.primary)
-                    .await?;
+                    outbox::mark_dead_if_pending(&st.pools.primary, &[entry.id], &dead.last_error)
+                        .await?;
                 }
             }
         }
@@ -118,14 +101,10 @@ pub async fn push_still_pending(
         return Ok(0);
     }
     let ids: Vec<Uuid> = missing.iter().map(|e| e.id).collect();
-    let pending: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
-        "SELECT id FROM job_outbox WHERE id = ANY($1) AND status = 'pending'",
-        &ids,
-    )
-    .fetch_all(&st.pools.primary)
-    .await?
-    .into_iter()
-    .collect();
+    let pending: std::collections::HashSet<Uuid> = outbox::still_pending(&st.pools.primary, &ids)
+        .await?
+        .into_iter()
+        .collect();
     let lost: Vec<OutboxEntry> = missing
         .into_iter()
         .filter(|e| pending.contains(&e.id))
