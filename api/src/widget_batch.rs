@@ -75,13 +75,91 @@ pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>
     Ok(vec![(); inserted.max(0) as usize])
 }
 
+/// What `record_widget_events` did with one event (migration 20261202000002 lists the
+/// statuses it returns; [`EventWrite::decode`] is their one reading).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventWrite {
+    /// Recorded.
+    Ok,
+    /// Recorded with its outbox job (push the job now).
+    OkJob,
+    /// This `client_event_id` was recorded before: nothing changed.
+    Duplicate,
+    /// No session of this tenant and mode has that id.
+    NoSession,
+    /// The session already has this outcome: nothing recorded.
+    SessionEnded(String),
+    /// Past the session's `expires_at`: nothing recorded.
+    SessionExpired,
+    /// An offer event for an offer the session did not render.
+    OfferNotRendered,
+    /// An acceptance of an offer limited to reasons the session did not select.
+    OfferNotForReason,
+    /// An acceptance while another session of the customer saved with that offer type
+    /// within its cooldown.
+    OfferInCooldown,
+}
+
+impl EventWrite {
+    /// The function's status string; `None` for one this code does not know (a schema and
+    /// code out of step).
+    pub fn decode(s: &str) -> Option<Self> {
+        Some(match s {
+            "ok" => Self::Ok,
+            "ok_job" => Self::OkJob,
+            "duplicate" => Self::Duplicate,
+            "no_session" => Self::NoSession,
+            "session_expired" => Self::SessionExpired,
+            "offer_not_rendered" => Self::OfferNotRendered,
+            "offer_not_for_reason" => Self::OfferNotForReason,
+            "offer_in_cooldown" => Self::OfferInCooldown,
+            other => Self::SessionEnded(other.strip_prefix("session_ended:")?.to_string()),
+        })
+    }
+}
+
 /// Writes batches of widget events with `record_widget_events` (one status per element).
-pub async fn flush_events(pool: sqlx::PgPool, batch: String) -> Result<Vec<String>, sqlx::Error> {
+/// A status this code cannot read fails the flush as a decode error: the schema and the
+/// code are out of step, and that must be loud.
+pub async fn flush_events(
+    pool: sqlx::PgPool,
+    batch: String,
+) -> Result<Vec<EventWrite>, sqlx::Error> {
     let statuses = sqlx::query_scalar!(
         r#"SELECT record_widget_events($1::jsonb) AS "statuses!: sqlx::types::Json<Vec<String>>""#,
         batch as _,
     )
     .fetch_one(&pool)
     .await?;
-    Ok(statuses.0)
+    statuses
+        .0
+        .iter()
+        .map(|s| {
+            EventWrite::decode(s).ok_or_else(|| {
+                sqlx::Error::Decode(format!("record_widget_events returned {s:?}").into())
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventWrite;
+
+    #[test]
+    fn every_status_of_the_function_decodes_and_nothing_else_does() {
+        assert_eq!(EventWrite::decode("ok"), Some(EventWrite::Ok));
+        assert_eq!(EventWrite::decode("ok_job"), Some(EventWrite::OkJob));
+        assert_eq!(
+            EventWrite::decode("session_ended:canceled"),
+            Some(EventWrite::SessionEnded("canceled".into()))
+        );
+        assert_eq!(
+            EventWrite::decode("offer_in_cooldown"),
+            Some(EventWrite::OfferInCooldown)
+        );
+        for unknown in ["", "OK", "session_ended", "bogus", "ok "] {
+            assert_eq!(EventWrite::decode(unknown), None, "{unknown:?}");
+        }
+    }
 }

@@ -28,3 +28,4 @@ mod secrets;
 mod stripe_client;
 mod stripe_flow;
 mod stripe_signature;
+mod widget_writes;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     extract::{ApiJson, WidgetAuth},
+    widget_batch::EventWrite,
     AppState,
 };
 
@@ -129,7 +130,7 @@ pub(super) async fn create_event(
     // cooldowns, under the session and customer locks.
     if let Some(o) = &offer {
         if !session.rendered_offers.contains(&o.id) {
-            return Err(not_available("offer_not_rendered", &o.id));
+            return Err(not_available(&EventWrite::OfferNotRendered, &o.id));
         }
     }
     if ev.kind == EventType::ReasonSelected {
@@ -210,32 +211,28 @@ pub(super) async fn create_event(
         "outcome": outcome, "offer_state": offer_state, "cancel_state": cancel_state,
         "job": job_json,
     });
-    let status = st.event_writes.submit(item.to_string()).await?;
-    match status.as_str() {
-        "duplicate" => Ok((
+    match st.event_writes.submit(item.to_string()).await? {
+        EventWrite::Duplicate => Ok((
             StatusCode::ACCEPTED,
             Json(json!({ "status": "accepted", "duplicate": true })),
         )),
-        "no_session" => Err(ApiError::not_found("session")),
-        "session_expired" => Err(ApiError::conflict(
+        EventWrite::NoSession => Err(ApiError::not_found("session")),
+        EventWrite::SessionExpired => Err(ApiError::conflict(
             "session_expired",
             "This session has expired; start a new one.",
         )),
-        "offer_not_rendered" | "offer_not_for_reason" | "offer_in_cooldown" => Err(not_available(
-            &status,
+        why @ (EventWrite::OfferNotRendered
+        | EventWrite::OfferNotForReason
+        | EventWrite::OfferInCooldown) => Err(not_available(
+            &why,
             ev.offer_id.as_deref().unwrap_or_default(),
         )),
-        ended if ended.starts_with("session_ended:") => {
-            let outcome = &ended["session_ended:".len()..];
-            Err(ApiError::conflict(
-                "session_ended",
-                format!(
-                    "This session already ended with outcome {outcome:?}; nothing was recorded."
-                ),
-            ))
-        }
-        "ok" | "ok_job" => {
-            if let (Some(entry), "ok_job") = (job, status.as_str()) {
+        EventWrite::SessionEnded(outcome) => Err(ApiError::conflict(
+            "session_ended",
+            format!("This session already ended with outcome {outcome:?}; nothing was recorded."),
+        )),
+        written @ (EventWrite::Ok | EventWrite::OkJob) => {
+            if let (Some(entry), EventWrite::OkJob) = (job, written) {
                 if let Err(e) = st.jobs.push_outbox(&entry).await {
                     // Committed: the reconciler enqueues it if Redis is unavailable now.
                     tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
@@ -246,19 +243,16 @@ pub(super) async fn create_event(
                 Json(json!({ "status": "accepted", "duplicate": false })),
             ))
         }
-        other => Err(ApiError::internal(anyhow::anyhow!(
-            "record_widget_events returned {other:?}"
-        ))),
     }
 }
 
 /// 409 `offer_not_available`: the offer exists in the flow but this session may not use it.
-fn not_available(why: &str, offer_id: &str) -> ApiError {
+fn not_available(why: &EventWrite, offer_id: &str) -> ApiError {
     let message = match why {
-        "offer_not_for_reason" => format!(
+        EventWrite::OfferNotForReason => format!(
             "Offer {offer_id:?} is not offered for the reason this session selected."
         ),
-        "offer_in_cooldown" => format!(
+        EventWrite::OfferInCooldown => format!(
             "Offer {offer_id:?} is in its cooldown: this customer recently accepted an offer of that type."
         ),
         _ => format!("Offer {offer_id:?} was not shown in this session."),
