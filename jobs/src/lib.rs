@@ -188,21 +188,11 @@ impl JobClient {
             .iter()
             .map(Self::outbox_entry)
             .collect::<Result<Vec<_>, _>>()?;
-        Self::record_outbox_many(pool, tenant_id, &entries).await?;
+        outbox::insert_many(pool, tenant_id, &entries).await?;
         if let Err(e) = self.push_outbox_many(&entries).await {
             tracing::warn!(count = entries.len(), error = %e, "bulk enqueue deferred to the reconciler");
         }
         Ok(entries.iter().map(|e| e.id).collect())
-    }
-
-    /// Step 1 for many jobs (any kinds): one INSERT of their outbox rows, idempotent on the
-    /// row id (a row already recorded is left as it is). Returns how many were new.
-    pub async fn record_outbox_many(
-        pool: &PgPool,
-        tenant_id: Option<Uuid>,
-        entries: &[OutboxEntry],
-    ) -> Result<u64, sqlx::Error> {
-        outbox::insert_many(pool, tenant_id, entries).await
     }
 
     /// Both steps for callers without a transaction of their own.

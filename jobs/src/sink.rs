@@ -156,7 +156,7 @@ impl<J: Job> JobSink<J> {
                             payload: t.payload,
                         })
                         .collect();
-                    JobClient::record_outbox_many(&pool, tenant_id, &entries).await?;
+                    crate::outbox::insert_many(&pool, tenant_id, &entries).await?;
                     // Recorded is acknowledged: if Redis is unavailable the reconciler
                     // pushes the rows later.
                     if let Err(e) = client.push_outbox_many(&entries).await {
