@@ -41,20 +41,32 @@ impl<R: Send + 'static> Batcher<String, R> {
         F: Fn(sqlx::PgPool, String) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Vec<R>, sqlx::Error>> + Send + 'static,
     {
+        Self::rows(name, pool, move |pool, batch: Vec<String>| {
+            statement(pool, format!("[{}]", batch.join(",")))
+        })
+    }
+}
+
+impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// A batcher of typed rows: `statement(pool, rows)` runs one statement for a batch and
+    /// returns one result per row, in order.
+    pub fn rows<F, Fut>(name: &'static str, pool: sqlx::PgPool, statement: F) -> Self
+    where
+        F: Fn(sqlx::PgPool, Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<R>, sqlx::Error>> + Send + 'static,
+    {
         let statement = Arc::new(statement);
         Self::start(
             name,
             FLUSHERS,
             MAX_BATCH,
-            Arc::new(move |batch: Vec<String>| {
+            Arc::new(move |batch: Vec<T>| {
                 let (pool, statement) = (pool.clone(), statement.clone());
-                Box::pin(async move { statement(pool, format!("[{}]", batch.join(","))).await })
+                Box::pin(async move { statement(pool, batch).await })
             }),
         )
     }
-}
 
-impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Spawns `flushers` tasks (each holds one pooled connection while it flushes).
     pub fn start(
         name: &'static str,

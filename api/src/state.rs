@@ -39,7 +39,7 @@ pub struct AppInner {
     pub session_writes: Arc<batch::Batcher<String, ()>>,
     /// Session start's customer lookups, grouped the same way.
     pub customer_reads: Arc<batch::Batcher<String, widget_batch::CustomerRow>>,
-    pub event_writes: Arc<batch::Batcher<String, widget_batch::EventWrite>>,
+    pub event_writes: Arc<batch::Batcher<widget_batch::EventRow, widget_batch::EventWrite>>,
     /// Failed dashboard sign-ins per client address.
     pub login_throttle: Arc<dashboard::LoginThrottle>,
     /// Invitations and password resets (`SMTP_URL`; logged when unset).
@@ -70,7 +70,7 @@ impl AppState {
             pool.clone(),
             widget_batch::read_customers,
         ));
-        let event_writes = Arc::new(batch::Batcher::json(
+        let event_writes = Arc::new(batch::Batcher::rows(
             "events",
             pool.clone(),
             widget_batch::flush_events,

@@ -2,6 +2,7 @@
 //! start ([`CustomerRow`], [`read_customers`]) and the group-committed writes of new sessions
 //! and widget events. The app state's batchers run them; the widget routes only submit.
 
+use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -118,16 +119,77 @@ impl EventWrite {
     }
 }
 
+/// One widget event as `record_widget_events` reads it (`jsonb_to_recordset`, column for
+/// column: migration 20261203000000): what the api validated and decided, so the function
+/// only checks the session's state under its row lock and writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub mode: &'static str,
+    pub session_id: Uuid,
+    pub customer_id: String,
+    pub client_event_id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Stored as the event's payload.
+    pub payload: EventPayload,
+    pub reason_code: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub flow_id: Option<Uuid>,
+    pub variant: Option<String>,
+    pub mrr_cents: i64,
+    /// The flow's offer an offer event names.
+    pub offer: Option<EventOffer>,
+    /// The tenant's cooldown for an accepted offer's type (none for redirects and custom).
+    pub cooldown_days: Option<u32>,
+    /// What an acceptance or a confirmed cancellation sets (applied only while the session
+    /// has no outcome).
+    pub outcome: Option<&'static str>,
+    pub offer_state: Option<&'static str>,
+    pub cancel_state: Option<&'static str>,
+    /// The outbox job written with it (an offer to apply, a cancellation to perform).
+    pub job: Option<EventJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventPayload {
+    pub reason_code: Option<String>,
+    pub offer_id: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventOffer {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Acceptances only: the offer as the session stores it (`accepted_offer`), with the
+    /// reasons it is limited to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<shared::flows::Offer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reason_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventJob {
+    pub id: Uuid,
+    pub queue: &'static str,
+    pub kind: &'static str,
+    pub payload: Value,
+}
+
 /// Writes batches of widget events with `record_widget_events` (one status per element).
 /// A status this code cannot read fails the flush as a decode error: the schema and the
 /// code are out of step, and that must be loud.
 pub async fn flush_events(
     pool: sqlx::PgPool,
-    batch: String,
+    batch: Vec<EventRow>,
 ) -> Result<Vec<EventWrite>, sqlx::Error> {
     let statuses = sqlx::query_scalar!(
         r#"SELECT record_widget_events($1::jsonb) AS "statuses!: sqlx::types::Json<Vec<String>>""#,
-        batch as _,
+        sqlx::types::Json(&batch) as _,
     )
     .fetch_one(&pool)
     .await?;

@@ -80,11 +80,15 @@ local function next_line()
 end
 
 local admin_paths = { "/v1/tenant", "/v1/flows", "/v1/flows/" .. flow }
+-- A session's reason_selected events alternate between the flow's two reasons, so each one
+-- changes the session's reason (a write), never a repeat the writer could skip.
 local event_bodies = {
-  '"type":"reason_selected","reason_code":"too_expensive"',
+  'reason',
   '"type":"offer_shown","offer_id":"disc20"',
   '"type":"feedback","text":"wrk max throughput feedback"',
 }
+local reasons = { "too_expensive", "missing_features" }
+local flip = {}
 
 function request()
   counter = counter + 1
@@ -95,8 +99,13 @@ function request()
   elseif ep == "event" then
     local l = next_line()
     local sid, tok = l:match("^(%S+) (%S+)$")
+    local ev = event_bodies[counter % #event_bodies + 1]
+    if ev == 'reason' then
+      flip[sid] = not flip[sid]
+      ev = '"type":"reason_selected","reason_code":"' .. reasons[flip[sid] and 1 or 2] .. '"'
+    end
     local body = '{"client_event_id":"w' .. (tid or 1) .. "_" .. counter .. "_" .. os.time()
-      .. '",' .. event_bodies[counter % #event_bodies + 1] .. "}"
+      .. '",' .. ev .. "}"
     return wrk.format("POST", "/v1/widget/sessions/" .. sid .. "/events",
       { ["Authorization"] = "Bearer " .. pk, ["X-Customer-Token"] = tok,
         ["Content-Type"] = "application/json" }, body)

@@ -5,9 +5,9 @@
 //! and concurrent batches whose acceptances name the same customers in opposite orders
 //! (the customer and session locks are taken in one order, so they never deadlock).
 
-use api::widget_batch::{flush_events, EventWrite};
+use api::widget_batch::{flush_events, EventJob, EventOffer, EventPayload, EventRow, EventWrite};
 use harness::TestApp;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -40,10 +40,8 @@ impl Db {
         id
     }
 
-    async fn write(&self, events: Vec<Value>) -> Vec<EventWrite> {
-        flush_events(self.pool.clone(), Value::Array(events).to_string())
-            .await
-            .unwrap()
+    async fn write(&self, events: Vec<EventRow>) -> Vec<EventWrite> {
+        flush_events(self.pool.clone(), events).await.unwrap()
     }
 
     async fn count(&self, sql: &'static str, session: Uuid) -> i64 {
@@ -56,26 +54,61 @@ impl Db {
 }
 
 /// One element as the api builds it (`routes/widget/events.rs`).
-fn event(db: &Db, session: Uuid, customer: &str, client_id: &str, kind: &str) -> Value {
-    json!({
-        "id": Uuid::now_v7(), "tenant_id": db.tenant, "mode": "test", "session_id": session,
-        "customer_id": customer, "cooldown_days": null, "client_event_id": client_id,
-        "type": kind, "payload": {}, "reason_code": null, "user_id": null, "flow_id": null,
-        "variant": null, "mrr_cents": 1000, "offer": null, "outcome": null,
-        "offer_state": null, "cancel_state": null, "job": null,
-    })
+fn event(db: &Db, session: Uuid, customer: &str, client_id: &str, kind: &'static str) -> EventRow {
+    EventRow {
+        id: Uuid::now_v7(),
+        tenant_id: db.tenant,
+        mode: "test",
+        session_id: session,
+        customer_id: customer.into(),
+        client_event_id: client_id.into(),
+        kind,
+        payload: EventPayload {
+            reason_code: None,
+            offer_id: None,
+            text: None,
+        },
+        reason_code: None,
+        user_id: None,
+        flow_id: None,
+        variant: None,
+        mrr_cents: 1000,
+        offer: None,
+        cooldown_days: None,
+        outcome: None,
+        offer_state: None,
+        cancel_state: None,
+        job: None,
+    }
+}
+
+fn offer(id: &str) -> EventOffer {
+    EventOffer {
+        id: id.into(),
+        kind: "discount",
+        definition: None,
+        reason_codes: Vec::new(),
+    }
 }
 
 /// An acceptance of `disc20` that ends the session `saved` with an outbox job.
-fn acceptance(db: &Db, session: Uuid, customer: &str, client_id: &str) -> Value {
+fn acceptance(db: &Db, session: Uuid, customer: &str, client_id: &str) -> EventRow {
     let mut e = event(db, session, customer, client_id, "offer_accepted");
-    e["offer"] = json!({"id": "disc20", "type": "discount", "definition": {"id": "disc20"},
-                        "reason_codes": []});
-    e["cooldown_days"] = json!(30);
-    e["outcome"] = json!("saved");
-    e["offer_state"] = json!("pending");
-    e["job"] = json!({"id": Uuid::now_v7(), "queue": "stripe", "kind": "apply_offer",
-                      "payload": {"session_id": session}});
+    let mut o = offer("disc20");
+    o.definition = Some(
+        serde_json::from_value(json!({"id": "disc20", "type": "discount", "title": "20 % off"}))
+            .unwrap(),
+    );
+    e.offer = Some(o);
+    e.cooldown_days = Some(30);
+    e.outcome = Some("saved");
+    e.offer_state = Some("pending");
+    e.job = Some(EventJob {
+        id: Uuid::now_v7(),
+        queue: "stripe",
+        kind: "apply_offer",
+        payload: json!({"session_id": session}),
+    });
     e
 }
 
@@ -84,8 +117,7 @@ async fn duplicates_are_recognised_within_and_across_batches() {
     let (_app, db) = Db::new().await;
     let s = db.session("cus_dup").await;
     let mut not_rendered = event(&db, s, "cus_dup", "b", "offer_shown");
-    not_rendered["offer"] = json!({"id": "other", "type": "discount", "definition": {},
-                                   "reason_codes": []});
+    not_rendered.offer = Some(offer("other"));
     let first = db
         .write(vec![
             event(&db, s, "cus_dup", "a", "feedback"),
@@ -161,9 +193,9 @@ async fn another_tenant_or_mode_sees_no_session() {
     let (_app, db) = Db::new().await;
     let s = db.session("cus_iso").await;
     let mut live = event(&db, s, "cus_iso", "x", "feedback");
-    live["mode"] = json!("live");
+    live.mode = "live";
     let mut other = event(&db, s, "cus_iso", "y", "feedback");
-    other["tenant_id"] = json!(Uuid::now_v7());
+    other.tenant_id = Uuid::now_v7();
     let unknown = event(&db, Uuid::now_v7(), "cus_iso", "z", "feedback");
     let r = db.write(vec![live, other, unknown]).await;
     assert_eq!(
@@ -203,8 +235,8 @@ async fn concurrent_batches_take_locks_in_one_order() {
             acceptance(&db, a2, &format!("{a}_2"), "acc"),
         ];
         let (r1, r2) = tokio::join!(
-            flush_events(db.pool.clone(), Value::Array(one).to_string()),
-            flush_events(db.pool.clone(), Value::Array(two).to_string()),
+            flush_events(db.pool.clone(), one),
+            flush_events(db.pool.clone(), two),
         );
         let (r1, r2) = (r1.expect("batch one"), r2.expect("batch two"));
         assert_eq!(r1[0], EventWrite::OkJob, "round {round}: {r1:?}");
@@ -220,4 +252,75 @@ async fn concurrent_batches_take_locks_in_one_order() {
             );
         }
     }
+}
+
+/// A selected reason is written to the session without moving `updated_at` (the rollup's
+/// "figures moved" marker: a reason alone moves none of the session's figures) and as a
+/// heap-only update (no indexed column changes, room on the page); a reason selected again
+/// rewrites nothing; the outcome still moves `updated_at`.
+#[tokio::test]
+async fn a_selected_reason_is_a_heap_only_update_and_the_outcome_still_touches() {
+    let (_app, db) = Db::new().await;
+    let s = db.session("cus_hot").await;
+    let session_row = || {
+        sqlx::query_as::<_, (Option<String>, chrono::DateTime<chrono::Utc>)>(
+            "SELECT reason_code, updated_at FROM cancel_sessions WHERE id = $1",
+        )
+        .bind(s)
+        .fetch_one(&db.pool)
+    };
+    let (_, before) = session_row().await.unwrap();
+    // Each reason in its own batch (one transaction each, as batches are), the function
+    // called directly on one connection. The table's update counters of this backend are
+    // what it flushed (pg_stat_user_tables) plus what it has not flushed yet
+    // (pg_stat_xact_user_tables), read in one statement: exact, whenever the flush happens.
+    let mut conn = db.pool.acquire().await.unwrap();
+    let counters =
+        "SELECT (s.n_tup_upd + x.n_tup_upd)::bigint, (s.n_tup_hot_upd + x.n_tup_hot_upd)::bigint
+                      FROM pg_stat_user_tables s JOIN pg_stat_xact_user_tables x USING (relid)
+                     WHERE s.relname = 'cancel_sessions'";
+    for (i, (code, expected)) in [
+        ("too_expensive", (1, 1)),
+        ("missing_features", (1, 1)),
+        ("missing_features", (0, 0)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(&db, s, "cus_hot", &format!("r{i}"), "reason_selected");
+        e.reason_code = Some(code.to_string());
+        let (upd0, hot0): (i64, i64) = sqlx::query_as(counters)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let statuses: serde_json::Value =
+            sqlx::query_scalar("SELECT record_widget_events($1::jsonb)")
+                .bind(sqlx::types::Json(vec![e]))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        let (upd1, hot1): (i64, i64) = sqlx::query_as(counters)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(statuses, json!(["ok"]));
+        // (updates, heap-only updates): a change is one heap-only update, a repeat none.
+        assert_eq!((upd1 - upd0, hot1 - hot0), expected, "reason {i} ({code})");
+    }
+    drop(conn);
+    let (reason, after) = session_row().await.unwrap();
+    assert_eq!(reason.as_deref(), Some("missing_features"));
+    assert_eq!(after, before, "a reason alone does not touch updated_at");
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM churn_reasons WHERE session_id = $1",
+            s
+        )
+        .await,
+        3
+    );
+    let r = db.write(vec![acceptance(&db, s, "cus_hot", "acc")]).await;
+    assert_eq!(r, [EventWrite::OkJob]);
+    let (_, ended) = session_row().await.unwrap();
+    assert!(ended > before, "the outcome touches updated_at");
 }

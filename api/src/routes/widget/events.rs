@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     extract::{ApiJson, WidgetAuth},
-    widget_batch::EventWrite,
+    widget_batch::{EventJob, EventOffer, EventPayload, EventRow, EventWrite},
     AppState,
 };
 
@@ -154,9 +154,9 @@ pub(super) async fn create_event(
 
     // What an accepted offer or a confirmed cancellation changes, decided here; the batched
     // write applies it only if the session has no outcome yet (checked under its row lock).
-    let mut outcome = Value::Null;
-    let mut offer_state = Value::Null;
-    let mut cancel_state = Value::Null;
+    let mut outcome = None;
+    let mut offer_state = None;
+    let mut cancel_state = None;
     let mut job: Option<OutboxEntry> = None;
     let encode = |e: serde_json::Error| ApiError::internal(e);
     match ev.kind {
@@ -167,15 +167,15 @@ pub(super) async fn create_event(
                 OfferType::Custom => ("saved", None),
                 _ => ("saved", Some("pending")),
             };
-            outcome = o_outcome.into();
+            outcome = Some(o_outcome);
             if let Some(state) = state {
-                offer_state = state.into();
+                offer_state = Some(state);
                 job = Some(JobClient::outbox_entry(&ApplyOffer { session_id }).map_err(encode)?);
             }
         }
         EventType::CancelConfirmed => {
             let performs = settings.cancel_mode == "cancel_at_period_end";
-            cancel_state = if performs { "pending" } else { "recorded" }.into();
+            cancel_state = Some(if performs { "pending" } else { "recorded" });
             if performs {
                 job = Some(
                     JobClient::outbox_entry(&CancelSubscription { session_id }).map_err(encode)?,
@@ -184,34 +184,63 @@ pub(super) async fn create_event(
         }
         _ => {}
     }
-    let job_json = match &job {
-        Some(j) => json!({
-            "id": j.id, "queue": j.queue, "kind": j.kind,
-            "payload": serde_json::from_str::<Value>(&j.payload).map_err(encode)?,
+    let job_row = match &job {
+        Some(j) => Some(EventJob {
+            id: j.id,
+            queue: j.queue,
+            kind: j.kind,
+            payload: serde_json::from_str(&j.payload).map_err(encode)?,
         }),
-        None => Value::Null,
+        None => None,
     };
-    let cooldown_days = offer.as_ref().and_then(|o| match o.kind {
-        OfferType::Discount => Some(settings.discount_cooldown_days),
-        OfferType::Pause => Some(settings.pause_cooldown_days),
-        OfferType::TrialExtension => Some(settings.trial_extension_cooldown_days),
-        OfferType::PlanChange => Some(settings.plan_change_cooldown_days),
-        OfferType::Redirect | OfferType::Custom => None,
-    });
-    let item = json!({
-        "id": Uuid::now_v7(), "tenant_id": tenant, "mode": mode, "session_id": session_id,
-        "customer_id": session.customer_id, "cooldown_days": cooldown_days,
-        "client_event_id": ev.client_event_id, "type": ev.kind.as_str(),
-        "payload": { "reason_code": ev.reason_code, "offer_id": ev.offer_id, "text": ev.text },
-        "reason_code": ev.reason_code, "user_id": session.user_id, "flow_id": session.flow_id,
-        "variant": session.variant, "mrr_cents": session.mrr_cents,
-        "offer": offer.as_ref().map(|o| json!({
-            "id": o.id, "type": o.kind.as_str(), "definition": o, "reason_codes": o.reason_codes,
-        })),
-        "outcome": outcome, "offer_state": offer_state, "cancel_state": cancel_state,
-        "job": job_json,
-    });
-    match st.event_writes.submit(item.to_string()).await? {
+    let accepted = ev.kind == EventType::OfferAccepted;
+    let offer_id = ev.offer_id.clone();
+    let cooldown_days = offer
+        .as_ref()
+        .filter(|_| accepted)
+        .and_then(|o| match o.kind {
+            OfferType::Discount => Some(settings.discount_cooldown_days),
+            OfferType::Pause => Some(settings.pause_cooldown_days),
+            OfferType::TrialExtension => Some(settings.trial_extension_cooldown_days),
+            OfferType::PlanChange => Some(settings.plan_change_cooldown_days),
+            OfferType::Redirect | OfferType::Custom => None,
+        });
+    let row = EventRow {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        mode,
+        session_id,
+        customer_id: session.customer_id,
+        client_event_id: ev.client_event_id,
+        kind: ev.kind.as_str(),
+        payload: EventPayload {
+            reason_code: ev.reason_code.clone(),
+            offer_id: ev.offer_id,
+            text: ev.text,
+        },
+        reason_code: ev.reason_code,
+        user_id: session.user_id,
+        flow_id: session.flow_id,
+        variant: session.variant,
+        mrr_cents: session.mrr_cents,
+        // The definition and the reasons it is limited to matter to an acceptance only.
+        offer: offer.map(|o| EventOffer {
+            kind: o.kind.as_str(),
+            reason_codes: if accepted {
+                o.reason_codes.clone()
+            } else {
+                Vec::new()
+            },
+            id: o.id.clone(),
+            definition: accepted.then_some(o),
+        }),
+        cooldown_days,
+        outcome,
+        offer_state,
+        cancel_state,
+        job: job_row,
+    };
+    match st.event_writes.submit(row).await? {
         EventWrite::Duplicate => Ok((
             StatusCode::ACCEPTED,
             Json(json!({ "status": "accepted", "duplicate": true })),
@@ -223,10 +252,9 @@ pub(super) async fn create_event(
         )),
         why @ (EventWrite::OfferNotRendered
         | EventWrite::OfferNotForReason
-        | EventWrite::OfferInCooldown) => Err(not_available(
-            &why,
-            ev.offer_id.as_deref().unwrap_or_default(),
-        )),
+        | EventWrite::OfferInCooldown) => {
+            Err(not_available(&why, offer_id.as_deref().unwrap_or_default()))
+        }
         EventWrite::SessionEnded(outcome) => Err(ApiError::conflict(
             "session_ended",
             format!("This session already ended with outcome {outcome:?}; nothing was recorded."),
