@@ -33,20 +33,6 @@ pub struct Batcher<T, R> {
 pub const FLUSHERS: usize = 3;
 pub const MAX_BATCH: usize = 128;
 
-impl<R: Send + 'static> Batcher<String, R> {
-    /// A batcher of JSON elements: `statement(pool, "[e1,e2,…]")` runs one statement for a
-    /// batch and returns one result per element, in order.
-    pub fn json<F, Fut>(name: &'static str, pool: sqlx::PgPool, statement: F) -> Self
-    where
-        F: Fn(sqlx::PgPool, String) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Vec<R>, sqlx::Error>> + Send + 'static,
-    {
-        Self::rows(name, pool, move |pool, batch: Vec<String>| {
-            statement(pool, format!("[{}]", batch.join(",")))
-        })
-    }
-}
-
 impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// A batcher of typed rows: `statement(pool, rows)` runs one statement for a batch and
     /// returns one result per row, in order.

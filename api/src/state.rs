@@ -36,9 +36,9 @@ pub struct AppInner {
     pub overload: Arc<overload::Overload>,
     pub session_cache: Arc<session_cache::SessionCache>,
     /// Group commit of new cancel sessions and of widget events (see [`batch`]).
-    pub session_writes: Arc<batch::Batcher<String, ()>>,
+    pub session_writes: Arc<batch::Batcher<widget_batch::SessionRow, ()>>,
     /// Session start's customer lookups, grouped the same way.
-    pub customer_reads: Arc<batch::Batcher<String, widget_batch::CustomerRow>>,
+    pub customer_reads: Arc<batch::Batcher<widget_batch::CustomerKey, widget_batch::CustomerRow>>,
     pub event_writes: Arc<batch::Batcher<widget_batch::EventRow, widget_batch::EventWrite>>,
     /// Failed dashboard sign-ins per client address.
     pub login_throttle: Arc<dashboard::LoginThrottle>,
@@ -60,12 +60,12 @@ impl AppState {
             redis.key("invalidate"),
         );
         let pool = &pools.primary;
-        let session_writes = Arc::new(batch::Batcher::json(
+        let session_writes = Arc::new(batch::Batcher::rows(
             "sessions",
             pool.clone(),
             widget_batch::flush_sessions,
         ));
-        let customer_reads = Arc::new(batch::Batcher::json(
+        let customer_reads = Arc::new(batch::Batcher::rows(
             "customers",
             pool.clone(),
             widget_batch::read_customers,

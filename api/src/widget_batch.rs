@@ -26,13 +26,34 @@ pub struct CustomerRow {
     pub(crate) recent_plan_change: bool,
 }
 
-/// Reads what session start needs of many customers in one query (see [`crate::batch`]): one
-/// element `{t: tenant, m: mode, c: customer, s: subscription, dd/pd/td/pcd: cooldown days of
-/// discounts, pauses, trial extensions and plan changes}` each,
-/// one row each, in order.
+/// One customer whose session is starting, as [`read_customers`] reads it
+/// (`jsonb_to_recordset`, column for column).
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerKey {
+    #[serde(rename = "t")]
+    pub tenant_id: Uuid,
+    #[serde(rename = "m")]
+    pub mode: &'static str,
+    #[serde(rename = "c")]
+    pub customer_id: String,
+    #[serde(rename = "s")]
+    pub subscription_id: Option<String>,
+    /// The tenant's cooldown days of discounts, pauses, trial extensions and plan changes.
+    #[serde(rename = "dd")]
+    pub discount_days: u32,
+    #[serde(rename = "pd")]
+    pub pause_days: u32,
+    #[serde(rename = "td")]
+    pub trial_extension_days: u32,
+    #[serde(rename = "pcd")]
+    pub plan_change_days: u32,
+}
+
+/// Reads what session start needs of many customers in one query (see [`crate::batch`]):
+/// one row per key, in order.
 pub async fn read_customers(
     pool: sqlx::PgPool,
-    batch: String,
+    batch: Vec<CustomerKey>,
 ) -> Result<Vec<CustomerRow>, sqlx::Error> {
     sqlx::query_as!(
         CustomerRow,
@@ -54,21 +75,47 @@ pub async fn read_customers(
            LEFT JOIN LATERAL (SELECT * FROM users WHERE tenant_id = e.t AND mode = e.m AND external_id = e.c LIMIT 1) u ON true
            LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE tenant_id = e.t AND mode = e.m AND stripe_subscription_id = e.s LIMIT 1) s ON true
           ORDER BY e.ord"#,
-        batch as _,
+        sqlx::types::Json(&batch) as _,
     )
     .fetch_all(&pool)
     .await
 }
 
+/// One new cancel session as `record_widget_sessions` reads it (`jsonb_to_recordset`, column
+/// for column: migration 20261202000007).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub mode: &'static str,
+    pub user_id: Option<Uuid>,
+    pub customer_id: String,
+    pub subscription_id: Option<String>,
+    pub flow_id: Option<Uuid>,
+    pub flow_version: Option<i32>,
+    pub variant: Option<String>,
+    pub holdout: bool,
+    pub mrr_cents: i64,
+    /// The customer's attributes as the session saw them (targeting, the dashboard).
+    pub attributes: Value,
+    /// The offer ids the session rendered: the only offers its events may name.
+    pub rendered_offers: Vec<String>,
+    /// Seconds until the session expires (`SESSION_TTL_SECS`).
+    pub ttl_secs: f64,
+}
+
 /// Writes batches of new sessions with `record_widget_sessions` (see [`crate::batch`]): one
-/// element per session. Each start supersedes the customer's open session (it becomes
+/// row per session. Each start supersedes the customer's open session (it becomes
 /// `abandoned`); the unique index `cancel_sessions_one_open_idx` keeps one open session per
 /// customer however many starts race, in one batch or in several (migration
 /// 20261202000007: a new customer's start is one plain insert).
-pub async fn flush_sessions(pool: sqlx::PgPool, batch: String) -> Result<Vec<()>, sqlx::Error> {
+pub async fn flush_sessions(
+    pool: sqlx::PgPool,
+    batch: Vec<SessionRow>,
+) -> Result<Vec<()>, sqlx::Error> {
     let inserted = sqlx::query_scalar!(
         r#"SELECT record_widget_sessions($1::jsonb) AS "inserted!""#,
-        batch as _,
+        sqlx::types::Json(&batch) as _,
     )
     .fetch_one(&pool)
     .await?;

@@ -342,14 +342,25 @@ async fn a_customer_has_one_open_session() {
     assert_eq!(open("cus_many").await, (20, 1));
 
     // Inside one batch of the session writer: the last start of the customer stays open.
-    let row = |id: Uuid| {
-        json!({"id": id, "tenant_id": s.t.tenant.id, "mode": "test", "customer_id": "cus_batch",
-               "holdout": false, "mrr_cents": 0, "attributes": {}, "rendered_offers": [],
-               "ttl_secs": 60})
+    let row = |id: Uuid| api::widget_batch::SessionRow {
+        id,
+        tenant_id: s.t.tenant.id,
+        mode: "test",
+        user_id: None,
+        customer_id: "cus_batch".into(),
+        subscription_id: None,
+        flow_id: None,
+        flow_version: None,
+        variant: None,
+        holdout: false,
+        mrr_cents: 0,
+        attributes: json!({}),
+        rendered_offers: Vec::new(),
+        ttl_secs: 60.0,
     };
     let ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
-    let batch = Value::Array(ids.iter().map(|i| row(*i)).collect()).to_string();
-    let n = api::routes::widget::flush_sessions(s.app.pool.clone(), batch)
+    let batch = ids.iter().map(|i| row(*i)).collect();
+    let n = api::widget_batch::flush_sessions(s.app.pool.clone(), batch)
         .await
         .unwrap();
     assert_eq!(n.len(), 3);

@@ -667,15 +667,23 @@ async fn a_bad_write_fails_alone_in_its_batch() {
         .await
         .unwrap();
     let st = api::AppState::new(env.config()).unwrap();
-    let row = |tenant: uuid::Uuid, cus: &str| {
-        json!({
-            "id": uuid::Uuid::now_v7(), "tenant_id": tenant, "mode": "test", "user_id": null,
-            "customer_id": cus, "subscription_id": null, "flow_id": null, "flow_version": null,
-            "variant": null, "holdout": false, "mrr_cents": 0, "attributes": {},
-        })
-        .to_string()
+    let row = |tenant: uuid::Uuid, cus: &str| api::widget_batch::SessionRow {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: tenant,
+        mode: "test",
+        user_id: None,
+        customer_id: cus.into(),
+        subscription_id: None,
+        flow_id: None,
+        flow_version: None,
+        variant: None,
+        holdout: false,
+        mrr_cents: 0,
+        attributes: json!({}),
+        rendered_offers: Vec::new(),
+        ttl_secs: 86400.0,
     };
-    let writes: Vec<(bool, String)> = (0..40)
+    let writes: Vec<(bool, api::widget_batch::SessionRow)> = (0..40)
         .map(|i| {
             let tenant = if i % 2 == 0 { a.tenant.id } else { b.tenant.id };
             if i == 17 {

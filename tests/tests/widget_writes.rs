@@ -5,7 +5,10 @@
 //! and concurrent batches whose acceptances name the same customers in opposite orders
 //! (the customer and session locks are taken in one order, so they never deadlock).
 
-use api::widget_batch::{flush_events, EventJob, EventOffer, EventPayload, EventRow, EventWrite};
+use api::widget_batch::{
+    flush_events, flush_sessions, EventJob, EventOffer, EventPayload, EventRow, EventWrite,
+    SessionRow,
+};
 use harness::TestApp;
 use serde_json::json;
 use sqlx::PgPool;
@@ -30,12 +33,23 @@ impl Db {
     /// An open test-mode session of `customer` that rendered `disc20`.
     async fn session(&self, customer: &str) -> Uuid {
         let id = Uuid::now_v7();
-        let row = json!([{"id": id, "tenant_id": self.tenant, "mode": "test", "customer_id": customer,
-                          "holdout": false, "mrr_cents": 1000, "attributes": {},
-                          "rendered_offers": ["disc20"], "ttl_secs": 600}]);
-        let n = api::routes::widget::flush_sessions(self.pool.clone(), row.to_string())
-            .await
-            .unwrap();
+        let row = SessionRow {
+            id,
+            tenant_id: self.tenant,
+            mode: "test",
+            user_id: None,
+            customer_id: customer.into(),
+            subscription_id: None,
+            flow_id: None,
+            flow_version: None,
+            variant: None,
+            holdout: false,
+            mrr_cents: 1000,
+            attributes: json!({}),
+            rendered_offers: vec!["disc20".into()],
+            ttl_secs: 600.0,
+        };
+        let n = flush_sessions(self.pool.clone(), vec![row]).await.unwrap();
         assert_eq!(n.len(), 1);
         id
     }

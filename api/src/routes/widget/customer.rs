@@ -2,11 +2,11 @@
 //! subscription, cooldowns) merged with the token's attributes into the attributes flows are
 //! chosen by, and the guardrails that hide offers in cooldown.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use shared::flows::Guardrails;
 use uuid::Uuid;
 
-use crate::{error::ApiResult, extract::WidgetAuth, AppState};
+use crate::{error::ApiResult, extract::WidgetAuth, widget_batch::CustomerKey, AppState};
 
 /// The customer's attributes (the token's, signed by the tenant, over synced Stripe data),
 /// their user id, MRR and guardrails.
@@ -23,13 +23,17 @@ pub(super) async fn customer(
     settings: &shared::tenants::TenantSettings,
     lang: Option<&str>,
 ) -> ApiResult<Customer> {
-    let lookup = json!({
-        "t": auth.key.tenant_id, "m": auth.key.mode.as_str(), "c": auth.claims.cus,
-        "s": auth.claims.sub, "dd": settings.discount_cooldown_days,
-        "pd": settings.pause_cooldown_days, "td": settings.trial_extension_cooldown_days,
-        "pcd": settings.plan_change_cooldown_days,
-    });
-    let row = st.customer_reads.submit(lookup.to_string()).await?;
+    let lookup = CustomerKey {
+        tenant_id: auth.key.tenant_id,
+        mode: auth.key.mode.as_str(),
+        customer_id: auth.claims.cus.clone(),
+        subscription_id: auth.claims.sub.clone(),
+        discount_days: settings.discount_cooldown_days,
+        pause_days: settings.pause_cooldown_days,
+        trial_extension_days: settings.trial_extension_cooldown_days,
+        plan_change_days: settings.plan_change_cooldown_days,
+    };
+    let row = st.customer_reads.submit(lookup).await?;
     let mut attrs = Map::new();
     if let Some(p) = row.user_plan {
         attrs.insert("plan".into(), p.into());

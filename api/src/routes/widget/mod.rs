@@ -17,9 +17,6 @@ use axum::{routing::post, Router};
 
 use crate::AppState;
 
-/// The batched statements moved to [`crate::widget_batch`]; kept here under their old paths.
-pub use crate::widget_batch::{flush_events, flush_sessions, read_customers, CustomerRow};
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(

@@ -9,7 +9,10 @@ use shared::flows;
 use uuid::Uuid;
 
 use super::customer::{customer, Customer};
-use crate::{error::ApiResult, extract::WidgetAuth, session_cache::SessionMeta, AppState};
+use crate::{
+    error::ApiResult, extract::WidgetAuth, session_cache::SessionMeta, widget_batch::SessionRow,
+    AppState,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,15 +131,23 @@ async fn insert_session(
         mrr_cents: customer.mrr,
         rendered_offers: flow.map(|f| f.offers).unwrap_or_default(),
     };
-    let row = json!({
-        "id": id, "tenant_id": meta.tenant_id, "mode": meta.mode, "user_id": meta.user_id,
-        "customer_id": meta.customer_id, "subscription_id": auth.claims.sub,
-        "flow_id": meta.flow_id, "flow_version": meta.flow_version, "variant": meta.variant,
-        "holdout": holdout, "mrr_cents": meta.mrr_cents,
-        "attributes": customer.attrs, "rendered_offers": meta.rendered_offers,
-        "ttl_secs": st.config.session_ttl.as_secs_f64(),
-    });
-    st.session_writes.submit(row.to_string()).await?;
+    let row = SessionRow {
+        id,
+        tenant_id: meta.tenant_id,
+        mode: auth.key.mode.as_str(),
+        user_id: meta.user_id,
+        customer_id: meta.customer_id.clone(),
+        subscription_id: auth.claims.sub.clone(),
+        flow_id: meta.flow_id,
+        flow_version: meta.flow_version,
+        variant: meta.variant.clone(),
+        holdout,
+        mrr_cents: meta.mrr_cents,
+        attributes: Value::Object(customer.attrs.clone()),
+        rendered_offers: meta.rendered_offers.clone(),
+        ttl_secs: st.config.session_ttl.as_secs_f64(),
+    };
+    st.session_writes.submit(row).await?;
     st.session_cache.insert(id, meta);
     Ok(())
 }
