@@ -12,6 +12,7 @@ pub mod flow_cache;
 pub mod middleware;
 pub mod overload;
 pub mod routes;
+pub mod services;
 pub mod session_cache;
 pub mod settings_cache;
 pub mod state;

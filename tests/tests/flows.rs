@@ -880,7 +880,7 @@ async fn flow_json_is_small_and_the_widget_is_served_with_cache_headers() {
         .to_str()
         .unwrap()
         .starts_with("application/javascript"));
-    let hash = api::routes::assets::widget_hash();
+    let hash = api::services::assets::widget_hash();
     let v = c
         .app
         .client

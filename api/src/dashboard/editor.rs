@@ -1,7 +1,7 @@
 //! The flow editor (`/app/flows/{id}`): every part of a flow the API supports (general
 //! settings, targeting rules, the experiment's variants and holdout, the steps with their
 //! reasons and offers and each offer type's parameters), saved through the API's own
-//! `routes::flows::update` (its validation, its audit row). A live preview runs the real
+//! `services::flows::update` (its validation, its audit row). A live preview runs the real
 //! `widget.js` on the draft in an iframe (desktop and mobile widths): the preview frame
 //! (`/app/flows/{id}/preview`) opens the widget with the `preview` option (no session, no
 //! events); with JavaScript the editor posts the form to `POST /app/flows/{id}/preview` as
@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use self::view::{Error, FlowView};
 use super::{actor, chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
-use crate::{audit::ClientIp, error::ApiError, routes, AppState};
+use crate::{audit::ClientIp, error::ApiError, services, AppState};
 
 // ---------------------------------------------------------------------------------------
 // Scripts: the editor's and the preview frame's, content-hashed like the stylesheet.
@@ -91,7 +91,7 @@ fn who(s: &Session) -> (Uuid, Mode) {
 
 /// The flow of the path's `{id}` in the signed-in user's tenant and mode, with the session
 /// (signed out: the sign-in redirect; no such flow there: the not-found page).
-struct FlowOf(Session, routes::flows::FlowRow);
+struct FlowOf(Session, services::flows::FlowRow);
 
 impl FromRequestParts<AppState> for FlowOf {
     type Rejection = Response;
@@ -113,9 +113,9 @@ async fn load(
     st: &AppState,
     s: &Session,
     id: &str,
-) -> Result<routes::flows::FlowRow, Box<Response>> {
+) -> Result<services::flows::FlowRow, Box<Response>> {
     let found = match Uuid::parse_str(id) {
-        Ok(id) => routes::flows::find(st, who(s), id).await,
+        Ok(id) => services::flows::find(st, who(s), id).await,
         Err(_) => Err(ApiError::not_found("flow")),
     };
     match found {
@@ -190,11 +190,11 @@ struct Shown {
 async fn render_editor(
     st: &AppState,
     s: &Session,
-    flow: &routes::flows::FlowRow,
+    flow: &services::flows::FlowRow,
     shown: Shown,
     status: StatusCode,
 ) -> Response {
-    let versions = routes::flows::versions(st, who(s), flow.id)
+    let versions = services::flows::versions(st, who(s), flow.id)
         .await
         .unwrap_or_default()
         .into_iter()
@@ -315,7 +315,7 @@ async fn save(
         };
         return render_editor(&st, &s, &flow, shown, status).await;
     }
-    match routes::flows::update(&st, who(&s), &actor(&s, ip), flow.id, def.clone()).await {
+    match services::flows::update(&st, who(&s), &actor(&s, ip), flow.id, def.clone()).await {
         Ok(_) => see_other(&format!("/app/flows/{}?notice=saved", flow.id)),
         Err(e) if e.status.is_client_error() => {
             let shown = Shown {
@@ -353,7 +353,7 @@ async fn new_flow(
         "" => "New flow",
         n => n,
     };
-    match routes::flows::create(&st, who(&s), &actor(&s, ip), form::starter(name)).await {
+    match services::flows::create(&st, who(&s), &actor(&s, ip), form::starter(name)).await {
         Ok(row) => see_other(&format!("/app/flows/{}?notice=created", row.id)),
         Err(e) => e.into_response(),
     }
@@ -380,7 +380,7 @@ async fn restore(
     if let Err(r) = may_change(&s, &headers, &f.csrf) {
         return *r;
     }
-    let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
+    let versions = match services::flows::versions(&st, who(&s), flow.id).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -391,7 +391,7 @@ async fn restore(
     else {
         return ApiError::not_found("flow_version").into_response();
     };
-    match routes::flows::update(&st, who(&s), &actor(&s, ip), flow.id, v.definition).await {
+    match services::flows::update(&st, who(&s), &actor(&s, ip), flow.id, v.definition).await {
         Ok(_) => see_other(&format!(
             "/app/flows/{}?notice=restored_{}",
             flow.id, v.version
@@ -424,7 +424,7 @@ async fn copy_to_live(
         return forbidden("copy to live starts from a test-mode flow");
     }
     let publish = f.publish.is_some();
-    match routes::flows::copy(&st, s.user.tenant_id, &actor(&s, ip), flow.id, publish).await {
+    match services::flows::copy(&st, s.user.tenant_id, &actor(&s, ip), flow.id, publish).await {
         Ok(_) => see_other(&format!(
             "/app/flows/{}?notice={}",
             flow.id,

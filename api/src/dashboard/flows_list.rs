@@ -1,6 +1,6 @@
 //! The flows list (`/app/flows`): every flow of the selected mode with its status and who
 //! last changed it (from the audit log), and its publish button (`POST
-//! /app/flows/{id}/publish`, owners and admins), through the API's own `routes::flows`.
+//! /app/flows/{id}/publish`, owners and admins), through the API's own `services::flows`.
 
 use askama::Template;
 use axum::{
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{chrome, page, Chrome, Signed, CSS_PATH};
-use crate::{routes, AppState};
+use crate::{services, AppState};
 
 struct FlowLine {
     id: String,
@@ -73,7 +73,7 @@ async fn flows_view(
     status: StatusCode,
 ) -> Response {
     let who = (s.user.tenant_id, s.mode);
-    let rows = routes::flows::list(st, who).await.unwrap_or_default();
+    let rows = services::flows::list(st, who).await.unwrap_or_default();
     let mut flows = Vec::with_capacity(rows.len());
     for r in rows {
         flows.push(FlowLine {
@@ -155,7 +155,7 @@ pub async fn publish_flow(
         .await;
     };
     let actor = super::actor(&s, ip);
-    match routes::flows::publish(&st, (s.user.tenant_id, s.mode), &actor, id).await {
+    match services::flows::publish(&st, (s.user.tenant_id, s.mode), &actor, id).await {
         Ok(v) if f.back == "editor" => {
             super::see_other(&format!("/app/flows/{id}?notice=published_{v}"))
         }

@@ -1,6 +1,7 @@
 //! The tenant dashboard at `/app`: server-rendered pages (askama templates under
 //! `api/templates/dashboard/`, checked at compile time) over the same domain code as the API
-//! (`shared::accounts` for users and sessions, the analytics routes' functions for figures).
+//! (`shared::accounts` for users and sessions, the API's services in `crate::services` for
+//! figures, flows, settings, keys and lists).
 //!
 //! Access: email + password sign-in ([`shared::accounts::login`]: argon2id, lockout after
 //! repeated failures) and a per-address throttle of failed sign-ins ([`LoginThrottle`]).

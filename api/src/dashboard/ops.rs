@@ -338,7 +338,7 @@ async fn act(
         request_id: None,
         ip: ip.map(|e| e.0 .0.to_string()),
     };
-    if let Err(e) = crate::routes::ops::audit(st, &actor, action, queue, &ids, None).await {
+    if let Err(e) = crate::services::ops::audit(st, &actor, action, queue, &ids, None).await {
         tracing::error!(error = %e.body.message, action, "audit row of an ops console action failed");
     }
     tracing::info!(

@@ -3,7 +3,7 @@
 //! change), offer performance per offer and variant, and the experiment variants' lift
 //! against the holdout with a 95 % confidence interval ([`lift_interval`]).
 //!
-//! Every figure comes from the API's own analytics functions (`routes::analytics`: summary,
+//! Every figure comes from the API's own analytics functions (`services::analytics`: summary,
 //! timeseries, churn reasons, offers), so the page runs the API's cached rollup queries and
 //! nothing heavier. The charts are drawn in the browser by uPlot (npm, pinned in
 //! `api/assets/package-lock.json`, installed and embedded by `api/build.rs`) and our
@@ -24,7 +24,7 @@ use shared::tenants::Mode;
 use uuid::Uuid;
 
 use super::{chrome, hashed_path, money, page, Chrome, Signed, CSS_PATH};
-use crate::{routes::analytics, AppState};
+use crate::{services::analytics, AppState};
 
 mod stats;
 mod tables;
@@ -215,7 +215,7 @@ async fn load_series(
     );
     let mut all = Vec::new();
     for r in [sessions, saves, save_rate, saved_mrr] {
-        all.push(r.map_err(|e| e.body.message.clone())?.0);
+        all.push(r.map_err(|e| e.body.message.clone())?);
     }
     let (buckets, xs, sessions) = values(&all[0]);
     Ok(Series {
@@ -322,7 +322,6 @@ pub(super) async fn overview(
                 Some(pt.to_string()),
             )
             .await
-            .map(|j| j.0)
             .unwrap_or(Value::Null),
             None => Value::Null,
         }
@@ -337,7 +336,7 @@ pub(super) async fn overview(
         analytics::offers(&st, tenant, mode, Some(from.clone()), Some(to.clone())),
     );
     let now = match now {
-        Ok(axum::Json(v)) => v,
+        Ok(v) => v,
         Err(e) => {
             out.error = Some(e.body.message.clone());
             return page(StatusCode::BAD_REQUEST, &out);
@@ -439,7 +438,7 @@ pub(super) async fn overview(
         Err(e) => failed.push(format!("time series: {e}")),
     }
     match reasons {
-        Ok(axum::Json(v)) => {
+        Ok(v) => {
             out.reasons = reasons_of(&v);
             out.reasons_total = num(&v, "total");
             out.reasons_previous_total = num(&v, "previous_total");
@@ -447,7 +446,7 @@ pub(super) async fn overview(
         Err(e) => failed.push(format!("churn reasons: {}", e.body.message)),
     }
     match offers {
-        Ok(axum::Json(v)) => {
+        Ok(v) => {
             out.offers = offers_of(&v);
             let (rows, has_holdout) = variants_of(&v);
             out.has_experiment = rows.iter().any(|r| r.variant != "none");

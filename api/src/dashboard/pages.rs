@@ -1,6 +1,6 @@
 //! The dashboard's list and detail pages: sessions and customers of the selected mode, read
-//! through the API's own functions (`routes::listings::list`, `routes::sessions`,
-//! `routes::customers::customer`), so a page shows exactly what the API would answer.
+//! through the API's own functions (`services::listings::list`, `services::sessions`,
+//! `services::customers::customer`), so a page shows exactly what the API would answer.
 
 use askama::Template;
 use axum::{
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{chrome, page, Chrome, Signed, CSS_PATH};
 use crate::{
-    routes::{
+    services::{
         customers, listings,
         listings::{ListQuery, Listing},
         sessions,
@@ -170,7 +170,7 @@ pub async fn sessions_page(
     };
     let res = listings::list(&st, (s.user.tenant_id, s.mode), Listing::Sessions, query).await;
     let body = match res {
-        Ok(axum::Json(v)) => v,
+        Ok(v) => v,
         Err(e) => {
             out.error = Some(e.body.message.clone());
             return page(e.status, &out);
@@ -366,7 +366,7 @@ pub async fn customers_page(
         ..Default::default()
     };
     let body = match listings::list(&st, (s.user.tenant_id, s.mode), Listing::Users, query).await {
-        Ok(axum::Json(v)) => v,
+        Ok(v) => v,
         Err(e) => {
             out.error = Some(e.body.message.clone());
             return page(e.status, &out);

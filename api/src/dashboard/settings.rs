@@ -1,5 +1,5 @@
 //! Settings, install and audit pages. The settings form goes through the API's own
-//! `routes::settings::update` (same validation, same audit row, the dashboard user as the
+//! `services::settings::update` (same validation, same audit row, the dashboard user as the
 //! actor); an error appears on the field the API's `param` names. Only owners and admins
 //! may change settings: the form is read-only for analysts and the server refuses their POST.
 
@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use shared::{accounts, tenants::TenantSettings};
 
 use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
-use crate::{audit::ClientIp, routes, AppState};
+use crate::{audit::ClientIp, services, AppState};
 
 struct Field {
     name: &'static str,
@@ -187,7 +187,7 @@ pub async fn save_settings(
         return forbidden("your role cannot change settings");
     }
     let actor = super::actor(&s, ip);
-    match routes::settings::update(&st, (s.user.tenant_id, s.mode), actor, f.body(), true).await {
+    match services::settings::update(&st, (s.user.tenant_id, s.mode), actor, f.body(), true).await {
         Ok(_) => see_other("/app/settings?saved=1"),
         Err(e) => {
             let mut fs = fields(&f);
@@ -348,8 +348,8 @@ pub async fn audit_page(
         error: None,
     };
     let cursor = (!q.cursor.is_empty()).then(|| q.cursor.clone());
-    let body = match routes::audit::tenant_page(&st, (s.user.tenant_id, s.mode), cursor).await {
-        Ok(axum::Json(v)) => v,
+    let body = match services::audit::tenant_page(&st, (s.user.tenant_id, s.mode), cursor).await {
+        Ok(v) => v,
         Err(e) => {
             out.error = Some(e.body.message.clone());
             return page(e.status, &out);
@@ -496,7 +496,7 @@ pub async fn rotate_key(
         return keys_view(&st, &s, None, e, StatusCode::BAD_REQUEST).await;
     };
     let actor = super::actor(&s, ip);
-    match routes::keys::rotate(&st, (s.user.tenant_id, s.mode), &actor, kind, grace).await {
+    match services::keys::rotate(&st, (s.user.tenant_id, s.mode), &actor, kind, grace).await {
         Ok(k) => keys_view(&st, &s, Some((f.kind.clone(), k.key)), None, StatusCode::OK).await,
         Err(e) => {
             let status = e.status;
@@ -530,7 +530,7 @@ pub async fn revoke_key(
         .await;
     };
     let actor = super::actor(&s, ip);
-    match routes::keys::revoke(&st, (s.user.tenant_id, s.mode), &actor, id).await {
+    match services::keys::revoke(&st, (s.user.tenant_id, s.mode), &actor, id).await {
         Ok(()) => see_other("/app/keys"),
         Err(e) => {
             let status = e.status;

@@ -3,7 +3,7 @@
 //!
 //! - The key is entered in a password field and never shown again: only its last four
 //!   characters. A secret is shown by its last four characters too.
-//! - Every change goes through the API's own `routes::settings::put_stripe` (same
+//! - Every change goes through the API's own `services::settings::put_stripe` (same
 //!   validation, same `stripe_settings.update` audit row, the dashboard user as the actor):
 //!   replacing the key keeps the stored secrets; adding a secret (a roll: old and new are
 //!   both accepted until the old one is removed, up to the API's 5) and removing one keep the
@@ -36,7 +36,7 @@ use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PAT
 use crate::{
     audit::ClientIp,
     error::ApiError,
-    routes::{
+    services::{
         self,
         settings::{stripe_credentials, StripeCredentials, StripeSettingsBody},
     },
@@ -98,7 +98,7 @@ fn fingerprint(secret: &str) -> String {
 }
 
 fn hint(secret: &str) -> String {
-    format!("whsec_…{}", routes::settings::last4(secret))
+    format!("whsec_…{}", services::settings::last4(secret))
 }
 
 fn unavailable() -> Response {
@@ -125,8 +125,8 @@ async fn view(
             return unavailable();
         }
     };
-    let updated = match routes::settings::stripe_summary(st, (tenant, mode)).await {
-        Ok(axum::Json(v)) => v
+    let updated = match services::settings::stripe_summary(st, (tenant, mode)).await {
+        Ok(v) => v
             .get("updated_at")
             .and_then(Value::as_str)
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -136,7 +136,7 @@ async fn view(
     };
     let (last4, secrets) = match &creds {
         Some(c) => (
-            routes::settings::last4(&c.api_key),
+            services::settings::last4(&c.api_key),
             c.webhook_secrets
                 .iter()
                 .map(|w| SecretRow {
@@ -164,7 +164,7 @@ async fn view(
                 "{}/v1/webhooks/stripe/{tenant}",
                 super::base_url(&st.config)
             ),
-            events: routes::webhooks::HANDLED,
+            events: services::webhooks::HANDLED,
             notice,
             errors,
             test,
@@ -243,7 +243,8 @@ async fn change(
         webhook_secrets,
     };
     let auth = (s.user.tenant_id, s.mode);
-    match routes::settings::put_stripe_if(st, auth, actor, body, Some(revision.as_deref())).await {
+    match services::settings::put_stripe_if(st, auth, actor, body, Some(revision.as_deref())).await
+    {
         Ok(_) => see_other(&format!("{PATH}?done={done}")),
         Err(e) => failed(st, s, e, adding).await,
     }

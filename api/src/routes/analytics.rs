@@ -1,55 +1,77 @@
-//! Analytics from the hourly rollups (read pool), cached in Redis per tenant under the
-//! tenant's analytics generation, which every rollup bumps: a figure is never served from
-//! a rollup that has since changed. Summary 1 h, offers 30 min, time series 30 min,
-//! churn reasons 1 h.
-//!
-//! - [`range`]: the `from`/`to` rules (defaults, local dates, whole hours) shared by every route;
-//! - [`cache`]: the generation-keyed Redis cache;
-//! - one file per figure (route handler, its query and its shaping): [`summary`](mod@summary),
-//!   [`offers`](mod@offers), [`timeseries`](mod@timeseries), [`reasons`] (churn reasons).
+//! The analytics routes (`GET /v1/analytics/...`): summary, offers, time series and churn
+//! reasons of the key's mode, from the hourly rollups. The handlers parse the query and
+//! answer; the figures, their range rules and their cache are [`crate::services::analytics`].
 
-mod cache;
-mod offers;
-mod range;
-mod reasons;
-mod summary;
-mod timeseries;
+use axum::{extract::State, routing::get, Json, Router};
+use serde_json::Value;
 
-use axum::{routing::get, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-use crate::AppState;
-
-pub use offers::offers;
-pub use reasons::churn_reasons;
-pub use summary::summary;
-pub use timeseries::timeseries_of;
+use crate::{
+    error::ApiResult,
+    extract::{ApiQuery, TenantAuth},
+    services::analytics::{self, RangeQuery},
+    AppState,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/analytics/summary", get(summary::get_summary))
-        .route("/v1/analytics/offers", get(offers::get_offers))
-        .route("/v1/analytics/timeseries", get(timeseries::get_timeseries))
-        .route(
-            "/v1/analytics/churn-reasons",
-            get(reasons::get_churn_reasons),
-        )
+        .route("/v1/analytics/summary", get(get_summary))
+        .route("/v1/analytics/offers", get(get_offers))
+        .route("/v1/analytics/timeseries", get(get_timeseries))
+        .route("/v1/analytics/churn-reasons", get(get_churn_reasons))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RangeQuery {
-    from: Option<String>,
-    to: Option<String>,
-    metric: Option<String>,
-    interval: Option<String>,
+/// `GET /v1/analytics/summary`: sessions by outcome, saves by offer type, save rate, saved
+/// MRR and validated saves.
+async fn get_summary(
+    TenantAuth(auth): TenantAuth,
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult<Json<Value>> {
+    analytics::summary(&st, auth.tenant_id, auth.mode, q.from, q.to)
+        .await
+        .map(Json)
 }
 
-fn rate(num: i64, den: i64) -> Value {
-    if den == 0 {
-        Value::Null
-    } else {
-        json!(((num as f64 / den as f64) * 10_000.0).round() / 10_000.0)
+/// `GET /v1/analytics/offers`: offer performance by offer, type and variant, and the
+/// experiment variants' save rates and lift over the holdout.
+async fn get_offers(
+    TenantAuth(auth): TenantAuth,
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult<Json<Value>> {
+    let mut v = analytics::offers(&st, auth.tenant_id, auth.mode, q.from, q.to).await?;
+    // `decided` (each variant's saved + canceled + deflected, the denominator the
+    // dashboard's confidence intervals need) is not part of this route's answer.
+    if let Some(rows) = v.get_mut("variants").and_then(Value::as_array_mut) {
+        for row in rows {
+            if let Some(o) = row.as_object_mut() {
+                o.remove("decided");
+            }
+        }
     }
+    Ok(Json(v))
+}
+
+/// `GET /v1/analytics/timeseries`: one metric's zero-filled series by hour, day or week in
+/// the tenant's time zone.
+async fn get_timeseries(
+    TenantAuth(auth): TenantAuth,
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult<Json<Value>> {
+    analytics::timeseries(&st, auth.tenant_id, auth.mode, q)
+        .await
+        .map(Json)
+}
+
+/// `GET /v1/analytics/churn-reasons`: each churn reason's count and share, against the
+/// previous period of the same length.
+async fn get_churn_reasons(
+    TenantAuth(auth): TenantAuth,
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult<Json<Value>> {
+    analytics::churn_reasons(&st, auth.tenant_id, auth.mode, q.from, q.to)
+        .await
+        .map(Json)
 }

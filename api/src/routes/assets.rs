@@ -1,6 +1,5 @@
-//! The embeddable widget script (content-hashed, long-lived cache) and the demo page.
-
-use std::sync::OnceLock;
+//! The embeddable widget script (content-hashed, long-lived cache; the script and its hash
+//! are [`crate::services::assets`]) and the demo page.
 
 use axum::{
     extract::{Path, Query, State},
@@ -10,19 +9,15 @@ use axum::{
     Router,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use shared::tenants::{KeyKind, Mode};
 
-use crate::{error::ApiError, AppState};
+use crate::{
+    error::ApiError,
+    services::assets::{widget_hash, WIDGET_JS},
+    AppState,
+};
 
-pub const WIDGET_JS: &str = include_str!("../../../widget/widget.js");
 const DEMO_HTML: &str = include_str!("../../../widget/demo.html");
-
-/// First 16 hex characters of the script's SHA-256.
-pub fn widget_hash() -> &'static str {
-    static H: OnceLock<String> = OnceLock::new();
-    H.get_or_init(|| hex::encode(Sha256::digest(WIDGET_JS.as_bytes()))[..16].to_string())
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()

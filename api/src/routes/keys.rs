@@ -1,5 +1,6 @@
 //! A tenant's API keys (list, rotate, revoke) and customer-token signing secrets (list,
 //! rotate). A key manages keys and secrets of its own mode only; every change is audited.
+//! The handlers parse the request and answer; the changes are [`crate::services::keys`].
 
 use axum::{
     extract::{Path, State},
@@ -16,6 +17,7 @@ use crate::{
     audit::ReqMeta,
     error::{ApiError, ApiResult},
     extract::{ApiJson, TenantAuth},
+    services::keys,
     AppState,
 };
 
@@ -29,20 +31,6 @@ pub fn router() -> Router<AppState> {
             "/v1/token_signing_secrets/rotate",
             post(rotate_signing_secret),
         )
-}
-
-/// At most 7 days of grace for the old key or secret.
-const MAX_GRACE_SECONDS: i64 = 7 * 86_400;
-
-fn check_grace(grace_seconds: i64) -> Result<(), ApiError> {
-    if (0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_param(
-            "grace_seconds",
-            "grace_seconds must be between 0 and 604800",
-        ))
-    }
 }
 
 async fn list_keys(
@@ -72,7 +60,7 @@ async fn rotate_key(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let key = rotate(
+    let key = keys::rotate(
         &st,
         (id.tenant_id, id.mode),
         &meta.key_actor(&id),
@@ -83,41 +71,6 @@ async fn rotate_key(
     Ok((StatusCode::CREATED, Json(json!({ "key": key }))))
 }
 
-/// Issues a new key of `kind` in `mode` and retires the current ones (after the grace
-/// period); audited. The dashboard's keys page calls it too.
-pub async fn rotate(
-    st: &AppState,
-    (tenant, mode): (Uuid, shared::tenants::Mode),
-    actor: &shared::audit::Actor,
-    kind: KeyKind,
-    grace_seconds: i64,
-) -> ApiResult<shared::tenants::IssuedKey> {
-    check_grace(grace_seconds)?;
-    let key =
-        shared::tenants::rotate_key(&st.pools.primary, actor, tenant, kind, mode, grace_seconds)
-            .await?;
-    st.auth_cache.forget_tenant(tenant);
-    st.settings_cache.forget(tenant);
-    Ok(key)
-}
-
-/// Revokes one key of `mode` at once (404 `key` when the mode has no such key); audited.
-pub async fn revoke(
-    st: &AppState,
-    (tenant, mode): (Uuid, shared::tenants::Mode),
-    actor: &shared::audit::Actor,
-    key_id: Uuid,
-) -> ApiResult<()> {
-    let revoked =
-        shared::tenants::revoke_key(&st.pools.primary, actor, tenant, Some(mode), key_id).await?;
-    if !revoked {
-        return Err(ApiError::not_found("key"));
-    }
-    st.auth_cache.forget_tenant(tenant);
-    st.settings_cache.forget(tenant);
-    Ok(())
-}
-
 async fn revoke_key(
     TenantAuth(id): TenantAuth,
     meta: ReqMeta,
@@ -125,7 +78,7 @@ async fn revoke_key(
     Path(key_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key_id = Uuid::parse_str(&key_id).map_err(|_| ApiError::not_found("key"))?;
-    revoke(&st, (id.tenant_id, id.mode), &meta.key_actor(&id), key_id).await?;
+    keys::revoke(&st, (id.tenant_id, id.mode), &meta.key_actor(&id), key_id).await?;
     Ok(Json(json!({ "id": key_id, "revoked": true })))
 }
 
@@ -153,17 +106,13 @@ async fn rotate_signing_secret(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<RotateSigningSecret>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    check_grace(body.grace_seconds)?;
-    let secret = shared::signing_secrets::rotate(
-        &st.pools.primary,
-        &st.master,
+    let secret = keys::rotate_signing_secret(
+        &st,
+        (id.tenant_id, id.mode),
         &meta.key_actor(&id),
-        id.tenant_id,
-        id.mode,
         body.grace_seconds,
     )
     .await?;
-    st.settings_cache.forget(id.tenant_id);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "token_signing_secret": secret })),

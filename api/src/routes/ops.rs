@@ -1,4 +1,5 @@
-//! Ops: queue overview, dead-letter operations and canary probes (`OPS_TOKEN`).
+//! Ops: queue overview, dead-letter operations and canary probes (`OPS_TOKEN`). Every
+//! dead-letter action writes its audit row ([`crate::services::ops::audit`]) once it succeeded.
 
 use axum::{
     extract::{Path, State},
@@ -9,13 +10,13 @@ use axum::{
 use jobs::{ops, JobSink, Probe, SinkError, TaskSink, TaskSinkError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::audit::Change;
 use uuid::Uuid;
 
 use crate::{
     audit::ReqMeta,
     error::{ApiError, ApiResult},
     extract::{ApiJson, ApiQuery, OpsAuth},
+    services::ops::audit,
     AppState,
 };
 
@@ -209,35 +210,6 @@ async fn purge_one_dead(
     )
     .await?;
     Ok(Json(json!({ "purged": ids, "count": 1 })))
-}
-
-/// The audit row of a dead-letter action. The change itself is in Redis (and the outbox),
-/// which no PostgreSQL transaction spans, so the row is written right after it succeeded:
-/// an action that failed leaves none.
-pub(crate) async fn audit(
-    st: &AppState,
-    actor: &shared::audit::Actor,
-    action: &str,
-    queue: &str,
-    ids: &[Uuid],
-    kind: Option<&str>,
-) -> ApiResult<()> {
-    let mut conn = st.pools.primary.acquire().await?;
-    shared::audit::record(
-        &mut conn,
-        actor,
-        Change {
-            tenant_id: None,
-            mode: None,
-            action,
-            target_type: "queue",
-            target_id: Some(queue.to_string()),
-            before: None,
-            after: Some(json!({ "ids": ids, "count": ids.len(), "kind": kind })),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! Stripe webhooks: verify the signature over the raw body, store the delivery (event id
 //! unique per tenant, so duplicates are acknowledged and ignored), enqueue, answer 2xx.
-//! Processing (re-fetching from Stripe) happens in the workers.
+//! Processing (re-fetching from Stripe) happens in the workers. Which event types are acted
+//! on is [`crate::services::webhooks::HANDLED`].
 
 use axum::{
     body::Bytes,
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult},
+    services::webhooks::HANDLED,
     AppState,
 };
 
@@ -25,20 +27,6 @@ pub fn router() -> Router<AppState> {
         post(receive_stripe_event),
     )
 }
-
-/// Event types we act on; every other type is acknowledged and ignored.
-pub const HANDLED: &[&str] = &[
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.trial_will_end",
-    "customer.created",
-    "customer.updated",
-    "invoice.paid",
-    "invoice.payment_failed",
-];
 
 fn bad(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(code, message)

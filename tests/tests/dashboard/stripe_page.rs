@@ -652,7 +652,7 @@ async fn test_and_live_connections_are_separate() {
 /// answered "added" is stored, the others are told to retry, none is lost silently.
 #[tokio::test]
 async fn concurrent_secret_edits_never_lose_one() {
-    use api::routes::settings::{put_stripe_if, stripe_credentials, StripeSettingsBody};
+    use api::services::settings::{put_stripe_if, stripe_credentials, StripeSettingsBody};
     let (app, _fake) = app_with_fake().await;
     let (tenant, o, csrf) = connected_owner(
         &app,

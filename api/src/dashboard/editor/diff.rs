@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{who, FlowOf};
 use crate::{
     dashboard::{chrome, page, Chrome, CSS_PATH},
-    routes, AppState,
+    services, AppState,
 };
 
 struct DiffLine {
@@ -99,7 +99,7 @@ pub(super) async fn diff_page(
     FlowOf(s, flow): FlowOf,
     Query(q): Query<DiffQuery>,
 ) -> Response {
-    let versions = match routes::flows::versions(&st, who(&s), flow.id).await {
+    let versions = match services::flows::versions(&st, who(&s), flow.id).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };

@@ -2,7 +2,7 @@
 //!
 //! Every input is named by the API's `param` path of its value (`name`,
 //! `steps[1].offers[0].discount.percent_off`, `experiment.variants[2].weight`, ...), so a
-//! validation error from [`crate::routes::flows::validated`] lands on the field its `param`
+//! validation error from [`crate::services::flows::validated`] lands on the field its `param`
 //! names, and the form is turned into the very JSON body `PUT /v1/flows/{id}` takes: the
 //! dashboard keeps no second copy of the flow rules. Values are coerced by key (numbers,
 //! lists, targeting values as JSON when they parse); a value that does not coerce is passed
@@ -536,12 +536,12 @@ mod tests {
     fn the_api_names_the_field_of_a_bad_value() {
         let mut def = starter("F");
         def["steps"][1]["offers"][0]["discount"]["percent_off"] = json!("lots");
-        let e = crate::routes::flows::validated(def).unwrap_err();
+        let e = crate::services::flows::validated(def).unwrap_err();
         assert_eq!(
             e.body.param.as_deref(),
             Some("steps[1].offers[0].discount.percent_off")
         );
-        assert!(crate::routes::flows::validated(starter("F")).is_ok());
+        assert!(crate::services::flows::validated(starter("F")).is_ok());
     }
 
     #[test]

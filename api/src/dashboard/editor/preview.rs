@@ -16,7 +16,7 @@ use shared::flows::Guardrails;
 use super::{field_of, form, FlowOf, PREVIEW_JS_PATH};
 use crate::{
     dashboard::{csrf_ok, forbidden, page, CSS_PATH},
-    routes,
+    services,
 };
 
 /// What the widget's `preview` option takes: the shape of a session start's answer.
@@ -46,7 +46,7 @@ pub(super) async fn preview_data(
     if !csrf_ok(&s, &headers, &field_of(&pairs, "csrf")) {
         return forbidden("missing or wrong CSRF token");
     }
-    match routes::flows::validated(form::to_definition(&pairs)) {
+    match services::flows::validated(form::to_definition(&pairs)) {
         Ok(def) => Json(preview_payload(&def, &field_of(&pairs, "_preview"))).into_response(),
         Err(e) => e.into_response(),
     }
@@ -74,7 +74,7 @@ pub(super) async fn preview_frame(
     FlowOf(_, flow): FlowOf,
     Query(q): Query<PreviewQuery>,
 ) -> Response {
-    let (data, error) = match routes::flows::validated(flow.draft.clone()) {
+    let (data, error) = match services::flows::validated(flow.draft.clone()) {
         Ok(def) => (preview_payload(&def, &q.as_variant), None),
         Err(e) => (Value::Null, Some(e.body.message)),
     };
@@ -84,7 +84,7 @@ pub(super) async fn preview_frame(
         StatusCode::OK,
         &PreviewFrame {
             css: CSS_PATH.as_str(),
-            widget_js: format!("/widget.js?v={}", routes::assets::widget_hash()),
+            widget_js: format!("/widget.js?v={}", services::assets::widget_hash()),
             preview_js: PREVIEW_JS_PATH.as_str(),
             data,
             error,

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use serde_json::Value;
 use shared::tenants::Mode;
 use uuid::Uuid;
@@ -19,7 +18,7 @@ pub(super) async fn cached<F, Fut>(
     params: &str,
     ttl: Duration,
     compute: F,
-) -> ApiResult<Json<Value>>
+) -> ApiResult<Value>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ApiResult<Value>>,
@@ -43,7 +42,7 @@ where
         .unwrap_or(None);
     if let Some(v) = hit.and_then(|h| serde_json::from_str::<Value>(&h).ok()) {
         metrics::counter!("analytics_cache_total", "result" => "hit").increment(1);
-        return Ok(Json(v));
+        return Ok(v);
     }
     metrics::counter!("analytics_cache_total", "result" => "miss").increment(1);
     let v = compute().await?;
@@ -54,5 +53,5 @@ where
         .arg(ttl.as_secs())
         .query_async(&mut conn)
         .await;
-    Ok(Json(v))
+    Ok(v)
 }

@@ -1,27 +1,15 @@
-//! `GET /v1/analytics/summary`: sessions by outcome, saves by offer type, save rate, saved
-//! MRR and validated saves (from the hourly session rollups, cached 1 h).
+//! The summary: sessions by outcome, saves by offer type, save rate, saved MRR and validated
+//! saves (from the hourly session rollups, cached 1 h), for `GET /v1/analytics/summary` and
+//! the dashboard's overview.
 
 use std::time::Duration;
 
-use axum::{extract::State, Json};
 use serde_json::{json, Value};
 use shared::tenants::Mode;
 use uuid::Uuid;
 
-use super::{cache::cached, range::range, rate, RangeQuery};
-use crate::{
-    error::ApiResult,
-    extract::{ApiQuery, TenantAuth},
-    AppState,
-};
-
-pub(super) async fn get_summary(
-    TenantAuth(auth): TenantAuth,
-    State(st): State<AppState>,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> ApiResult<Json<Value>> {
-    summary(&st, auth.tenant_id, auth.mode, q.from, q.to).await
-}
+use super::{cache::cached, range::range, rate};
+use crate::{error::ApiResult, AppState};
 
 /// The summary of a tenant's mode over `from`..`to` (the API's rules: default last 30 days,
 /// local dates in the tenant's time zone); the dashboard's overview reads it too.
@@ -31,7 +19,7 @@ pub async fn summary(
     mode: Mode,
     from: Option<String>,
     to: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let r = range(st, (tenant, mode), &from, &to).await?;
     let params = r.key();
     let pool = st.pools.read.clone();

@@ -1,38 +1,15 @@
-//! `GET /v1/analytics/offers`: offer performance (shown, accepted, saved MRR) by offer, type
-//! and variant, and the experiment variants' save rates and lift over the holdout (from the
-//! hourly rollups, cached 30 min).
+//! Offer performance (shown, accepted, saved MRR) by offer, type and variant, and the
+//! experiment variants' save rates and lift over the holdout (from the hourly rollups,
+//! cached 30 min), for `GET /v1/analytics/offers` and the dashboard's overview.
 
 use std::time::Duration;
 
-use axum::{extract::State, Json};
 use serde_json::{json, Value};
 use shared::tenants::Mode;
 use uuid::Uuid;
 
-use super::{cache::cached, range::range, rate, RangeQuery};
-use crate::{
-    error::ApiResult,
-    extract::{ApiQuery, TenantAuth},
-    AppState,
-};
-
-pub(super) async fn get_offers(
-    TenantAuth(auth): TenantAuth,
-    State(st): State<AppState>,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> ApiResult<Json<Value>> {
-    let Json(mut v) = offers(&st, auth.tenant_id, auth.mode, q.from, q.to).await?;
-    // `decided` (each variant's saved + canceled + deflected, the denominator the
-    // dashboard's confidence intervals need) is not part of this route's answer.
-    if let Some(rows) = v.get_mut("variants").and_then(Value::as_array_mut) {
-        for row in rows {
-            if let Some(o) = row.as_object_mut() {
-                o.remove("decided");
-            }
-        }
-    }
-    Ok(Json(v))
-}
+use super::{cache::cached, range::range, rate};
+use crate::{error::ApiResult, AppState};
 
 /// Offer performance and experiment variants of a tenant's mode over `from`..`to` (the
 /// API's rules, as [`summary`](super::summary)); each variant row also carries `decided`
@@ -44,7 +21,7 @@ pub async fn offers(
     mode: Mode,
     from: Option<String>,
     to: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let r = range(st, (tenant, mode), &from, &to).await?;
     let params = r.key();
     let (pool, mode_key) = (st.pools.read.clone(), mode);

@@ -1,10 +1,9 @@
-//! `GET /v1/analytics/timeseries`: one metric's zero-filled series by hour, day or week in
-//! the tenant's time zone (cached 30 min). The one query built at run time, from a fixed
-//! table of metrics.
+//! Time series: one metric's zero-filled series by hour, day or week in the tenant's time
+//! zone (cached 30 min), for `GET /v1/analytics/timeseries` and the dashboard's charts. The
+//! one query built at run time, from a fixed table of metrics.
 
 use std::time::Duration;
 
-use axum::{extract::State, Json};
 use serde_json::{json, Value};
 use shared::tenants::Mode;
 use uuid::Uuid;
@@ -12,7 +11,6 @@ use uuid::Uuid;
 use super::{cache::cached, range::range, RangeQuery};
 use crate::{
     error::{ApiError, ApiResult},
-    extract::{ApiQuery, TenantAuth},
     AppState,
 };
 
@@ -27,14 +25,6 @@ const METRICS: &[&str] = &[
     "offers_accepted",
 ];
 
-pub(super) async fn get_timeseries(
-    TenantAuth(auth): TenantAuth,
-    State(st): State<AppState>,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> ApiResult<Json<Value>> {
-    timeseries(&st, auth.tenant_id, auth.mode, q).await
-}
-
 /// One metric's series for a tenant's mode over `from`..`to` (`metric` and `interval`
 /// checked as the route checks them); the dashboard's overview charts read it.
 pub async fn timeseries_of(
@@ -45,7 +35,7 @@ pub async fn timeseries_of(
     interval: &str,
     from: Option<String>,
     to: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let q = RangeQuery {
         from,
         to,
@@ -55,12 +45,15 @@ pub async fn timeseries_of(
     timeseries(st, tenant, mode, q).await
 }
 
-async fn timeseries(
+/// One metric's series for a tenant's mode as `GET /v1/analytics/timeseries` asks for it
+/// (`metric` defaults to `sessions`, `interval` to `day`; both checked against the fixed
+/// lists).
+pub async fn timeseries(
     st: &AppState,
     tenant: Uuid,
     mode: Mode,
     q: RangeQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let auth = (tenant, mode);
     let metric = q.metric.clone().unwrap_or_else(|| "sessions".into());
     if !METRICS.contains(&metric.as_str()) {

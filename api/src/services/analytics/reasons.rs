@@ -1,27 +1,15 @@
-//! `GET /v1/analytics/churn-reasons`: each churn reason's count and share, against the
-//! previous period of the same length (from the hourly reason rollups, cached 1 h).
+//! Churn reasons: each reason's count and share, against the previous period of the same
+//! length (from the hourly reason rollups, cached 1 h), for
+//! `GET /v1/analytics/churn-reasons` and the dashboard's overview.
 
 use std::time::Duration;
 
-use axum::{extract::State, Json};
 use serde_json::{json, Value};
 use shared::tenants::Mode;
 use uuid::Uuid;
 
-use super::{cache::cached, range::range, RangeQuery};
-use crate::{
-    error::ApiResult,
-    extract::{ApiQuery, TenantAuth},
-    AppState,
-};
-
-pub(super) async fn get_churn_reasons(
-    TenantAuth(auth): TenantAuth,
-    State(st): State<AppState>,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> ApiResult<Json<Value>> {
-    churn_reasons(&st, auth.tenant_id, auth.mode, q.from, q.to).await
-}
+use super::{cache::cached, range::range};
+use crate::{error::ApiResult, AppState};
 
 /// Churn reasons' counts and shares of a tenant's mode over `from`..`to`, with the previous
 /// period of the same length (the API's rules, as [`summary`](super::summary)); the
@@ -32,7 +20,7 @@ pub async fn churn_reasons(
     mode: Mode,
     from: Option<String>,
     to: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let r = range(st, (tenant, mode), &from, &to).await?;
     let params = r.key();
     let (pool, mode_key) = (st.pools.read.clone(), mode);
