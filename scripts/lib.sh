@@ -307,6 +307,48 @@ ensure_aiosmtpd() {
     python3 -c 'import aiosmtpd' || die "aiosmtpd is still not importable by $(command -v python3)"
 }
 
+SCHEMATHESIS_VERSION=4.32.5
+# ensure_schemathesis: the pinned Schemathesis (the API fuzzer of tests/api-fuzz/run.sh) in a
+# virtualenv of its own, RTOS_SCHEMATHESIS_VENV (default /var/tmp/rtos-schemathesis, outside
+# the checkout, shared by every checkout of the machine): reused when its `st` is that
+# version, else created (python3 -m venv; Debian's python3-venv when the venv module is
+# missing) and pip-installed into (~1 min, once). Under a lock, so two runs never install
+# into the same venv at once. Sets SCHEMATHESIS_ST to the path of its `st` command.
+ensure_schemathesis() {
+    local venv="${RTOS_SCHEMATHESIS_VENV:-/var/tmp/rtos-schemathesis}" want out
+    want="st, version $SCHEMATHESIS_VERSION"
+    SCHEMATHESIS_ST="$venv/bin/st"
+    if [[ "$("$SCHEMATHESIS_ST" --version 2>/dev/null)" == "$want" ]]; then
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 || apt_install --no-install-recommends python3
+    mkdir -p "$(dirname "$venv")"
+    (
+        flock 9
+        # Another run may have installed it while this one waited for the lock.
+        if [[ "$("$SCHEMATHESIS_ST" --version 2>/dev/null)" == "$want" ]]; then
+            exit 0
+        fi
+        if [[ ! -x "$venv/bin/python" ]]; then
+            log "python3 -m venv $venv"
+            rm -rf "$venv"
+            if ! out="$(python3 -m venv "$venv" 2>&1 </dev/null)"; then
+                # Debian's python3 ships the venv module (and ensurepip) separately.
+                log "python3 -m venv failed ($out); installing Debian's python3-venv"
+                rm -rf "$venv"
+                apt_install --no-install-recommends python3-venv
+                python3 -m venv "$venv" </dev/null || die "python3 -m venv $venv failed"
+            fi
+        fi
+        log "pip install schemathesis==$SCHEMATHESIS_VERSION (into $venv)"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            "schemathesis==$SCHEMATHESIS_VERSION" </dev/null ||
+            die "pip install schemathesis==$SCHEMATHESIS_VERSION into $venv failed"
+    ) 9>"$venv.lock"
+    [[ "$("$SCHEMATHESIS_ST" --version 2>/dev/null)" == "$want" ]] ||
+        die "$SCHEMATHESIS_ST is not $want after installing it"
+}
+
 # pg_ready HOST PORT: the server accepts connections (says nothing about authentication).
 pg_ready() {
     command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$1" -p "$2" -t 3 >/dev/null 2>&1

@@ -48,6 +48,9 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretsCmd,
     },
+    /// Print the OpenAPI document (what `GET /openapi.json` serves), with `servers` from
+    /// PUBLIC_BASE_URL. Needs no database.
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +134,11 @@ pub enum TenantCmd {
 
 /// Runs a non-serving command against the configured database.
 pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
+    if matches!(cmd, Command::Openapi) {
+        let doc = crate::openapi_document(&config.public_base_url);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
     let url = config.database_url.expose().to_string();
     if matches!(cmd, Command::Migrate) {
         db::ensure_database(&url).await?;
@@ -139,6 +147,7 @@ pub async fn run_admin(config: Config, cmd: Command) -> anyhow::Result<()> {
     let master = shared::crypto::MasterKey::from_config(&config)?;
     match cmd {
         Command::Serve => unreachable!("handled by main"),
+        Command::Openapi => unreachable!("handled above"),
         Command::Migrate => {
             db::migrate(&pool).await?;
             println!("migrations applied");

@@ -8,16 +8,26 @@ use axum::{
     Json,
 };
 use serde::Serialize;
-use serde_json::json;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// The class of error.
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^(invalid_request|authentication_error|rate_limit_error|api_error)$")]
     pub kind: &'static str,
+    /// A stable machine-readable code (e.g. `missing_field`, `route_not_found`).
     pub code: String,
+    /// A human-readable explanation.
     pub message: String,
+    /// The request field the error is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+}
+
+/// The one error envelope every 4xx and 5xx JSON answer uses: `{"error": {...}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
 }
 
 #[derive(Debug)]
@@ -211,7 +221,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(status = self.status.as_u16(), error = %format!("{src:#}"), "request failed");
             }
         }
-        let mut res = (self.status, Json(json!({ "error": self.body }))).into_response();
+        let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
         if let Some(s) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));

@@ -19,6 +19,8 @@ pub mod state;
 pub mod strings;
 pub mod widget_batch;
 
+/// The OpenAPI document as JSON (`GET /openapi.json`, `retentionos-api openapi`).
+pub use routes::openapi::document_json as openapi_document;
 pub use state::{AppInner, AppState};
 
 use std::{future::IntoFuture, net::SocketAddr};

@@ -21,14 +21,16 @@ pub const ALL_KINDS: &[(&str, &str)] = &[
 /// Ops canary: proves the pipeline end to end (`POST /v1/ops/probes`). Each execution is
 /// recorded in `probe_runs`, its effect once in `probe_effects`. The fault-injection fields
 /// are honoured only by workers started with `ALLOW_FAULT_INJECTION=1` (tests, drills).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
-    /// Sleep this long before applying the effect.
+    /// Sleep this long before applying the effect (at most an hour, [`Probe::MAX_SLEEP_MS`]).
     #[serde(default)]
+    #[schema(maximum = 3_600_000)]
     pub sleep_ms: u64,
-    /// Fail transiently on the first N attempts.
+    /// Fail transiently on the first N attempts (at most [`Probe::MAX_FAIL_TIMES`]).
     #[serde(default)]
+    #[schema(maximum = 1000)]
     pub fail_times: u32,
     /// Fail permanently.
     #[serde(default)]
@@ -44,6 +46,11 @@ pub struct Probe {
     /// Counts as fault injection (a held job keeps a worker slot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
+}
+
+impl Probe {
+    pub const MAX_SLEEP_MS: u64 = 3_600_000;
+    pub const MAX_FAIL_TIMES: u32 = 1000;
 }
 
 impl Job for Probe {

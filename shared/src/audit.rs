@@ -111,19 +111,32 @@ pub async fn record(
 }
 
 /// One audit row as listed by the API.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: Uuid,
+    /// The tenant changed; null for a platform action (ops on the queues).
     pub tenant_id: Option<Uuid>,
+    /// `test` or `live`; null for a change of no mode (tenant-wide, platform).
+    #[schema(pattern = "^(test|live)$")]
     pub mode: Option<String>,
+    /// `api_key`, `ops`, `dashboard_user`, `system` or `cli`.
+    #[schema(pattern = "^(api_key|ops|dashboard_user|system|cli)$")]
     pub actor_type: String,
+    /// The key id (`api_key`) or the user id (`dashboard_user`); null otherwise.
     pub actor_id: Option<String>,
+    /// Dotted verb, e.g. `settings.update`, `flow.publish`, `api_key.rotate`.
     pub action: String,
+    /// What kind of object changed (`settings`, `flow`, `api_key`, `queue`, ...).
     pub target_type: String,
+    /// Which one (a flow id, a key id, a queue name, ...).
     pub target_id: Option<String>,
+    /// A summary of the object before the change (never a secret); null when none.
     pub before: Option<Value>,
+    /// A summary of the object after the change (never a secret); null when none.
     pub after: Option<Value>,
+    /// The `x-request-id` of the request that made the change.
     pub request_id: Option<String>,
+    /// The client address of that request.
     pub ip: Option<String>,
     pub created_at: DateTime<Utc>,
 }

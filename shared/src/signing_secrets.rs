@@ -18,11 +18,13 @@ use crate::{
 pub const PREFIX: &str = "tsk";
 
 /// A freshly issued customer-token signing secret (shown once, like a key).
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedSigningSecret {
     pub id: Uuid,
     pub mode: Mode,
+    /// The secret's first characters (`tsk_test_abcd…`), to recognise it.
     pub display: String,
+    /// The secret itself (`tsk_test_…` / `tsk_live_…`), shown this once.
     pub secret: String,
 }
 
@@ -38,13 +40,18 @@ impl std::fmt::Debug for IssuedSigningSecret {
 }
 
 /// A signing secret as listed (never the plaintext).
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SigningSecretInfo {
     pub id: Uuid,
+    /// `test` or `live`.
+    #[schema(pattern = "^(test|live)$")]
     pub mode: String,
+    /// The secret's first characters (`tsk_test_abcd…`), to recognise it.
     pub display: String,
     pub created_at: DateTime<Utc>,
+    /// When a rotated secret stops verifying (the end of its grace period); null when not set.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When a rotation without grace retired it; null when none did.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

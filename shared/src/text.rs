@@ -76,7 +76,7 @@ pub fn json_may_have_control(raw: &[u8]) -> bool {
 /// Object keys whose string values are free text (tab, LF and CR allowed): feedback, a
 /// flow's copy. `strings` (a flow's UI-string overrides) and `custom` (a custom offer's
 /// payload, rendered by the tenant) are free text all the way down.
-const FREE_TEXT_FIELDS: &[&str] = &[
+pub const FREE_TEXT_FIELDS: &[&str] = &[
     "text",
     "title",
     "body",
@@ -87,7 +87,7 @@ const FREE_TEXT_FIELDS: &[&str] = &[
     "cta",
     "message",
 ];
-const FREE_TEXT_CONTAINERS: &[&str] = &["strings", "custom"];
+pub const FREE_TEXT_CONTAINERS: &[&str] = &["strings", "custom"];
 
 /// The path (`steps[2].title`, `attributes.plan`) of the first string or object key in `v`
 /// that carries a character it may not (see [`allowed`]); free text is decided by the name

@@ -489,6 +489,127 @@ async fn null_where_a_string_is_documented_is_a_400() {
     assert_eq!(st, 201, "{res}");
 }
 
+/// What the OpenAPI document excludes, the API refuses (the API fuzzer sends such values
+/// expecting a 4xx): attribute values that are not scalars or lists of scalars, probe
+/// settings past their maxima, listing filters outside their enums. And lengths are counted
+/// in characters, as documented (`maxLength`), not bytes.
+#[tokio::test]
+async fn values_outside_the_documented_schemas_are_a_400_and_lengths_count_characters() {
+    let c = Ctx::new().await;
+    let ops = c.app.ops_token().to_string();
+    let cases: Vec<(&str, &str, &str, &str)> = vec![
+        (
+            "/v1/widget_tokens",
+            c.sk(),
+            r#"{"customer_id": "c", "attributes": {"plan": {"nested": 1}}}"#,
+            "attributes.plan",
+        ),
+        (
+            "/v1/widget_tokens",
+            c.sk(),
+            r#"{"customer_id": "c", "attributes": {"plans": ["a", null]}}"#,
+            "attributes.plans",
+        ),
+        (
+            "/v1/widget_tokens",
+            c.sk(),
+            r#"{"customer_id": "c", "attributes": {"plans": [["a"]]}}"#,
+            "attributes.plans",
+        ),
+        (
+            "/v1/ops/probes",
+            &ops,
+            r#"{"probe": {"sleep_ms": 3600001}}"#,
+            "probe.sleep_ms",
+        ),
+        (
+            "/v1/ops/probes",
+            &ops,
+            r#"{"probe": {"fail_times": 1001}}"#,
+            "probe.fail_times",
+        ),
+    ];
+    for (path, bearer, body, param) in cases {
+        let (st, res) = c.send(Method::POST, path, bearer, None, Some(body)).await;
+        assert_invalid(st, &res, param, body);
+    }
+    assert_eq!(
+        count(&c.app.pool, "SELECT count(*) FROM job_outbox").await,
+        0
+    );
+    for (path, param) in [
+        ("/v1/sessions?outcome=bogus", "outcome"),
+        ("/v1/sessions?saved_offer_type=bogus", "saved_offer_type"),
+        ("/v1/subscriptions?status=bogus", "status"),
+    ] {
+        let (st, res) = c.send(Method::GET, path, c.sk(), None, None).await;
+        assert_invalid(st, &res, param, path);
+    }
+    let (st, res) = c
+        .send(
+            Method::GET,
+            "/v1/sessions?outcome=saved",
+            c.sk(),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{res}");
+    // Scalars, lists of scalars and null are attributes.
+    let (st, res) = c
+        .send(
+            Method::POST,
+            "/v1/widget_tokens",
+            c.sk(),
+            None,
+            Some(r#"{"customer_id": "c", "attributes": {"plan": "pro", "seats": 3, "beta": true, "tags": ["a", 1], "gone": null}}"#),
+        )
+        .await;
+    assert_eq!(st, 201, "{res}");
+    // 255 characters of two bytes each: within the documented maxLength.
+    let long = "é".repeat(255);
+    let body = json!({ "customer_id": long }).to_string();
+    let (st, res) = c
+        .send(Method::POST, "/v1/widget_tokens", c.sk(), None, Some(&body))
+        .await;
+    assert_eq!(st, 201, "{res}");
+    let sid = c.session("cus_chars").await;
+    let body =
+        json!({ "client_event_id": "é".repeat(100), "type": "feedback", "text": "x" }).to_string();
+    let (st, res) = c
+        .send(
+            Method::POST,
+            &format!("/v1/widget/sessions/{sid}/events"),
+            c.pk(),
+            Some(&c.token("cus_chars")),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(st, 202, "{res}");
+}
+
+/// A number JSON allows is stored and read back: PostgreSQL prints a jsonb number in full
+/// (the largest double as 309 digits), which serde_json reads only with `float_roundtrip`
+/// (without it, creating the flow below was a 500 found by the API fuzzer).
+#[tokio::test]
+async fn the_largest_numbers_in_a_flow_are_stored_and_read_back() {
+    let c = Ctx::new().await;
+    let body = r#"{"name": "F", "steps": [{"type": "offer", "id": "o", "offers": [{"id": "c", "type": "custom", "title": "T", "custom": {"max": 1.7976931348623157e+308, "min": -1.7976931348623157e+308, "tiny": 5e-324}}]}]}"#;
+    let (st, res) = c
+        .send(Method::POST, "/v1/flows", c.sk(), None, Some(body))
+        .await;
+    assert_eq!(st, 201, "{res}");
+    let custom = &res["draft"]["steps"][0]["offers"][0]["custom"];
+    assert_eq!(custom["max"].as_f64(), Some(f64::MAX), "{res}");
+    assert_eq!(custom["min"].as_f64(), Some(f64::MIN), "{res}");
+    assert_eq!(custom["tiny"].as_f64(), Some(5e-324), "{res}");
+    let id = res["id"].as_str().unwrap().to_string();
+    let (st, res) = c
+        .send(Method::GET, &format!("/v1/flows/{id}"), c.sk(), None, None)
+        .await;
+    assert_eq!(st, 200, "{res}");
+}
+
 #[tokio::test]
 async fn a_signed_stripe_webhook_with_nul_is_acknowledged_stored_escaped_and_processed() {
     const WHSEC: &str = "whsec_hygiene_secret";

@@ -37,7 +37,11 @@ use uuid::Uuid;
 
 use self::view::{Error, FlowView};
 use super::{actor, chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
-use crate::{audit::ClientIp, error::ApiError, services, AppState};
+use crate::{
+    audit::ClientIp,
+    error::{ApiError, ErrorEnvelope},
+    services, AppState,
+};
 
 // ---------------------------------------------------------------------------------------
 // Scripts: the editor's and the preview frame's, content-hashed like the stylesheet.
@@ -50,8 +54,9 @@ fn hashed(name: &str, body: &str) -> String {
     format!("/app/assets/{name}.{}.js", &h[..12])
 }
 
-static EDITOR_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("editor", EDITOR_JS));
-static PREVIEW_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("preview", PREVIEW_JS));
+pub(super) static EDITOR_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("editor", EDITOR_JS));
+pub(super) static PREVIEW_JS_PATH: LazyLock<String> =
+    LazyLock::new(|| hashed("preview", PREVIEW_JS));
 
 fn script(body: &'static str) -> Response {
     (
@@ -81,6 +86,82 @@ pub(super) fn router() -> Router<AppState> {
             get(|| async { script(PREVIEW_JS) }),
         )
 }
+
+/// The OpenAPI description of the editor's routes (merged into `dashboard::Doc`). The two
+/// scripts are documented as `GET /app/assets/{file}`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    new_flow,
+    editor_page,
+    save,
+    preview::preview_frame,
+    preview::preview_data,
+    diff::diff_page,
+    restore,
+    copy_to_live
+))]
+pub(super) struct Doc;
+
+/// The editor's form as the OpenAPI document describes it: string fields, read as
+/// name/value pairs (`Form<Vec<(String, String)>>`, which any form parses into), with the
+/// fields `named` (name, description, required) besides the flow's own.
+fn pairs_schema(
+    what: &str,
+    named: &[(&str, &str, bool)],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{schema::Type, ObjectBuilder};
+    let mut o = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(what));
+    for (name, description, required) in named {
+        o = o.property(
+            *name,
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(*description)),
+        );
+        if *required {
+            o = o.required(*name);
+        }
+    }
+    o.additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .into()
+}
+
+/// The body of `POST /app/flows/{id}` (documentation only: the handler takes the pairs).
+struct EditorForm;
+
+impl utoipa::PartialSchema for EditorForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        pairs_schema(
+            "The editor's form. Besides csrf and op, every field is named by the API's param path of its value under name, language, ranking_score, is_default, targeting, experiment, steps and strings (e.g. steps[1].offers[0].discount.percent_off, experiment.variants[0].weight); other names are ignored.",
+            &[
+                ("csrf", "The session's CSRF token; missing or wrong: 403", true),
+                ("op", "save, or a structural edit: add_step:<type>, add:<list path>, remove:<item path>, up:<item path>, down:<item path>", true),
+            ],
+        )
+    }
+}
+
+impl utoipa::ToSchema for EditorForm {}
+
+/// The body of `POST /app/flows/{id}/preview` (documentation only: the handler takes the
+/// pairs).
+pub(super) struct PreviewForm;
+
+impl utoipa::PartialSchema for PreviewForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        pairs_schema(
+            "The editor's form, as for POST /app/flows/{id}: besides csrf and _preview, every field is named by the API's param path of its value; other names (op among them) are ignored.",
+            &[
+                ("csrf", "The session's CSRF token; missing or wrong: 403", true),
+                ("_preview", "What to preview: empty (no experiment), a variant key, or holdout", false),
+            ],
+        )
+    }
+}
+
+impl utoipa::ToSchema for PreviewForm {}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -231,12 +312,30 @@ async fn render_editor(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct NoticeQuery {
+    /// What just happened (`created`, `saved`, `copied`, `copied_published`, `published_N`,
+    /// `restored_N`): shows its notice; anything else none.
     #[serde(default)]
     notice: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/flows/{id}",
+    operation_id = "app_editor_page",
+    tag = "dashboard",
+    summary = "Dashboard: the flow editor (every field of a flow, live preview, publish, versions, copy to live)",
+    description = "Analysts see it read-only. Another tenant's or mode's flow: 404.",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The flow's id"), NoticeQuery),
+    responses(
+        (status = 200, description = "The editor page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 404, description = "The not-found page: no such flow in this tenant and mode (or an id that is not a UUID)", content_type = "text/html", body = String),
+    )
+)]
 async fn editor_page(
     State(st): State<AppState>,
     FlowOf(s, flow): FlowOf,
@@ -279,6 +378,24 @@ fn api_error(e: &ApiError) -> Error {
 
 /// `POST /app/flows/{id}`: `op=save` saves the draft through the API; any other `op` is a
 /// structural edit of the unsaved form, re-rendered.
+#[utoipa::path(
+    post,
+    path = "/app/flows/{id}",
+    operation_id = "app_save_flow",
+    tag = "dashboard",
+    summary = "Dashboard: save the editor's draft (op=save) or make a structural edit of the unsaved form (op=add_step:<type>, add:<list>, remove:<item>, up:<item>, down:<item>) (owner, admin)",
+    description = "The body is the editor's form as name/value pairs: the handler reads `csrf`, `op`, and every field named by the API's param path of its value under name, language, ranking_score, is_default, targeting, experiment, steps and strings (e.g. steps[1].offers[0].discount.percent_off); other names are ignored. op=save saves through PUT /v1/flows/{id}'s own function (validation, audit row flow.update) and redirects to the editor; a validation error re-renders the form (400) with the error on the field its param names, and nothing is saved. Any other op re-renders the unsaved form with the edit made (200), or says why it cannot be made (400).",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The flow's id")),
+    request_body(content = inline(EditorForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The editor with the structural edit made (unsaved)", content_type = "text/html", body = String),
+        (status = 303, description = "Saved: to /app/flows/{id}?notice=saved; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The editor with the API's validation error on its field, or an edit that cannot be made; nothing saved", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The not-found page, or the editor with the error (the flow was deleted meanwhile)", content_type = "text/html", body = String),
+    )
+)]
 async fn save(
     State(st): State<AppState>,
     FlowOf(s, flow): FlowOf,
@@ -330,15 +447,34 @@ async fn save(
     }
 }
 
-#[derive(Deserialize)]
+/// The new flow form.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewFlowForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// The flow's name (empty: "New flow").
     #[serde(default)]
     name: String,
 }
 
 /// `POST /app/flows/new`: a flow from the starter (survey, a discount, confirmation).
+#[utoipa::path(
+    post,
+    path = "/app/flows/new",
+    operation_id = "app_new_flow",
+    tag = "dashboard",
+    summary = "Dashboard: create a flow from the starter (survey, a discount offer, confirmation) and open it in the editor (owner, admin)",
+    description = "Created through the API's flow creation (validation, audit row flow.create); redirects to /app/flows/{id}?notice=created. A name the API refuses: 400 (the error envelope).",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(NewFlowForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Created: to /app/flows/{id}?notice=created; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The API's validation error (e.g. the name)", body = ErrorEnvelope),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+    )
+)]
 async fn new_flow(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -362,13 +498,33 @@ async fn new_flow(
 // ---------------------------------------------------------------------------------------
 // Versions: restore (the diff is in `diff.rs`, the preview in `preview.rs`); copy to live
 
-#[derive(Deserialize)]
+/// A form that carries only the CSRF token.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CsrfOnly {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
 }
 
 /// `POST /app/flows/{id}/versions/{version}/restore`: the version becomes the draft.
+#[utoipa::path(
+    post,
+    path = "/app/flows/{id}/versions/{version}/restore",
+    operation_id = "app_restore_version",
+    tag = "dashboard",
+    summary = "Dashboard: restore a published version as the flow's draft (not published) (owner, admin)",
+    description = "Through PUT /v1/flows/{id}'s own function (validation, audit row flow.update); redirects to the editor. A version today's rules refuse: 400 (the error envelope).",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The flow's id"), ("version" = i32, Path, description = "A published version of the flow")),
+    request_body(content = inline(CsrfOnly), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Restored: to /app/flows/{id}?notice=restored_N; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The API's validation error: the version does not pass today's rules", body = ErrorEnvelope),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The not-found page (no such flow), or the error envelope (no such version of it)", content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+    )
+)]
 async fn restore(
     State(st): State<AppState>,
     FlowOf(s, flow): FlowOf,
@@ -400,16 +556,39 @@ async fn restore(
     }
 }
 
-#[derive(Deserialize)]
+/// The copy-to-live form.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CopyForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// Present (any value, e.g. `on`): also publish the test flow's published version in
+    /// live.
     #[serde(default)]
+    #[schema(value_type = String)]
     publish: Option<String>,
 }
 
 /// `POST /app/flows/{id}/copy-to-live`: a test flow to live, as `POST
 /// /v1/flows/{id}/copy_to_live` does (optionally publishing its published version there).
+#[utoipa::path(
+    post,
+    path = "/app/flows/{id}/copy-to-live",
+    operation_id = "app_copy_to_live",
+    tag = "dashboard",
+    summary = "Dashboard: copy a test flow to live, optionally publishing its published version there (owner, admin; a live action)",
+    description = "As POST /v1/flows/{id}/copy_to_live (same function, audit row flow.copy_to_live). Only from test mode (403 in live mode). With publish, a test flow that has no published version: 409.",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The flow's id")),
+    request_body(content = inline(CopyForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Copied: to /app/flows/{id}?notice=copied (or copied_published); not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, an analyst, or live mode: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The not-found page: no such flow in this tenant and mode (or an id that is not a UUID)", content_type = "text/html", body = String),
+        (status = 409, description = "The editor with the error: publish asked for, but the test flow has no published version", content_type = "text/html", body = String),
+    )
+)]
 async fn copy_to_live(
     State(st): State<AppState>,
     FlowOf(s, flow): FlowOf,

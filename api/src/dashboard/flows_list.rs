@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{chrome, page, Chrome, Signed, CSS_PATH};
-use crate::{services, AppState};
+use crate::{error::ErrorEnvelope, services, AppState};
 
 struct FlowLine {
     id: String,
@@ -102,12 +102,27 @@ async fn flows_view(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Published {
+    /// A version just published (shows the notice "Published version N").
     #[serde(default)]
     published: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/flows",
+    operation_id = "app_flows_page",
+    tag = "dashboard",
+    summary = "Dashboard: the selected mode's flows (status, language, ranking, default, last edited by)",
+    security(("dashboardSession" = [])),
+    params(Published),
+    responses(
+        (status = 200, description = "The flows page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+    )
+)]
 pub async fn flows_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -121,15 +136,34 @@ pub async fn flows_page(
     flows_view(&st, &s, notice, None, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+/// The publish button's form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PublishForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
     /// `editor`: back to the flow's editor (else the flows list).
     #[serde(default)]
     back: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/flows/{id}/publish",
+    operation_id = "app_publish_flow",
+    tag = "dashboard",
+    summary = "Dashboard: publish a flow's draft (owner, admin)",
+    description = "Same transaction, audit row (flow.publish, actor the dashboard user) and cache invalidation as POST /v1/flows/{id}/publish; redirects to /app/flows?published=N (back=editor: to the editor). Analysts and CSRF failures: 403; another tenant's or mode's flow, or an id that is not a UUID: 404 (the flows page with the error).",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The flow's id")),
+    request_body(content = inline(PublishForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Published: to /app/flows?published=N, or /app/flows/{id}?notice=published_N (back=editor); not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The flows page with the error: no such flow in this tenant and mode", content_type = "text/html", body = String),
+    )
+)]
 pub async fn publish_flow(
     State(st): State<AppState>,
     Signed(s): Signed,

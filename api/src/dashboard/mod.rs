@@ -41,7 +41,7 @@ use shared::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{audit::ClientIp, AppState};
+use crate::{audit::ClientIp, error::ErrorEnvelope, AppState};
 
 mod editor;
 mod flows_list;
@@ -61,7 +61,7 @@ pub const COOKIE: &str = "rtos_session";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/app", get(overview::overview))
-        .route("/app/", get(|| async { Redirect::to("/app") }))
+        .route("/app/", get(to_overview))
         .route("/app/login", get(login_page).post(login))
         .route("/app/logout", post(logout))
         .route("/app/logout-everywhere", post(logout_everywhere))
@@ -101,23 +101,233 @@ pub fn router() -> Router<AppState> {
         .route("/app/ops/queues/{queue}/dead", get(ops::dead_page))
         .route(
             "/app/ops/queues/{queue}/dead/retry-all",
-            post(ops::queue_action),
+            post(ops::retry_all),
         )
         .route(
             "/app/ops/queues/{queue}/dead/purge-all",
-            post(ops::queue_action),
+            post(ops::purge_all),
         )
         .route(
             "/app/ops/queues/{queue}/dead/{id}/retry",
-            post(ops::task_action),
+            post(ops::retry_task),
         )
         .route(
             "/app/ops/queues/{queue}/dead/{id}/purge",
-            post(ops::task_action),
+            post(ops::purge_task),
         )
         .route("/app/assets/{file}", get(asset))
         .merge(editor::router())
         .merge(stripe::router())
+}
+
+/// `GET /app/`: the overview is `/app`.
+#[utoipa::path(
+    get,
+    path = "/app/",
+    operation_id = "app_trailing_slash",
+    tag = "dashboard",
+    summary = "Redirects to /app",
+    responses((status = 303, description = "To /app", headers(("Location" = String, description = "/app"))))
+)]
+async fn to_overview() -> Redirect {
+    Redirect::to("/app")
+}
+
+// ---------------------------------------------------------------------------------------
+// The OpenAPI description
+
+/// The OpenAPI description of the dashboard's routes (merged by `routes::openapi`): the
+/// handlers routed here, then (see [`DocParts`]) the editor's and the Stripe page's, and the
+/// answers the layers and extractors give every dashboard operation.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        overview::overview,
+        to_overview,
+        login_page,
+        login,
+        logout,
+        logout_everywhere,
+        switch_mode,
+        set_password_page,
+        set_password,
+        flows_list::flows_page,
+        flows_list::publish_flow,
+        pages::sessions_page,
+        pages::session_page,
+        pages::customers_page,
+        pages::customer_page,
+        settings::settings_page,
+        settings::save_settings,
+        settings::install_page,
+        settings::keys_page,
+        settings::rotate_key,
+        settings::revoke_key,
+        settings::audit_page,
+        team::team_page,
+        team::invite,
+        team::transfer,
+        team::change_role,
+        team::remove,
+        team::resend,
+        team::reset_page,
+        team::reset,
+        ops::queues_page,
+        ops::login_page,
+        ops::login,
+        ops::logout,
+        ops::dead_page,
+        ops::retry_all,
+        ops::purge_all,
+        ops::retry_task,
+        ops::purge_task,
+        asset,
+    ),
+    modifiers(&DocParts)
+)]
+pub(crate) struct Doc;
+
+/// Completes [`Doc`]: merges `editor::Doc` and `stripe::Doc` (each lists its own handlers:
+/// the editor's sit in its private submodules), then adds what the layers and extractors
+/// answer (see [`layer_answers`]).
+struct DocParts;
+
+impl utoipa::Modify for DocParts {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::OpenApi;
+        doc.merge(editor::Doc::openapi());
+        doc.merge(stripe::Doc::openapi());
+        layer_answers(doc);
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The answers of the layers and extractors, in the error envelope (`envelope_fallback`
+/// turns their plain-text bodies into it), added to every dashboard operation where its
+/// own `responses` does not say them yet (or as a second content type where it does):
+/// - 429 from the per-client-IP rate limit (`overload::protect`, in front of `/app` too);
+/// - 400 on a page with query parameters: a query that does not parse (a parameter given
+///   twice);
+/// - 503 in the envelope besides the HTML page of a handler that answers 503 itself (the
+///   shedder and the session lookup answer with the envelope);
+/// - on a form POST: 413 (over `BODY_LIMIT_BYTES`), 415 (not
+///   `application/x-www-form-urlencoded`) and, for a form of named fields, 422 (a field
+///   given twice, or a field without a default missing). The editor's free-form bodies
+///   (`additionalProperties`) always parse.
+///
+/// 503 (overload, a dependency down) is added to every operation by `routes::openapi`.
+fn layer_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{path::ParameterIn, schema::Schema, RefOr};
+    for item in doc.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+            let form = op
+                .request_body
+                .as_ref()
+                .and_then(|b| b.content.get(FORM))
+                .map(|c| match &c.schema {
+                    Some(RefOr::T(Schema::Object(o))) => o.additional_properties.is_none(),
+                    _ => true,
+                });
+            let r = &mut op.responses.responses;
+            envelope(
+                r,
+                "429",
+                "Too many requests from this address (RATE_LIMIT_IP_PER_SECOND); retry after Retry-After",
+            );
+            if r.contains_key("503") {
+                envelope(
+                    r,
+                    "503",
+                    "Overloaded or a dependency is down; retry shortly",
+                );
+            }
+            if has_query {
+                envelope(
+                    r,
+                    "400",
+                    "The query string does not parse (a parameter given twice)",
+                );
+            }
+            if let Some(named_fields) = form {
+                envelope(r, "413", "The body is over BODY_LIMIT_BYTES");
+                envelope(
+                    r,
+                    "415",
+                    "The body is not application/x-www-form-urlencoded",
+                );
+                if named_fields {
+                    envelope(
+                        r,
+                        "422",
+                        "The form does not parse: a field given twice, or a required field missing",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Adds the error envelope as response `status` (or as its `application/json` content when
+/// the operation already answers `status` otherwise, e.g. with an HTML page).
+fn envelope(
+    responses: &mut std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::Response>,
+    >,
+    status: &str,
+    why: &str,
+) {
+    use utoipa::openapi::{header::Header, ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let content = ContentBuilder::new()
+        .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorEnvelope"))))
+        .build();
+    let retry_after = || {
+        let mut h = Header::new(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer),
+        );
+        h.description = Some("Seconds to wait".into());
+        h
+    };
+    match responses.get_mut(status) {
+        Some(RefOr::T(r)) => {
+            if !r.content.contains_key("application/json") {
+                r.description = format!("{}; or the error envelope: {why}", r.description);
+                r.content.insert("application/json".into(), content);
+            }
+            if status == "429" {
+                r.headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(retry_after);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let mut b = ResponseBuilder::new()
+                .description(why)
+                .content("application/json", content);
+            if status == "429" {
+                b = b.header("Retry-After", retry_after());
+            }
+            responses.insert(status.to_string(), RefOr::T(b.build()));
+        }
+    }
+}
+
+/// A string schema of these values (a form field or a parameter the handler reads as text),
+/// with its description (`schema_with` drops the field's doc comment).
+fn one_of(description: &str, values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(description))
+        .enum_values(Some(values.iter().copied()))
+        .build()
 }
 
 /// Where users reach the api: `PUBLIC_BASE_URL`, else `http://API_ADDR`.
@@ -184,6 +394,24 @@ static ASSETS: LazyLock<[(&'static str, &'static str, &'static str); 4]> = LazyL
     ]
 });
 
+/// Also documents the editor's two scripts (`editor.<hash>.js`, `preview.<hash>.js`): they
+/// have routes of their own in `editor.rs`, at concrete paths of this template.
+#[utoipa::path(
+    get,
+    path = "/app/assets/{file}",
+    operation_id = "app_asset",
+    tag = "dashboard",
+    summary = "The dashboard's static assets (content-hashed names, cached for a year)",
+    description = "The stylesheet (dashboard.<hash>.css), the chart library (uPlot's CSS and script), the overview's, the editor's and the preview frame's scripts, each under the name the pages link (<name>.<first 12 hex of the body's SHA-256>.<ext>), so a name never changes content. Served on both listeners (OPS_ADDR), with no session.",
+    params(("file" = String, Path, description = "<name>.<hash>.<ext> as the pages link it")),
+    responses(
+        (status = 200, description = "The asset (Cache-Control: public, max-age=31536000, immutable)", content(
+            (String = "text/css"),
+            (String = "text/javascript"),
+        ), headers(("Cache-Control" = String))),
+        (status = 404, description = "Not an asset of this build", body = ErrorEnvelope),
+    )
+)]
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let path = format!("/app/assets/{file}");
     let Some((_, kind, body)) = ASSETS.iter().find(|a| a.0 == path) else {
@@ -292,9 +520,11 @@ fn csrf_ok(s: &Session, headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// A form that carries only the CSRF token (sign-out, revocations, ...).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CsrfForm {
+    /// The session's CSRF token (in every page's forms); missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
 }
 
@@ -411,6 +641,228 @@ mod tests {
         c.api_addr = api_addr.parse().expect("address");
         c.public_base_url = public.to_string();
         c
+    }
+
+    /// Every (method, path) of the dashboard's routers.
+    const ROUTES: &[(&str, &str)] = &[
+        ("get", "/app"),
+        ("get", "/app/"),
+        ("get", "/app/login"),
+        ("post", "/app/login"),
+        ("post", "/app/logout"),
+        ("post", "/app/logout-everywhere"),
+        ("post", "/app/mode"),
+        ("get", "/app/set-password"),
+        ("post", "/app/set-password"),
+        ("get", "/app/flows"),
+        ("post", "/app/flows/{id}/publish"),
+        ("get", "/app/sessions"),
+        ("get", "/app/sessions/{id}"),
+        ("get", "/app/customers"),
+        ("get", "/app/customers/{customer_id}"),
+        ("get", "/app/settings"),
+        ("post", "/app/settings"),
+        ("get", "/app/install"),
+        ("get", "/app/keys"),
+        ("post", "/app/keys/rotate"),
+        ("post", "/app/keys/{id}/revoke"),
+        ("get", "/app/audit"),
+        ("get", "/app/team"),
+        ("post", "/app/team/invite"),
+        ("post", "/app/team/transfer"),
+        ("post", "/app/team/{id}/role"),
+        ("post", "/app/team/{id}/remove"),
+        ("post", "/app/team/{id}/resend"),
+        ("get", "/app/reset-password"),
+        ("post", "/app/reset-password"),
+        ("get", "/app/ops"),
+        ("get", "/app/ops/login"),
+        ("post", "/app/ops/login"),
+        ("post", "/app/ops/logout"),
+        ("get", "/app/ops/queues/{queue}/dead"),
+        ("post", "/app/ops/queues/{queue}/dead/retry-all"),
+        ("post", "/app/ops/queues/{queue}/dead/purge-all"),
+        ("post", "/app/ops/queues/{queue}/dead/{id}/retry"),
+        ("post", "/app/ops/queues/{queue}/dead/{id}/purge"),
+        ("get", "/app/assets/{file}"),
+        ("post", "/app/flows/new"),
+        ("get", "/app/flows/{id}"),
+        ("post", "/app/flows/{id}"),
+        ("get", "/app/flows/{id}/preview"),
+        ("post", "/app/flows/{id}/preview"),
+        ("get", "/app/flows/{id}/diff"),
+        ("post", "/app/flows/{id}/versions/{version}/restore"),
+        ("post", "/app/flows/{id}/copy-to-live"),
+        ("get", "/app/settings/stripe"),
+        ("post", "/app/settings/stripe/key"),
+        ("post", "/app/settings/stripe/secrets"),
+        ("post", "/app/settings/stripe/secrets/remove"),
+        ("post", "/app/settings/stripe/test"),
+    ];
+
+    /// The (method, path) pairs routed with a literal path in the dashboard's sources (as
+    /// `foundation::openapi_documents_every_route` reads them).
+    fn routed_in_source() -> std::collections::BTreeSet<(String, String)> {
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/dashboard"
+        ))];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).expect("dashboard sources") {
+                let path = e.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(std::fs::read_to_string(path).expect("source"));
+                }
+            }
+        }
+        // Spelled in pieces so that this file's text holds no route call of its own.
+        let call = [".", "route", "("].concat();
+        let mut routed = std::collections::BTreeSet::new();
+        for file in &files {
+            let mut rest = file.as_str();
+            while let Some(at) = rest.find(&call) {
+                rest = &rest[at + call.len()..];
+                let Some(path) = rest.trim_start().strip_prefix('"') else {
+                    continue;
+                };
+                let path = path.split('"').next().expect("a path").to_string();
+                let (mut depth, mut end) = (1, 0);
+                for (i, c) in rest.char_indices() {
+                    depth += i32::from(c == '(') - i32::from(c == ')');
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                let methods = &rest[..end];
+                for m in ["get", "post"] {
+                    let called = methods.match_indices(&format!("{m}(")).any(|(i, _)| {
+                        i == 0 || {
+                            let b = methods.as_bytes()[i - 1];
+                            !b.is_ascii_alphanumeric() && b != b'_'
+                        }
+                    });
+                    if called {
+                        routed.insert((m.to_string(), path.clone()));
+                    }
+                }
+            }
+        }
+        routed
+    }
+
+    #[test]
+    fn the_openapi_document_describes_every_dashboard_route() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(Doc::openapi()).expect("the document serialises");
+        let expected: std::collections::BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(expected.len(), ROUTES.len(), "ROUTES repeats a route");
+        assert_eq!(
+            routed_in_source(),
+            expected,
+            "ROUTES is not what the routers route"
+        );
+        // The editor's scripts are routed at concrete paths that `/app/assets/{file}` covers.
+        for script in [
+            editor::EDITOR_JS_PATH.as_str(),
+            editor::PREVIEW_JS_PATH.as_str(),
+        ] {
+            let file = script.strip_prefix("/app/assets/").expect("an asset path");
+            assert!(!file.is_empty() && !file.contains('/'), "{script}");
+        }
+
+        let mut documented = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let what = format!("{method} {path}");
+                documented.insert((method.clone(), path.clone()));
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(id.starts_with("app_"), "{what}: operationId {id:?}");
+                assert!(ids.insert(id.to_string()), "operationId {id} repeats");
+                if method == "post" {
+                    let body = &op["requestBody"]["content"][FORM]["schema"];
+                    assert!(body.is_object(), "{what}: no form request body");
+                }
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["in"] == "path" {
+                        assert_eq!(p["required"], true, "{what}: optional path parameter");
+                        let name = p["name"].as_str().unwrap_or_default();
+                        assert!(path.contains(&format!("{{{name}}}")), "{what}: {name}");
+                    }
+                }
+                let in_path = path.matches('{').count();
+                let params = op["parameters"].as_array().into_iter().flatten();
+                let path_params = params.filter(|p| p["in"] == "path").count();
+                assert_eq!(path_params, in_path, "{what}: path parameters");
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(
+                    !responses.contains_key("default"),
+                    "{what}: a default response"
+                );
+                for (status, r) in responses {
+                    let content = r["content"].as_object();
+                    if status.starts_with('3') {
+                        assert!(content.is_none(), "{what} {status}: a body on a redirect");
+                        assert!(
+                            r["headers"]["Location"].is_object(),
+                            "{what} {status}: no Location"
+                        );
+                    }
+                    for (kind, c) in content.into_iter().flatten() {
+                        assert!(c["schema"].is_object(), "{what} {status} {kind}: no schema");
+                    }
+                }
+                // What the layers answer: the per-IP limit everywhere, form errors on POSTs.
+                assert!(responses.contains_key("429"), "{what}: no 429");
+                if method == "post" {
+                    // 403: a cross-site POST (and, signed in, a wrong CSRF token).
+                    for status in ["403", "413", "415"] {
+                        assert!(responses.contains_key(status), "{what}: no {status}");
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            documented, expected,
+            "documented operations are not the routed ones"
+        );
+        println!("{} dashboard operations documented", documented.len());
+    }
+
+    #[test]
+    fn dashboard_operation_ids_are_unique_in_the_whole_document() {
+        let doc = serde_json::to_value(crate::routes::openapi::document(""))
+            .expect("the document serialises");
+        let mut ids = std::collections::BTreeMap::new();
+        let mut app = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let Some(id) = op["operationId"].as_str() else {
+                    continue;
+                };
+                if let Some(other) = ids.insert(id.to_string(), format!("{method} {path}")) {
+                    panic!("operationId {id} names {other} and {method} {path}");
+                }
+                if path.starts_with("/app") {
+                    app += 1;
+                    assert!(id.starts_with("app_"), "{method} {path}: {id}");
+                } else {
+                    assert!(!id.starts_with("app_"), "{method} {path}: {id}");
+                }
+            }
+        }
+        assert_eq!(
+            app,
+            ROUTES.len(),
+            "dashboard operations in the whole document"
+        );
     }
 
     #[test]

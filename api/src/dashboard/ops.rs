@@ -24,7 +24,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::{forbidden, page, same_site, see_other, CSS_PATH};
-use crate::{audit::ClientIp, AppState};
+use crate::{audit::ClientIp, error::ErrorEnvelope, AppState};
 
 const COOKIE: &str = "rtos_ops";
 const TTL: Duration = Duration::from_secs(8 * 3600);
@@ -89,6 +89,15 @@ struct LoginPage {
     error: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/ops/login",
+    operation_id = "app_ops_login_page",
+    tag = "ops",
+    summary = "Ops console sign-in form (field token)",
+    description = "With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    responses((status = 200, description = "The sign-in page", content_type = "text/html", body = String))
+)]
 pub async fn login_page() -> Response {
     page(
         StatusCode::OK,
@@ -99,12 +108,30 @@ pub async fn login_page() -> Response {
     )
 }
 
-#[derive(Deserialize)]
+/// The console's sign-in form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenForm {
+    /// The deployment's OPS_TOKEN.
     #[serde(default)]
+    #[schema(required = true, format = Password)]
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/ops/login",
+    operation_id = "app_ops_login",
+    tag = "ops",
+    summary = "Ops console sign-in with OPS_TOKEN",
+    description = "Sets the `rtos_ops` cookie (HMAC of its expiry under OPS_TOKEN; HttpOnly; SameSite=Strict; Path=/app/ops; 8 hours). Wrong tokens count toward the per-address sign-in throttle (429 with Retry-After once over it). A cross-site POST: 403. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: to /app/ops, with the console cookie", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 401, description = "The sign-in page again: the token is wrong", content_type = "text/html", body = String),
+        (status = 403, description = "A POST from another site", body = ErrorEnvelope),
+        (status = 429, description = "The sign-in page: too many failed sign-ins from this address", content_type = "text/html", body = String, headers(("Retry-After" = u64, description = "Seconds left in the window"))),
+    )
+)]
 pub async fn login(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -153,12 +180,29 @@ pub async fn login(
     res
 }
 
-#[derive(Deserialize)]
+/// A console form: only its CSRF token.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CsrfForm {
+    /// The console's CSRF token (in its pages' forms); missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/ops/logout",
+    operation_id = "app_ops_logout",
+    tag = "ops",
+    summary = "Ops console sign-out",
+    description = "Clears the console cookie. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To /app/ops/login: signed out (the cookie cleared), or not signed in", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 403, description = "A cross-site POST, or the console's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+    )
+)]
 pub async fn logout(
     State(st): State<AppState>,
     op: Operator,
@@ -200,6 +244,19 @@ fn unavailable() -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/ops",
+    operation_id = "app_ops_queues_page",
+    tag = "ops",
+    summary = "Ops console: every queue's depth, oldest waiting age, scheduled, running, dead and completed counts",
+    description = "The job queue unreachable: 503. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    responses(
+        (status = 200, description = "The queues page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in to the console: to /app/ops/login", headers(("Location" = String))),
+    )
+)]
 pub async fn queues_page(State(st): State<AppState>, op: Operator) -> Response {
     let stats = match jobs::ops::overview(&st.jobs.queues).await {
         Ok(s) => s,
@@ -257,18 +314,36 @@ struct DeadPage {
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadQuery {
+    /// The next page (the page's "Next" link; not a number: the first page).
     #[serde(default)]
     cursor: String,
+    /// A notice to show (what an action just did; at most 80 characters shown).
     #[serde(default)]
     done: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/ops/queues/{queue}/dead",
+    operation_id = "app_ops_dead_page",
+    tag = "ops",
+    summary = "Ops console: a queue's dead letters (50 per page, newest first) with each task's error and payload",
+    description = "An unknown queue: 404; the job queue unreachable: 503. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    params(QueuePath, DeadQuery),
+    responses(
+        (status = 200, description = "The dead letters page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in to the console: to /app/ops/login", headers(("Location" = String))),
+        (status = 404, description = "No such queue", body = ErrorEnvelope),
+    )
+)]
 pub async fn dead_page(
     State(st): State<AppState>,
     op: Operator,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
     Query(q): Query<DeadQuery>,
 ) -> Response {
     let Ok(name) = jobs::ops::check_queue(&queue) else {
@@ -380,63 +455,236 @@ fn checked(
     Ok((name, id))
 }
 
-/// Retries (`…/retry`) or purges (`…/purge`) one dead task (the path's last segment).
-pub async fn task_action(
-    State(st): State<AppState>,
-    op: Operator,
-    headers: HeaderMap,
+/// What a console form does to dead tasks.
+#[derive(Clone, Copy)]
+enum Action {
+    Retry,
+    Purge,
+}
+
+/// A queue of the job platform (the path's `{queue}`).
+#[derive(Deserialize)]
+pub struct QueuePath {
+    queue: String,
+}
+
+/// One dead task of a queue (the path's `{queue}` and `{id}`).
+#[derive(Deserialize)]
+pub struct TaskPath {
+    queue: String,
+    id: String,
+}
+
+/// A path parameter of the console's routes, for the OpenAPI document.
+fn path_param(
+    name: &str,
+    description: &str,
+    schema: utoipa::openapi::Object,
+) -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::{path::ParameterBuilder, path::ParameterIn, Required};
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn queue_param() -> utoipa::openapi::path::Parameter {
+    let names = super::one_of("A queue of the job platform", jobs::queues::ALL);
+    path_param("queue", "The queue (another name: 404)", names)
+}
+
+impl utoipa::IntoParams for QueuePath {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![queue_param()]
+    }
+}
+
+impl utoipa::IntoParams for TaskPath {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::{schema::Type, KnownFormat, ObjectBuilder, SchemaFormat};
+        let uuid = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .build();
+        vec![
+            queue_param(),
+            path_param("id", "The dead task's id (not a UUID: 404)", uuid),
+        ]
+    }
+}
+
+/// Retries or purges one dead task.
+async fn task_action(
+    st: &AppState,
+    op: &Operator,
+    headers: &HeaderMap,
     ip: Option<Extension<ClientIp>>,
-    Path((queue, id)): Path<(String, String)>,
-    uri: axum::http::Uri,
-    Form(f): Form<CsrfForm>,
+    path: TaskPath,
+    csrf: &str,
+    action: Action,
 ) -> Response {
-    let verb = uri.path().rsplit('/').next().unwrap_or("");
-    let (name, id) = match checked(&st, &op, &headers, &f.csrf, &queue, Some(&id)) {
+    let (name, id) = match checked(st, op, headers, csrf, &path.queue, Some(&path.id)) {
         Ok((n, Some(id))) => (n, id),
         Ok(_) => return (StatusCode::NOT_FOUND, "no such dead task").into_response(),
         Err(res) => return *res,
     };
     let (pool, queues) = (&st.pools.primary, &st.jobs.queues);
-    match verb {
-        "retry" => {
+    match action {
+        Action::Retry => {
             let ids = jobs::ops::retry_dead(pool, queues, name, id)
                 .await
                 .map(|done| if done { vec![id] } else { Vec::new() });
-            act(&st, ip, name, "dead_task.retry", ids).await
+            act(st, ip, name, "dead_task.retry", ids).await
         }
-        "purge" => {
+        Action::Purge => {
             let ids = jobs::ops::purge_dead(pool, queues, name, None, Some(vec![id])).await;
-            act(&st, ip, name, "dead_task.purge", ids).await
+            act(st, ip, name, "dead_task.purge", ids).await
         }
-        _ => (StatusCode::NOT_FOUND, "no such action").into_response(),
     }
 }
 
-/// Retries (`…/retry-all`) or purges (`…/purge-all`) every dead task of a queue.
-pub async fn queue_action(
+/// `POST …/dead/{id}/retry`.
+#[utoipa::path(
+    post,
+    path = "/app/ops/queues/{queue}/dead/{id}/retry",
+    operation_id = "app_ops_retry_task",
+    tag = "ops",
+    summary = "Ops console: retry one dead letter (it runs again once, with a fresh attempt budget)",
+    description = "Redirects to the list with how many were changed (0 when the task is no longer dead). Audited as ops (dead_task.retry), like the ops API. Without the console's csrf token or from another site: 403. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    params(TaskPath),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: to /app/ops/queues/{queue}/dead?done=N+retried; not signed in: to /app/ops/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, or the console's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "No such queue, or the id is not a UUID", body = ErrorEnvelope),
+    )
+)]
+pub async fn retry_task(
     State(st): State<AppState>,
     op: Operator,
     headers: HeaderMap,
     ip: Option<Extension<ClientIp>>,
-    Path(queue): Path<String>,
-    uri: axum::http::Uri,
+    Path(path): Path<TaskPath>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let verb = uri.path().rsplit('/').next().unwrap_or("");
-    let name = match checked(&st, &op, &headers, &f.csrf, &queue, None) {
+    task_action(&st, &op, &headers, ip, path, &f.csrf, Action::Retry).await
+}
+
+/// `POST …/dead/{id}/purge`.
+#[utoipa::path(
+    post,
+    path = "/app/ops/queues/{queue}/dead/{id}/purge",
+    operation_id = "app_ops_purge_task",
+    tag = "ops",
+    summary = "Ops console: purge one dead letter",
+    description = "Redirects to the list with how many were changed (0 when the task is no longer dead). Audited as ops (dead_task.purge), like the ops API. Without the console's csrf token or from another site: 403. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    params(TaskPath),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: to /app/ops/queues/{queue}/dead?done=N+purged; not signed in: to /app/ops/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, or the console's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "No such queue, or the id is not a UUID", body = ErrorEnvelope),
+    )
+)]
+pub async fn purge_task(
+    State(st): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Path(path): Path<TaskPath>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    task_action(&st, &op, &headers, ip, path, &f.csrf, Action::Purge).await
+}
+
+/// Retries or purges every dead task of a queue.
+async fn queue_action(
+    st: &AppState,
+    op: &Operator,
+    headers: &HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    queue: &str,
+    csrf: &str,
+    action: Action,
+) -> Response {
+    let name = match checked(st, op, headers, csrf, queue, None) {
         Ok((n, _)) => n,
         Err(res) => return *res,
     };
     let (pool, queues) = (&st.pools.primary, &st.jobs.queues);
-    match verb {
-        "retry-all" => {
+    match action {
+        Action::Retry => {
             let ids = jobs::ops::retry_all_dead(pool, queues, name, None).await;
-            act(&st, ip, name, "dead_task.retry_all", ids).await
+            act(st, ip, name, "dead_task.retry_all", ids).await
         }
-        "purge-all" => {
+        Action::Purge => {
             let ids = jobs::ops::purge_dead(pool, queues, name, None, None).await;
-            act(&st, ip, name, "dead_task.purge", ids).await
+            act(st, ip, name, "dead_task.purge", ids).await
         }
-        _ => (StatusCode::NOT_FOUND, "no such action").into_response(),
     }
+}
+
+/// `POST …/dead/retry-all`.
+#[utoipa::path(
+    post,
+    path = "/app/ops/queues/{queue}/dead/retry-all",
+    operation_id = "app_ops_retry_all",
+    tag = "ops",
+    summary = "Ops console: retry every dead letter of the queue",
+    description = "Redirects to the list with how many were changed. Audited as ops (dead_task.retry_all), like the ops API. Without the console's csrf token or from another site: 403. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    params(QueuePath),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: to /app/ops/queues/{queue}/dead?done=N+retried; not signed in: to /app/ops/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, or the console's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "No such queue", body = ErrorEnvelope),
+    )
+)]
+pub async fn retry_all(
+    State(st): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Path(QueuePath { queue }): Path<QueuePath>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    queue_action(&st, &op, &headers, ip, &queue, &f.csrf, Action::Retry).await
+}
+
+/// `POST …/dead/purge-all`.
+#[utoipa::path(
+    post,
+    path = "/app/ops/queues/{queue}/dead/purge-all",
+    operation_id = "app_ops_purge_all",
+    tag = "ops",
+    summary = "Ops console: purge every dead letter of the queue",
+    description = "Redirects to the list with how many were changed. Audited as ops (dead_task.purge), like the ops API. Without the console's csrf token or from another site: 403. With OPS_ADDR set, served on the internal listener only (the public one answers 404).",
+    security(("opsSession" = [])),
+    params(QueuePath),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: to /app/ops/queues/{queue}/dead?done=N+purged; not signed in: to /app/ops/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, or the console's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "No such queue", body = ErrorEnvelope),
+    )
+)]
+pub async fn purge_all(
+    State(st): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    ip: Option<Extension<ClientIp>>,
+    Path(QueuePath { queue }): Path<QueuePath>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    queue_action(&st, &op, &headers, ip, &queue, &f.csrf, Action::Purge).await
 }

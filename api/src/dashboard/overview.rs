@@ -136,13 +136,21 @@ struct OverviewPage {
     has_experiment: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RangeForm {
+    /// `7d`, `30d` (the default; also for any other value), `90d` (ending today, UTC), or
+    /// `custom` (from `from` to `to`).
     #[serde(default)]
+    #[param(example = "30d")]
     range: String,
+    /// With `range=custom`: the first day, YYYY-MM-DD.
     #[serde(default)]
+    #[param(format = Date)]
     from: String,
+    /// With `range=custom`: the last day (included), YYYY-MM-DD.
     #[serde(default)]
+    #[param(format = Date)]
     to: String,
 }
 
@@ -228,6 +236,21 @@ async fn load_series(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/app",
+    operation_id = "app_overview",
+    tag = "dashboard",
+    summary = "Dashboard overview (signed in; else 303 to /app/login)",
+    description = "Save rate, saves, saved MRR, cancels, abandoned and validated saves of the session's selected mode over the range (tenant time zone), each with its change against the previous period of the same length; saves by offer type, charts, churn reasons and offers. A range the analytics API refuses (e.g. custom dates that are not dates) is shown as its error, with status 400.",
+    security(("dashboardSession" = [])),
+    params(RangeForm),
+    responses(
+        (status = 200, description = "The overview page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The overview page with the analytics API's error (no figures)", content_type = "text/html", body = String),
+    )
+)]
 pub(super) async fn overview(
     State(st): State<AppState>,
     Signed(s): Signed,

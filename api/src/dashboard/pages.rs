@@ -75,20 +75,31 @@ fn some(s: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 // Sessions
 
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionFilters {
+    /// `saved`, `canceled`, `abandoned` or `deflected` (empty: any).
     #[serde(default)]
     outcome: String,
+    /// The offer type a session was saved with: `discount`, `pause`, `plan_change` or
+    /// `trial_extension` (empty: any).
     #[serde(default)]
     offer_type: String,
+    /// A churn reason code.
     #[serde(default)]
     reason: String,
+    /// A customer id (the tenant's own).
     #[serde(default)]
     customer: String,
+    /// Sessions created on or after this day, YYYY-MM-DD (UTC).
     #[serde(default)]
+    #[param(format = Date)]
     from: String,
+    /// Sessions created on or before this day (included), YYYY-MM-DD (UTC).
     #[serde(default)]
+    #[param(format = Date)]
     to: String,
+    /// The next page (the page's "Next" link).
     #[serde(default)]
     cursor: String,
 }
@@ -118,6 +129,21 @@ struct SessionsPage {
     error: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/sessions",
+    operation_id = "app_sessions_page",
+    tag = "dashboard",
+    summary = "Dashboard: cancel sessions of the selected mode, filterable",
+    description = "50 per page, newest first, through GET /v1/sessions's own function. A filter the API refuses (a date that is not YYYY-MM-DD, an unknown outcome, a cursor it did not return) is shown as its error, with status 400.",
+    security(("dashboardSession" = [])),
+    params(SessionFilters),
+    responses(
+        (status = 200, description = "The sessions page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The sessions page with the refused filter's error (no rows)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn sessions_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -227,6 +253,20 @@ struct SessionPage {
     jobs: Vec<JobRow>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/sessions/{id}",
+    operation_id = "app_session_page",
+    tag = "dashboard",
+    summary = "Dashboard: one session with its timeline and Stripe jobs",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The cancel session's id (not a UUID: 404)")),
+    responses(
+        (status = 200, description = "The session page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 404, description = "The not-found page: no such session in this tenant and mode", content_type = "text/html", body = String),
+    )
+)]
 pub async fn session_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -321,12 +361,16 @@ pub async fn session_page(
 // ---------------------------------------------------------------------------------------
 // Customers
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomerFilters {
+    /// Only customers on this plan.
     #[serde(default)]
     plan: String,
+    /// Go to this customer's page (a customer id, the tenant's own).
     #[serde(default)]
     customer: String,
+    /// The next page (the page's "Next" link).
     #[serde(default)]
     cursor: String,
 }
@@ -342,6 +386,21 @@ struct CustomersPage {
     error: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/customers",
+    operation_id = "app_customers_page",
+    tag = "dashboard",
+    summary = "Dashboard: customers of the selected mode",
+    description = "50 per page, through GET /v1/users's own function; `customer` (the search box) goes to that customer's page instead.",
+    security(("dashboardSession" = [])),
+    params(CustomerFilters),
+    responses(
+        (status = 200, description = "The customers page", content_type = "text/html", body = String),
+        (status = 303, description = "With `customer`: to /app/customers/{customer}; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The customers page with the refused filter's error (e.g. a cursor the API did not return)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn customers_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -405,6 +464,20 @@ struct CustomerPage {
     applied: usize,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/customers/{customer_id}",
+    operation_id = "app_customer_page",
+    tag = "dashboard",
+    summary = "Dashboard: one customer (plan, MRR, subscriptions, sessions, applied offers)",
+    security(("dashboardSession" = [])),
+    params(("customer_id" = String, Path, description = "The tenant's own id for the customer")),
+    responses(
+        (status = 200, description = "The customer page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 404, description = "The not-found page: the mode has no such customer (nor any session of them)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn customer_page(
     State(st): State<AppState>,
     Signed(s): Signed,

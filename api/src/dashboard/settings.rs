@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use shared::{accounts, tenants::TenantSettings};
 
 use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
-use crate::{audit::ClientIp, services, AppState};
+use crate::{audit::ClientIp, error::ErrorEnvelope, services, AppState};
 
 struct Field {
     name: &'static str,
@@ -69,26 +69,45 @@ fn fields(v: &SettingsForm) -> Vec<Field> {
     ]
 }
 
-#[derive(Clone, Default, Deserialize)]
+/// The settings form: every field of PUT /v1/settings, as text.
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct SettingsForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// `record_only` or `cancel_at_period_end`.
     #[serde(default)]
+    #[schema(schema_with = cancel_modes)]
     cancel_mode: String,
+    /// Days (a whole number).
     #[serde(default)]
     discount_cooldown_days: String,
+    /// Days (a whole number).
     #[serde(default)]
     pause_cooldown_days: String,
+    /// Days (a whole number).
     #[serde(default)]
     trial_extension_cooldown_days: String,
+    /// Days (a whole number).
     #[serde(default)]
     plan_change_cooldown_days: String,
+    /// An IANA time zone name, e.g. Europe/Paris.
     #[serde(default)]
     timezone: String,
+    /// One origin per line, exactly scheme://host[:port].
     #[serde(default)]
     allowed_origins: String,
+    /// Requests per second for this mode's keys; 0 is the platform's default.
     #[serde(default)]
     rate_limit_per_second: String,
+}
+
+fn cancel_modes() -> utoipa::openapi::Object {
+    super::one_of(
+        "record_only (your own cancel path runs) or cancel_at_period_end (set on the Stripe subscription)",
+        &["record_only", "cancel_at_period_end"],
+    )
 }
 
 impl SettingsForm {
@@ -136,12 +155,27 @@ impl SettingsForm {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Saved {
+    /// `1` after a save (shows the notice).
     #[serde(default)]
     saved: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/settings",
+    operation_id = "app_settings_page",
+    tag = "dashboard",
+    summary = "Dashboard: the selected mode's settings (read-only for analysts)",
+    security(("dashboardSession" = [])),
+    params(Saved),
+    responses(
+        (status = 200, description = "The settings page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+    )
+)]
 pub async fn settings_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -173,6 +207,21 @@ pub async fn settings_page(
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/settings",
+    operation_id = "app_save_settings",
+    tag = "dashboard",
+    summary = "Dashboard: save the selected mode's settings (owner, admin)",
+    description = "Every field, as PUT /v1/settings (allowed_origins one per line; numbers as text, a number that does not parse is refused on its field); validated and audited by the same code (actor: the dashboard user). A refused value is shown on its field (400) and nothing changes. Analysts, a missing or wrong csrf token, or a cross-site POST: 403.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(SettingsForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Saved: to /app/settings?saved=1; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The settings form again, with the API's error on the field it names; nothing saved", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+    )
+)]
 pub async fn save_settings(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -293,6 +342,18 @@ echo retention_token($argv[1], $argv[2]), "\n";"#
     ]
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/install",
+    operation_id = "app_install_page",
+    tag = "dashboard",
+    summary = "Dashboard: the widget snippet and token-signing examples (Node, Python, Ruby, PHP) for this tenant and mode",
+    security(("dashboardSession" = [])),
+    responses(
+        (status = 200, description = "The install page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+    )
+)]
 pub async fn install_page(State(st): State<AppState>, Signed(s): Signed) -> Response {
     let tenant_id = s.user.tenant_id.to_string();
     let pk_hint = shared::tenants::list_keys(&st.pools.primary, s.user.tenant_id)
@@ -329,12 +390,28 @@ struct AuditPage {
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Cursor {
+    /// The next page (the page's "Next" link).
     #[serde(default)]
     cursor: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/audit",
+    operation_id = "app_audit_page",
+    tag = "dashboard",
+    summary = "Dashboard: the audit log of the selected mode and tenant-wide changes",
+    security(("dashboardSession" = [])),
+    params(Cursor),
+    responses(
+        (status = 200, description = "The audit page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The audit page with the error: a cursor the API did not return", content_type = "text/html", body = String),
+    )
+)]
 pub async fn audit_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -455,21 +532,63 @@ async fn keys_view(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/keys",
+    operation_id = "app_keys_page",
+    tag = "dashboard",
+    summary = "Dashboard: the selected mode's API keys (display prefix, created, last used, state)",
+    security(("dashboardSession" = [])),
+    responses(
+        (status = 200, description = "The keys page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+    )
+)]
 pub async fn keys_page(State(st): State<AppState>, Signed(s): Signed) -> Response {
     keys_view(&st, &s, None, None, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+/// The rotation form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RotateForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// `secret` or `publishable` (anything else: 400).
     #[serde(default)]
+    #[schema(required = true, schema_with = key_kinds)]
     kind: String,
+    /// Seconds the current keys keep working, 0 to 604800 (not a number: 400).
     #[serde(default)]
+    #[schema(required = true)]
     grace_seconds: String,
 }
 
+fn key_kinds() -> utoipa::openapi::Object {
+    super::one_of(
+        "The kind of key to issue (anything else: 400)",
+        &["secret", "publishable"],
+    )
+}
+
 /// Issues the new key and shows it once (this response only; `no-store`).
+#[utoipa::path(
+    post,
+    path = "/app/keys/rotate",
+    operation_id = "app_rotate_key",
+    tag = "dashboard",
+    summary = "Dashboard: issue a new key and retire the current ones after a grace period (owner, admin)",
+    description = "Same rules and audit row as POST /v1/keys/rotate (grace 0 to 604800 s). The new key is in this response only (no-store). A kind that is not secret or publishable, or a grace that is not a number or out of range: 400. Analysts, CSRF failures: 403.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(RotateForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The keys page showing the new key, once", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The keys page with the error; nothing changes", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+    )
+)]
 pub async fn rotate_key(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -505,6 +624,22 @@ pub async fn rotate_key(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/keys/{id}/revoke",
+    operation_id = "app_revoke_key",
+    tag = "dashboard",
+    summary = "Dashboard: revoke one key of the selected mode at once (owner, admin)",
+    description = "Same function and audit row as the API's key revocation. Analysts, CSRF failures: 403; a key of another tenant or mode, or an id that is not a UUID: 404.",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The key's id")),
+    request_body(content = inline(super::CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Revoked: to /app/keys; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The keys page with the error: no such key", content_type = "text/html", body = String),
+    )
+)]
 pub async fn revoke_key(
     State(st): State<AppState>,
     Signed(s): Signed,

@@ -65,6 +65,17 @@ impl LoginPage {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/login",
+    operation_id = "app_login_page",
+    tag = "dashboard",
+    summary = "Sign-in form (fields email, password)",
+    responses(
+        (status = 200, description = "The sign-in page", content_type = "text/html", body = String),
+        (status = 303, description = "Already signed in: to /app", headers(("Location" = String))),
+    )
+)]
 pub(super) async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(t) = cookie_token(&headers) {
         if let Ok(Some(_)) = accounts::session(&st.pools.primary, &t).await {
@@ -74,12 +85,31 @@ pub(super) async fn login_page(State(st): State<AppState>, headers: HeaderMap) -
     page(StatusCode::OK, &LoginPage::new(String::new(), None))
 }
 
-#[derive(Deserialize)]
+/// The sign-in form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct LoginForm {
+    /// The account's email.
     email: String,
+    /// The account's password.
+    #[schema(format = Password)]
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/login",
+    operation_id = "app_login",
+    tag = "dashboard",
+    summary = "Sign in",
+    description = "Checks the password (argon2id). Sets the `rtos_session` cookie (HttpOnly; SameSite=Lax; Path=/app; Secure when PUBLIC_BASE_URL is https) and redirects to /app. 5 consecutive failures lock the account for 15 minutes; 10 failures from one address within 5 minutes are refused with 429 and Retry-After for the rest of the window. A cross-site POST is refused with 403.",
+    request_body(content = inline(LoginForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: to /app, with the session cookie", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 401, description = "The sign-in page again: the email or password is wrong, or the account is locked", content_type = "text/html", body = String),
+        (status = 403, description = "A POST from another site (Origin not ours, or Sec-Fetch-Site cross-site/same-site): nothing changes", body = ErrorEnvelope),
+        (status = 429, description = "The sign-in page: too many failed sign-ins from this address", content_type = "text/html", body = String, headers(("Retry-After" = u64, description = "Seconds left in the window"))),
+    )
+)]
 pub(super) async fn login(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -163,6 +193,20 @@ pub(super) fn signed_out(st: &AppState) -> Response {
     res
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/logout",
+    operation_id = "app_logout",
+    tag = "dashboard",
+    summary = "Sign out (this session)",
+    description = "Ends the session and clears the cookie. A POST from another site or without the session's `csrf` token is refused with 403 and changes nothing.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To /app/login: signed out (the cookie cleared), or not signed in", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 403, description = "A POST from another site (Origin not ours, or Sec-Fetch-Site cross-site/same-site), or the session's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+    )
+)]
 pub(super) async fn logout(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -183,6 +227,20 @@ pub(super) async fn logout(
     signed_out(&st)
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/logout-everywhere",
+    operation_id = "app_logout_everywhere",
+    tag = "dashboard",
+    summary = "Sign out everywhere (every session of the user)",
+    description = "Ends every session of the user and clears the cookie; audited as user.sign_out_everywhere. A POST from another site or without the session's `csrf` token is refused with 403 and changes nothing.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To /app/login: signed out (the cookie cleared), or not signed in", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 403, description = "A POST from another site (Origin not ours, or Sec-Fetch-Site cross-site/same-site), or the session's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+    )
+)]
 pub(super) async fn logout_everywhere(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -205,15 +263,40 @@ pub(super) async fn logout_everywhere(
     signed_out(&st)
 }
 
-#[derive(Deserialize)]
+/// The mode switch in every page's header.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct ModeForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// `test` or `live`.
+    #[schema(schema_with = modes)]
     mode: String,
+    /// The page to go back to (a path under /app; anything else: /app).
     #[serde(default)]
     back: String,
 }
 
+fn modes() -> utoipa::openapi::Object {
+    one_of("test or live (anything else: 400)", &["test", "live"])
+}
+
+#[utoipa::path(
+    post,
+    path = "/app/mode",
+    operation_id = "app_switch_mode",
+    tag = "dashboard",
+    summary = "Switch the dashboard between test and live mode",
+    description = "`mode` is test or live (any other value: 400); redirects to `back` when it is a dashboard path (under /app), else to /app. A POST from another site or without the session's `csrf` token is refused with 403 and changes nothing.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(ModeForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Switched: to `back` or /app; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "mode is not test or live", body = ErrorEnvelope),
+        (status = 403, description = "A POST from another site (Origin not ours, or Sec-Fetch-Site cross-site/same-site), or the session's csrf token missing or wrong: nothing changes", body = ErrorEnvelope),
+    )
+)]
 pub(super) async fn switch_mode(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -254,12 +337,27 @@ pub(super) struct SetPasswordPage {
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct TokenQuery {
+    /// The one-time link's token (missing or not a live link: 404).
     #[serde(default)]
+    #[param(required = true)]
     token: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/set-password",
+    operation_id = "app_set_password_page",
+    tag = "dashboard",
+    summary = "Set-password form of a one-time link (invitation or password reset)",
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "The form, for the link's account", content_type = "text/html", body = String),
+        (status = 404, description = "The page saying the link is unknown, used or expired", content_type = "text/html", body = String),
+    )
+)]
 pub(super) async fn set_password_page(
     State(st): State<AppState>,
     Query(q): Query<TokenQuery>,
@@ -288,12 +386,31 @@ pub(super) async fn set_password_page(
     )
 }
 
-#[derive(Deserialize)]
+/// The set-password form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct SetPasswordForm {
+    /// The one-time link's token.
     token: String,
+    /// The new password: 10 to 256 characters.
+    #[schema(format = Password)]
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/set-password",
+    operation_id = "app_set_password",
+    tag = "dashboard",
+    summary = "Set a password through a one-time link",
+    description = "Redeems the link once (invitation links live 72 h, reset links 1 h), sets the password (10 to 256 characters), unlocks the account and ends the user's sessions. A cross-site POST is refused with 403.",
+    request_body(content = inline(SetPasswordForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Password set: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The form again: the password is refused (its length); the link stays usable", content_type = "text/html", body = String),
+        (status = 403, description = "A POST from another site (Origin not ours, or Sec-Fetch-Site cross-site/same-site): nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The page saying the link is unknown, used or expired", content_type = "text/html", body = String),
+    )
+)]
 pub(super) async fn set_password(
     State(st): State<AppState>,
     headers: HeaderMap,

@@ -35,7 +35,7 @@ use shared::{
 use super::{chrome, csrf_ok, forbidden, page, see_other, Chrome, Signed, CSS_PATH};
 use crate::{
     audit::ClientIp,
-    error::ApiError,
+    error::{ApiError, ErrorEnvelope},
     services::{
         self,
         settings::{stripe_credentials, StripeCredentials, StripeSettingsBody},
@@ -45,12 +45,18 @@ use crate::{
 
 const PATH: &str = "/app/settings/stripe";
 
+/// The OpenAPI description of the Stripe page's routes (merged into `dashboard::Doc`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(stripe_page, save_key, add_secret, remove_secret, test_connection))]
+pub(super) struct Doc;
+
 /// How many signing secrets may be active at once (the API's rule).
 const MAX_SECRETS: usize = 5;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route(PATH, get(stripe_page))
+        // `PATH`, spelled out: the OpenAPI test finds routes by their literal paths.
+        .route("/app/settings/stripe", get(stripe_page))
         .route("/app/settings/stripe/key", post(save_key))
         .route("/app/settings/stripe/secrets", post(add_secret))
         .route("/app/settings/stripe/secrets/remove", post(remove_secret))
@@ -172,12 +178,29 @@ async fn view(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Done {
+    /// The change that just succeeded (`key`, `added`, `removed`): shows its notice;
+    /// anything else none.
     #[serde(default)]
     done: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/settings/stripe",
+    operation_id = "app_stripe_page",
+    tag = "dashboard",
+    summary = "Dashboard: the selected mode's Stripe connection (read-only for analysts)",
+    description = "The stored key by its last four characters (never the key), the webhook signing secrets by their last four, the webhook endpoint URL ({base}/v1/webhooks/stripe/{tenant_id}) and the Stripe events to enable.",
+    security(("dashboardSession" = [])),
+    params(Done),
+    responses(
+        (status = 200, description = "The Stripe page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+    )
+)]
 pub async fn stripe_page(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -290,11 +313,16 @@ async fn failed(st: &AppState, s: &Session, e: ApiError, adding: bool) -> Respon
     view(st, s, StatusCode::BAD_REQUEST, None, errors, None).await
 }
 
-#[derive(Deserialize)]
+/// The key form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct KeyForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// The Stripe secret or restricted key of this mode.
     #[serde(default)]
+    #[schema(required = true, format = Password)]
     api_key: String,
     /// The first signing secret, when the mode has no settings yet.
     #[serde(default)]
@@ -302,6 +330,22 @@ pub struct KeyForm {
 }
 
 /// Replaces the mode's key (keeping its secrets); the first time, with a first secret.
+#[utoipa::path(
+    post,
+    path = "/app/settings/stripe/key",
+    operation_id = "app_save_stripe_key",
+    tag = "dashboard",
+    summary = "Dashboard: store the selected mode's Stripe key (owner, admin)",
+    description = "Through the same code as PUT /v1/settings/stripe (validation, audit stripe_settings.update with the dashboard user as actor), as a compare-and-set on the settings read: a concurrent change is refused (409), never lost. The stored webhook signing secrets are kept; webhook_secret is the first one, used only when the mode has no settings yet. A refused value is shown on its field (400) and nothing changes. Analysts, a missing or wrong csrf token, or a cross-site POST: 403.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(KeyForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Saved: to /app/settings/stripe?done=key; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The Stripe page with the API's error on the field it names; nothing saved", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 409, description = "The Stripe page: the settings were changed meanwhile (another tab or teammate); nothing saved, make the change again", content_type = "text/html", body = String),
+    )
+)]
 pub async fn save_key(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -326,11 +370,16 @@ pub async fn save_key(
     change(&st, &s, ip, true, "key", edit).await
 }
 
-#[derive(Deserialize)]
+/// The add-secret and remove-secret forms (each uses its own field).
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SecretForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// The signing secret to add (whsec_…).
     #[serde(default)]
+    #[schema(format = Password)]
     webhook_secret: String,
     /// The fingerprint of the secret to remove.
     #[serde(default)]
@@ -338,6 +387,22 @@ pub struct SecretForm {
 }
 
 /// Adds a signing secret after the stored ones (a roll), keeping the key.
+#[utoipa::path(
+    post,
+    path = "/app/settings/stripe/secrets",
+    operation_id = "app_add_webhook_secret",
+    tag = "dashboard",
+    summary = "Dashboard: add a webhook signing secret to the selected mode (a roll; owner, admin)",
+    description = "Appends the secret to the stored ones (all stay active, at most 5) and keeps the key, through the same code as PUT /v1/settings/stripe (a compare-and-set: a concurrent change is refused with 409). A refused value (not whsec_, a sixth secret, one already active) or no key stored yet: 400. Analysts, a missing or wrong csrf token, or a cross-site POST: 403.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(SecretForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Saved: to /app/settings/stripe?done=added; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The Stripe page with the API's error on the field it names; nothing saved", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 409, description = "The Stripe page: the settings were changed meanwhile (another tab or teammate); nothing saved, make the change again", content_type = "text/html", body = String),
+    )
+)]
 pub async fn add_secret(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -373,6 +438,23 @@ pub async fn add_secret(
 }
 
 /// Removes one signing secret (named by its fingerprint), keeping the key and the others.
+#[utoipa::path(
+    post,
+    path = "/app/settings/stripe/secrets/remove",
+    operation_id = "app_remove_webhook_secret",
+    tag = "dashboard",
+    summary = "Dashboard: remove a webhook signing secret of the selected mode (owner, admin)",
+    description = "secret is the fingerprint the page shows the secret under (never the secret). Deliveries signed with it are refused from then on; the last secret cannot be removed (400). An unknown fingerprint: 404. A concurrent change: 409. Analysts, a missing or wrong csrf token, or a cross-site POST: 403.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(SecretForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Saved: to /app/settings/stripe?done=removed; not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The Stripe page with the API's error on the field it names; nothing saved", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or an analyst: nothing changes", body = ErrorEnvelope),
+        (status = 404, description = "The Stripe page: no such secret in this mode (it may have been removed already)", content_type = "text/html", body = String),
+        (status = 409, description = "The Stripe page: the settings were changed meanwhile (another tab or teammate); nothing saved, make the change again", content_type = "text/html", body = String),
+    )
+)]
 pub async fn remove_secret(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -440,6 +522,21 @@ fn describe(r: Result<Value, StripeError>) -> (bool, String) {
 }
 
 /// Calls Stripe with the stored key (nothing changes; any role).
+#[utoipa::path(
+    post,
+    path = "/app/settings/stripe/test",
+    operation_id = "app_test_stripe_connection",
+    tag = "dashboard",
+    summary = "Dashboard: test the selected mode's Stripe connection (any role)",
+    description = "Calls Stripe's GET /v1/account with the stored key (STRIPE_API_BASE) and shows the account, or Stripe's error message (also 200: the page says the test failed). Changes nothing. A missing or wrong csrf token, or a cross-site POST: 403.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(super::CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The Stripe page with the test's outcome", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "A cross-site POST, or the csrf token missing or wrong", body = ErrorEnvelope),
+    )
+)]
 pub async fn test_connection(
     State(st): State<AppState>,
     Signed(s): Signed,

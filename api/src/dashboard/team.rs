@@ -21,7 +21,7 @@ use shared::{
 use uuid::Uuid;
 
 use super::{chrome, csrf_ok, forbidden, link_url, page, same_site, Chrome, Signed, CSS_PATH};
-use crate::{audit::ClientIp, AppState};
+use crate::{audit::ClientIp, error::ErrorEnvelope, AppState};
 
 #[derive(Template)]
 #[template(path = "dashboard/team.html")]
@@ -117,18 +117,44 @@ async fn team_view(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/team",
+    operation_id = "app_team_page",
+    tag = "dashboard",
+    summary = "Dashboard: the tenant's users (email, role, active or invited) and the invitation form",
+    security(("dashboardSession" = [])),
+    responses(
+        (status = 200, description = "The team page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+    )
+)]
 pub async fn team_page(State(st): State<AppState>, Signed(s): Signed) -> Response {
     team_view(&st, &s, None, None, None, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+/// The invitation form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct InviteForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// The teammate's email.
     #[serde(default)]
+    #[schema(required = true)]
     email: String,
+    /// `owner`, `admin` or `analyst` (one the inviter may give, else 403).
     #[serde(default)]
+    #[schema(required = true, schema_with = roles)]
     role: String,
+}
+
+fn roles() -> utoipa::openapi::Object {
+    super::one_of(
+        "A role, one the signed-in user may give (else 403)",
+        &Role::ALL.map(Role::as_str),
+    )
 }
 
 fn link_mail(to: &str, subject: &str, intro: &str, link: &str, hours: u64) -> Mail {
@@ -141,6 +167,24 @@ fn link_mail(to: &str, subject: &str, intro: &str, link: &str, hours: u64) -> Ma
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/app/team/invite",
+    operation_id = "app_invite_teammate",
+    tag = "dashboard",
+    summary = "Dashboard: invite a teammate by email (owners: any role; admins: admin, analyst)",
+    description = "Creates the user (audited user.create) with a one-time invitation link (72 h) and mails it over SMTP_URL (logged when unset). A bad or taken email: 400 on the field. A role the inviter may not give (analysts none), or a CSRF failure: 403. Mail failure: 502 (the user exists; \"Resend invitation\" on their row, POST /app/team/{id}/resend).",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(InviteForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The team page with the notice \"Invitation sent to …\"", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The team page with the error on the email field: not an email, or already a user", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site POST, the csrf token missing or wrong, or a role the inviter may not give: nothing changes", body = ErrorEnvelope),
+        (status = 502, description = "The team page: the teammate was created but the mail could not be sent", content_type = "text/html", body = String),
+        (status = 503, description = "The team page with the error: the change could not be made; retry shortly", content_type = "text/html", body = String),
+    )
+)]
 pub async fn invite(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -225,6 +269,25 @@ async fn send_invitation(
 
 /// `POST /app/team/{id}/resend`: a new invitation link for a teammate who has not set a
 /// password yet (their earlier links stop working).
+#[utoipa::path(
+    post,
+    path = "/app/team/{id}/resend",
+    operation_id = "app_resend_invitation",
+    tag = "dashboard",
+    summary = "Dashboard: send a teammate's invitation again (they have not set a password yet)",
+    description = "A new one-time invitation link (72 h) mailed over SMTP_URL; the teammate's earlier unused invitation links stop working. Same rules as removal (owners anyone, admins admins and analysts, never yourself); audited as user.reinvite. A teammate who already set a password, an analyst, or a CSRF failure: 403. Mail failure: 502 (resend later).",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The teammate's user id (not a UUID, or another tenant's: 404)")),
+    request_body(content = inline(super::CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The team page with the notice \"Invitation sent again to …\"", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "The team page saying which rule refuses the change (analysts manage nobody, admins no owner and make none, nobody themselves); or, as the error envelope, a cross-site POST or the csrf token missing or wrong. Nothing changes", content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 404, description = "The team page with the error: no such teammate", content_type = "text/html", body = String),
+        (status = 502, description = "The team page: the new link exists but the mail could not be sent", content_type = "text/html", body = String),
+        (status = 503, description = "The team page with the error: the change could not be made; retry shortly", content_type = "text/html", body = String),
+    )
+)]
 pub async fn resend(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -249,21 +312,33 @@ pub async fn resend(
     }
 }
 
-#[derive(Deserialize)]
+/// A teammate's role form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RoleForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// The new role: `owner`, `admin` or `analyst` (anything else: 403).
     #[serde(default)]
+    #[schema(required = true, schema_with = roles)]
     role: String,
 }
 
-#[derive(Deserialize)]
+/// The ownership transfer form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TransferForm {
+    /// The session's CSRF token; missing or wrong: 403.
     #[serde(default)]
+    #[schema(required = true)]
     csrf: String,
+    /// The new owner's user id (a teammate who has set a password).
     #[serde(default)]
+    #[schema(required = true, format = Uuid)]
     to: String,
+    /// The new owner's email, typed again.
     #[serde(default)]
+    #[schema(required = true)]
     confirm: String,
 }
 
@@ -299,6 +374,25 @@ fn member_id(id: &str) -> Result<Uuid, accounts::TeamError> {
 }
 
 /// `POST /app/team/{id}/role`.
+#[utoipa::path(
+    post,
+    path = "/app/team/{id}/role",
+    operation_id = "app_change_role",
+    tag = "dashboard",
+    summary = "Dashboard: change a teammate's role (owners: anyone but themselves; admins: admins and analysts, never to owner)",
+    description = "Audited as user.role_change. An unknown role: 403. The last owner keeps the role: 409.",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The teammate's user id (not a UUID, or another tenant's: 404)")),
+    request_body(content = inline(RoleForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The team page with the notice \"… is now <role>\"", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "The team page saying which rule refuses the change (analysts manage nobody, admins no owner and make none, nobody themselves); or, as the error envelope, a cross-site POST or the csrf token missing or wrong. Nothing changes", content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 404, description = "The team page with the error: no such teammate", content_type = "text/html", body = String),
+        (status = 409, description = "The team page with the error: the last owner keeps the role", content_type = "text/html", body = String),
+        (status = 503, description = "The team page with the error: the change could not be made; retry shortly", content_type = "text/html", body = String),
+    )
+)]
 pub async fn change_role(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -322,6 +416,25 @@ pub async fn change_role(
 }
 
 /// `POST /app/team/{id}/remove`: the teammate's sessions end at once.
+#[utoipa::path(
+    post,
+    path = "/app/team/{id}/remove",
+    operation_id = "app_remove_teammate",
+    tag = "dashboard",
+    summary = "Dashboard: remove a teammate (their sessions end at once)",
+    description = "Same rules as a role change; audited as user.remove; never the last owner (409).",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The teammate's user id (not a UUID, or another tenant's: 404)")),
+    request_body(content = inline(super::CsrfForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The team page with the notice \"… was removed from the team\"", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 403, description = "The team page saying which rule refuses the change (analysts manage nobody, admins no owner and make none, nobody themselves); or, as the error envelope, a cross-site POST or the csrf token missing or wrong. Nothing changes", content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 404, description = "The team page with the error: no such teammate", content_type = "text/html", body = String),
+        (status = 409, description = "The team page with the error: the last owner cannot be removed", content_type = "text/html", body = String),
+        (status = 503, description = "The team page with the error: the change could not be made; retry shortly", content_type = "text/html", body = String),
+    )
+)]
 pub async fn remove(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -343,6 +456,24 @@ pub async fn remove(
 }
 
 /// `POST /app/team/transfer`: the owner hands ownership to a teammate and becomes admin.
+#[utoipa::path(
+    post,
+    path = "/app/team/transfer",
+    operation_id = "app_transfer_ownership",
+    tag = "dashboard",
+    summary = "Dashboard: hand over ownership to a teammate (owner only); the owner becomes admin",
+    description = "One transaction, audited as user.owner_transfer. Not an owner, or `to` is yourself: 403; `to` not a teammate: 404; a confirmation that is not the new owner's email: 400.",
+    security(("dashboardSession" = [])),
+    request_body(content = inline(TransferForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The team page with the notice \"… is now the owner; you are an admin\"", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 400, description = "The team page with the error: the confirmation is not the new owner's email", content_type = "text/html", body = String),
+        (status = 403, description = "The team page saying which rule refuses the change (analysts manage nobody, admins no owner and make none, nobody themselves); or, as the error envelope, a cross-site POST or the csrf token missing or wrong. Nothing changes", content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 404, description = "The team page with the error: no such teammate", content_type = "text/html", body = String),
+        (status = 503, description = "The team page with the error: the change could not be made; retry shortly", content_type = "text/html", body = String),
+    )
+)]
 pub async fn transfer(
     State(st): State<AppState>,
     Signed(s): Signed,
@@ -382,6 +513,14 @@ struct ResetPage {
     error: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/app/reset-password",
+    operation_id = "app_reset_password_page",
+    tag = "dashboard",
+    summary = "Password reset form (field email)",
+    responses((status = 200, description = "The reset form", content_type = "text/html", body = String))
+)]
 pub async fn reset_page() -> Response {
     page(
         StatusCode::OK,
@@ -393,14 +532,31 @@ pub async fn reset_page() -> Response {
     )
 }
 
-#[derive(Deserialize)]
+/// The password reset form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ResetForm {
+    /// The account's email.
     #[serde(default)]
+    #[schema(required = true)]
     email: String,
 }
 
 /// Sends a reset link when the email has an account; the answer is the same either way.
 /// Each request counts toward the address's sign-in throttle (no mail bombing).
+#[utoipa::path(
+    post,
+    path = "/app/reset-password",
+    operation_id = "app_request_password_reset",
+    tag = "dashboard",
+    summary = "Mail a one-time password reset link (1 h) when the email has an account",
+    description = "The same answer whether or not the account exists (and when the mail fails: it is logged). Each request counts toward the address's sign-in throttle: over it, 429. Cross-site: 403.",
+    request_body(content = inline(ResetForm), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The page saying a link was sent if the account exists", content_type = "text/html", body = String),
+        (status = 403, description = "A POST from another site: nothing is sent", body = ErrorEnvelope),
+        (status = 429, description = "The reset page: too many requests from this address", content_type = "text/html", body = String),
+    )
+)]
 pub async fn reset(
     State(st): State<AppState>,
     headers: HeaderMap,

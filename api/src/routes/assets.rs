@@ -12,7 +12,7 @@ use serde::Deserialize;
 use shared::tenants::{KeyKind, Mode};
 
 use crate::{
-    error::ApiError,
+    error::{ApiError, ErrorEnvelope},
     services::assets::{widget_hash, WIDGET_JS},
     AppState,
 };
@@ -25,6 +25,11 @@ pub fn router() -> Router<AppState> {
         .route("/widget/{file}", get(get_widget_versioned))
         .route("/demo", get(get_demo))
 }
+
+/// The OpenAPI description of these routes (merged by `routes::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_widget, get_widget_versioned, get_demo))]
+pub(crate) struct Doc;
 
 fn script(immutable: bool, headers: &HeaderMap) -> Response {
     let etag = format!("\"{}\"", widget_hash());
@@ -56,17 +61,44 @@ fn script(immutable: bool, headers: &HeaderMap) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WidgetQuery {
+    /// The script's content hash: the answer is cached as immutable when it is current.
     v: Option<String>,
 }
 
 /// `/widget.js` (short cache) or `/widget.js?v=<hash>` (immutable when the hash is current).
+#[utoipa::path(
+    get,
+    path = "/widget.js",
+    operation_id = "get_widget",
+    tag = "widget",
+    summary = "The embeddable widget script",
+    params(WidgetQuery),
+    responses(
+        (status = 200, description = "The script", content_type = "application/javascript", body = String, headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+    )
+)]
 async fn get_widget(Query(q): Query<WidgetQuery>, headers: HeaderMap) -> Response {
     script(q.v.as_deref() == Some(widget_hash()), &headers)
 }
 
 /// `/widget/widget.<hash>.js`: immutable.
+#[utoipa::path(
+    get,
+    path = "/widget/{file}",
+    operation_id = "get_widget_versioned",
+    tag = "widget",
+    summary = "The widget script by content hash (immutable)",
+    params(("file" = String, Path)),
+    responses(
+        (status = 200, description = "The script (`widget.<hash>.js`)", content_type = "application/javascript", body = String, headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 404, description = "asset_not_found: not the current script's name", body = ErrorEnvelope),
+    )
+)]
 async fn get_widget_versioned(Path(file): Path<String>, headers: HeaderMap) -> Response {
     if file == format!("widget.{}.js", widget_hash()) {
         script(true, &headers)
@@ -75,11 +107,16 @@ async fn get_widget_versioned(Path(file): Path<String>, headers: HeaderMap) -> R
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DemoQuery {
+    /// The demo tenant's test publishable key (`pk_test_...`).
     pk: String,
+    /// `cus_demo` (default) or `cus_demo_<1-64 of [A-Za-z0-9_-]>`.
     #[serde(default = "demo_customer")]
+    #[param(required = false, pattern = "^cus_demo(_[A-Za-z0-9_-]{1,64})?$")]
     customer: String,
+    /// The subscription the demo's offers act on (default `sub_demo<suffix>`).
     #[serde(default)]
     subscription: Option<String>,
 }
@@ -111,6 +148,22 @@ fn demo_subscription(customer: &str) -> String {
 
 /// A fake account page with a Cancel button, for a test-mode publishable key. It signs a
 /// customer token server-side, as a tenant's backend would. Off when `DEMO_ENABLED=0`.
+#[utoipa::path(
+    get,
+    path = "/demo",
+    operation_id = "get_demo",
+    tag = "widget",
+    summary = "Demo account page with a Cancel button (DEMO_ENABLED)",
+    description = "Serves only a demo tenant's test publishable key (403 not_demo_tenant otherwise) and signs tokens only for cus_demo or cus_demo_<1-64 of [A-Za-z0-9_-]> (400 param customer otherwise). Off (404) with APP_ENV=production or a non-loopback API_ADDR/OPS_ADDR.",
+    params(DemoQuery),
+    responses(
+        (status = 200, description = "The demo page", content_type = "text/html", body = String),
+        (status = 400, description = "customer is not a demo customer, or the query does not parse", body = ErrorEnvelope),
+        (status = 401, description = "invalid_api_key: not a valid test publishable key", body = ErrorEnvelope),
+        (status = 403, description = "not_demo_tenant: the key is not the demo tenant's", body = ErrorEnvelope),
+        (status = 404, description = "The demo is off (DEMO_ENABLED=0)", body = ErrorEnvelope),
+    )
+)]
 async fn get_demo(
     State(st): State<AppState>,
     Query(q): Query<DemoQuery>,

@@ -5,6 +5,8 @@
 use axum::{extract::State, routing::get, Json, Router};
 use serde_json::Value;
 
+mod schema;
+
 use crate::{
     error::ApiResult,
     extract::{ApiQuery, TenantAuth},
@@ -19,6 +21,21 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions", get(list_sessions))
 }
 
+/// The OpenAPI description of these routes (merged by `routes::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_users, list_subscriptions, list_sessions))]
+pub(crate) struct Doc;
+
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    operation_id = "list_users",
+    tag = "listings",
+    summary = "List users (cursor pagination)",
+    security(("secretKey" = [])),
+    params(schema::UsersQuery),
+    responses((status = 200, description = "One page, newest first", body = schema::Page<schema::UserRow>))
+)]
 async fn list_users(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
@@ -29,6 +46,16 @@ async fn list_users(
         .map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    operation_id = "list_subscriptions",
+    tag = "listings",
+    summary = "List subscriptions (cursor pagination)",
+    security(("secretKey" = [])),
+    params(schema::SubscriptionsQuery),
+    responses((status = 200, description = "One page, newest first", body = schema::Page<schema::SubscriptionRow>))
+)]
 async fn list_subscriptions(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,
@@ -39,6 +66,16 @@ async fn list_subscriptions(
         .map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    operation_id = "list_sessions",
+    tag = "listings",
+    summary = "List cancel sessions (cursor pagination)",
+    security(("secretKey" = [])),
+    params(schema::SessionsQuery),
+    responses((status = 200, description = "One page, newest first", body = schema::Page<schema::SessionRow>))
+)]
 async fn list_sessions(
     TenantAuth(auth): TenantAuth,
     State(st): State<AppState>,

@@ -17,8 +17,15 @@ pub mod webhooks;
 pub mod widget;
 
 use axum::Router;
+use serde::Serialize;
 
 use crate::AppState;
+
+/// A list answer: `{"data": [...]}` (the listings with cursors have their own types).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DataList<T> {
+    pub data: Vec<T>,
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -11,12 +11,14 @@ use axum::{
     Json, Router,
 };
 use jobs::{JobClient, ProcessStripeEvent};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use shared::{stripe::webhook, tenants::Mode};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorEnvelope},
     services::webhooks::HANDLED,
     AppState,
 };
@@ -27,6 +29,11 @@ pub fn router() -> Router<AppState> {
         post(receive_stripe_event),
     )
 }
+
+/// The OpenAPI description of these routes (merged by `routes::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive_stripe_event))]
+pub(crate) struct Doc;
 
 fn bad(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(code, message)
@@ -43,12 +50,55 @@ fn rejected(e: webhook::WebhookError) -> ApiError {
     bad(code, e.to_string())
 }
 
+/// The webhook's answer (Stripe only looks at the status).
+#[derive(Debug, Serialize, ToSchema)]
+struct WebhookReceived {
+    /// Always true.
+    received: bool,
+    /// Present (true) when the event's type is not one acted on: acknowledged, not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool, required = false)]
+    ignored: Option<bool>,
+    /// Present (true) when the event id was already received: acknowledged, not stored again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool, required = false)]
+    duplicate: Option<bool>,
+}
+
+impl WebhookReceived {
+    fn new() -> Self {
+        WebhookReceived {
+            received: true,
+            ignored: None,
+            duplicate: None,
+        }
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/stripe/{tenant_id}",
+    operation_id = "receive_stripe_event",
+    tag = "webhooks",
+    summary = "Stripe webhook endpoint (verified with Stripe-Signature)",
+    description = "Stripe's delivery as sent: the signature is an HMAC of the raw bytes, so the body is read as bytes (its Content-Type is not checked) and must be a JSON Stripe event with string `id` and `type`; `livemode` picks the mode whose webhook secrets verify it. The header's shape and the body are checked first; a delivery is then charged to the tenant's webhook bucket (RATE_LIMIT_WEBHOOK_PER_SECOND; 429 rate_limited with Retry-After when it is empty), never to the tenant's API or widget budget; then the signature is verified against the mode's webhook signing secrets (none stored: signature_mismatch). A verified event of a type acted on is stored and processed by the workers (re-fetched from Stripe); any other is acknowledged and ignored; a repeated event id is acknowledged once more and not stored again. No authentication: the signature is the proof.",
+    params(
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant whose endpoint this is (not a UUID: 404 tenant_not_found)"),
+        ("Stripe-Signature" = String, Header, description = "Stripe's signature header: comma-separated `t=<unix seconds>` (exactly one) and `v1=<hex HMAC-SHA256>` items (one or more; `v0` and unknown schemes are ignored)"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "A Stripe event object (`id`, `type`, `livemode`, `data.object`, ...), as Stripe signed it"),
+    responses(
+        (status = 200, description = "WebhookReceived (stored, ignored or a duplicate)", body = WebhookReceived),
+        (status = 400, description = "missing_signature (no Stripe-Signature header, or not text), malformed_signature (only white space, not comma-separated key=value items with exactly one integer t, or no v1 item), malformed_event (the body is not JSON, or has no string id or type), signature_mismatch (no v1 signature matches a webhook secret of the event's mode), stale_signature (a v1 signature matches but t is more than 300 seconds from now, either way)", body = ErrorEnvelope),
+        (status = 404, description = "tenant_not_found: tenant_id is not a UUID", body = ErrorEnvelope),
+    )
+)]
 async fn receive_stripe_event(
     State(st): State<AppState>,
     Path(tenant_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<WebhookReceived>)> {
     let tenant = Uuid::parse_str(&tenant_id).map_err(|_| ApiError::not_found("tenant"))?;
     // Tenant ids are public (this URL, tokens), so everything a stranger can send is turned
     // away before it costs the tenant anything: the header's shape and the body are checked
@@ -108,7 +158,10 @@ async fn receive_stripe_event(
     if !HANDLED.contains(&kind) {
         return Ok((
             StatusCode::OK,
-            Json(json!({ "received": true, "ignored": true })),
+            Json(WebhookReceived {
+                ignored: Some(true),
+                ..WebhookReceived::new()
+            }),
         ));
     }
     let object_id = event["data"]["object"]["id"].as_str().map(str::to_string);
@@ -145,11 +198,14 @@ async fn receive_stripe_event(
     if !stored {
         return Ok((
             StatusCode::OK,
-            Json(json!({ "received": true, "duplicate": true })),
+            Json(WebhookReceived {
+                duplicate: Some(true),
+                ..WebhookReceived::new()
+            }),
         ));
     }
     if let Err(e) = st.jobs.push_outbox(&entry).await {
         tracing::warn!(job_id = %entry.id, error = %e, "enqueue deferred to the reconciler");
     }
-    Ok((StatusCode::OK, Json(json!({ "received": true }))))
+    Ok((StatusCode::OK, Json(WebhookReceived::new())))
 }

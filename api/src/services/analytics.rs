@@ -19,6 +19,8 @@ mod timeseries;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub mod schema;
+
 pub use offers::offers;
 pub use reasons::churn_reasons;
 pub use summary::summary;

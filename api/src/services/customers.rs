@@ -2,12 +2,113 @@
 //! subscriptions, latest cancel sessions and applied offers. `GET /v1/customers/{id}` and the
 //! dashboard's customer page read [`customer`].
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult},
     AppState,
 };
+
+// Documentation only: [`customer`]'s answer is built in SQL (`to_jsonb` of the rows,
+// `jsonb_build_object` of the sessions) and read as JSON by the dashboard too, so these
+// types describe it rather than build it (keep them in step with the query).
+/// One customer of the key's mode: their record, subscriptions, latest cancel sessions and
+/// applied offers.
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the document only
+pub struct CustomerView {
+    /// The tenant's id of the customer, as asked.
+    customer_id: String,
+    /// The customer record; null when only sessions of the customer exist.
+    customer: Option<CustomerRecord>,
+    /// Their subscriptions, newest first.
+    subscriptions: Vec<CustomerSubscription>,
+    /// Their 50 latest cancel sessions, newest first.
+    sessions: Vec<CustomerSession>,
+    /// The sessions of `sessions` whose offer was applied (`offer_state` `applied`).
+    applied_offers: Vec<CustomerSession>,
+}
+
+/// A customer record (`users` row, less its custom attributes).
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the document only
+pub struct CustomerRecord {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// `test` or `live`.
+    #[schema(pattern = "^(test|live)$")]
+    mode: String,
+    /// The tenant's id of the customer.
+    external_id: String,
+    email: Option<String>,
+    plan: Option<String>,
+    region: Option<String>,
+    mrr_cents: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A subscription of the customer (`subscriptions` row, synced from Stripe).
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the document only
+pub struct CustomerSubscription {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// The customer record's id.
+    user_id: Uuid,
+    /// `test` or `live`.
+    #[schema(pattern = "^(test|live)$")]
+    mode: String,
+    stripe_subscription_id: String,
+    /// Stripe's subscription status (`active`, `trialing`, `past_due`, `canceled`, ...).
+    status: String,
+    plan: Option<String>,
+    price_id: Option<String>,
+    billing_interval: Option<String>,
+    mrr_cents: i64,
+    currency: Option<String>,
+    current_period_start: Option<DateTime<Utc>>,
+    current_period_end: Option<DateTime<Utc>>,
+    cancel_at_period_end: bool,
+    /// Stripe's `pause_collection`, null when not paused.
+    #[schema(value_type = Option<Object>)]
+    pause_collection: Option<Value>,
+    /// Stripe's discounts (the subscription's `discounts`).
+    discounts: Vec<Value>,
+    trial_end: Option<DateTime<Utc>>,
+    canceled_at: Option<DateTime<Utc>>,
+    /// `voluntary` or `involuntary`, once canceled.
+    #[schema(pattern = "^(voluntary|involuntary)$")]
+    churn_kind: Option<String>,
+    /// The time of the Stripe object last synced.
+    stripe_updated_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// One cancel session of the customer.
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the document only
+pub struct CustomerSession {
+    id: Uuid,
+    /// `saved`, `canceled`, `deflected` or `abandoned`; null while open.
+    #[schema(pattern = "^(saved|canceled|deflected|abandoned)$")]
+    outcome: Option<String>,
+    /// The type of the offer that saved the customer; null when none did.
+    saved_offer_type: Option<shared::flows::OfferType>,
+    reason_code: Option<String>,
+    /// `pending`, `applied` or `failed`; null when no offer was accepted.
+    #[schema(pattern = "^(pending|applied|failed)$")]
+    offer_state: Option<String>,
+    /// Why applying the offer failed.
+    offer_error: Option<String>,
+    offer_applied_at: Option<DateTime<Utc>>,
+    mrr_cents: i64,
+    created_at: DateTime<Utc>,
+}
 
 /// One customer of a tenant's mode, by the tenant's own id for them: the customer record
 /// (plan, MRR), their subscriptions, their 50 latest cancel sessions and the offers applied

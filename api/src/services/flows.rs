@@ -20,14 +20,17 @@ use crate::{
     AppState,
 };
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FlowRow {
     pub id: Uuid,
+    /// `test` or `live`: the mode of the key that created it.
     pub mode: String,
     pub name: String,
     pub language: String,
     pub ranking_score: i32,
     pub is_default: bool,
+    /// The draft definition (what the next publish makes a version).
+    #[schema(value_type = shared::flows::FlowDefinition)]
     pub draft: Value,
     pub published_version: Option<i32>,
     /// On a live flow made by [`copy()`] (`copy_to_live`): the test flow it copies.
@@ -334,9 +337,10 @@ pub async fn publish(
 }
 
 /// One published version of a flow.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlowVersion {
     pub version: i32,
+    #[schema(value_type = shared::flows::FlowDefinition)]
     pub definition: Value,
     pub published_at: DateTime<Utc>,
 }

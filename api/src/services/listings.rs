@@ -119,6 +119,26 @@ const SESSIONS: Resource = Resource {
     ],
 };
 
+const OUTCOMES: &[&str] = &["saved", "canceled", "deflected", "abandoned"];
+const STATUSES: &[&str] = &[
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "canceled",
+    "unpaid",
+    "paused",
+];
+const OFFER_TYPES: &[&str] = &[
+    "discount",
+    "pause",
+    "plan_change",
+    "trial_extension",
+    "redirect",
+    "custom",
+];
+
 pub(crate) fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
     format!("{}_{}", at.timestamp_micros(), id.simple())
 }
@@ -148,6 +168,21 @@ pub async fn list(
             "limit",
             "limit must be between 1 and 500",
         ));
+    }
+    // Enumerated filters refuse values no row can have (a typo is a 400, not an empty page).
+    for (name, value, allowed) in [
+        ("outcome", &q.outcome, OUTCOMES),
+        ("status", &q.status, STATUSES),
+        ("saved_offer_type", &q.saved_offer_type, OFFER_TYPES),
+    ] {
+        if let Some(v) = value {
+            if !allowed.contains(&v.as_str()) {
+                return Err(ApiError::invalid_param(
+                    name,
+                    format!("{name} must be one of {}", allowed.join(", ")),
+                ));
+            }
+        }
     }
     let fields: Vec<&str> = match &q.fields {
         None => res.fields.to_vec(),

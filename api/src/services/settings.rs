@@ -8,13 +8,15 @@
 //! - [`put_stripe`], [`put_stripe_if`], [`stripe_summary`], [`stripe_credentials`]: the
 //!   restricted key and webhook signing secrets per mode, encrypted at rest.
 
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use shared::{
     audit::Change,
     crypto::{Aad, Column},
     tenants::{Mode, TenantSettings},
 };
+use utoipa::ToSchema;
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -101,6 +103,99 @@ fn check_fields(body: &Map<String, Value>) -> ApiResult<()> {
     Ok(())
 }
 
+// Documentation only: `PUT /v1/settings` reads its body as a map (to name a missing or
+// unknown field) and [`update`] checks it; this type says what those checks accept (printable
+// ASCII where they count bytes).
+/// Every setting of the key's mode (PUT replaces them all: each is required).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the document only
+pub struct SettingsReplace {
+    /// Origins allowed to call the widget API from a browser, each exactly
+    /// `scheme://host[:port]`: `http://` or `https://`, no trailing slash, no `*` (no
+    /// wildcard: list each origin), under 300 characters. Otherwise a 400 parameter_invalid
+    /// naming `allowed_origins[i]`.
+    #[schema(
+        pattern = r"^https?://[\x20-\x29\x2b-\x7e]*[\x20-\x29\x2b-\x2e\x30-\x7e]$",
+        max_length = 299
+    )]
+    allowed_origins: Vec<String>,
+    /// No second discount offer within this many days of an accepted one (at most 3650).
+    #[schema(minimum = 0, maximum = 3650)]
+    discount_cooldown_days: u32,
+    /// No second pause offer within this many days of an accepted one (at most 3650).
+    #[schema(minimum = 0, maximum = 3650)]
+    pause_cooldown_days: u32,
+    /// No second trial extension within this many days of an accepted one (at most 3650).
+    #[schema(minimum = 0, maximum = 3650)]
+    trial_extension_cooldown_days: u32,
+    /// No second plan change within this many days of an accepted one (at most 3650).
+    #[schema(minimum = 0, maximum = 3650)]
+    plan_change_cooldown_days: u32,
+    cancel_mode: CancelMode,
+    /// IANA time zone for analytics buckets (e.g. `Europe/Paris`): one PostgreSQL knows
+    /// (`pg_timezone_names`, case-sensitive), otherwise a 400 parameter_invalid.
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_+/-]*$", max_length = 64)]
+    timezone: String,
+    /// Requests per second for this tenant's keys of this mode (test and live have separate
+    /// budgets); 0 means the platform's default. At most the deployment's
+    /// RATE_LIMIT_TENANT_PER_SECOND (1000 by default; 100000 when that is 0): a tenant can
+    /// lower its limit, not raise it; more is a 400 parameter_invalid.
+    #[schema(minimum = 0, maximum = 1000)]
+    rate_limit_per_second: u32,
+}
+
+// Documentation only, like [`SettingsReplace`]: `PATCH /v1/settings`' body.
+/// Some settings of the key's mode: the fields given change, the others keep their values
+/// (`{}` changes nothing). A field is never null.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the document only
+pub struct SettingsChange {
+    /// As in PUT: exact origins (`http(s)://host[:port]`, no trailing slash, no `*`).
+    #[schema(
+        required = false,
+        pattern = r"^https?://[\x20-\x29\x2b-\x7e]*[\x20-\x29\x2b-\x2e\x30-\x7e]$",
+        max_length = 299
+    )]
+    allowed_origins: Vec<String>,
+    /// At most 3650.
+    #[schema(required = false, minimum = 0, maximum = 3650)]
+    discount_cooldown_days: u32,
+    /// At most 3650.
+    #[schema(required = false, minimum = 0, maximum = 3650)]
+    pause_cooldown_days: u32,
+    /// At most 3650.
+    #[schema(required = false, minimum = 0, maximum = 3650)]
+    trial_extension_cooldown_days: u32,
+    /// At most 3650.
+    #[schema(required = false, minimum = 0, maximum = 3650)]
+    plan_change_cooldown_days: u32,
+    #[schema(required = false)]
+    cancel_mode: CancelMode,
+    /// An IANA time zone PostgreSQL knows (`pg_timezone_names`).
+    #[schema(
+        required = false,
+        pattern = r"^[A-Za-z][A-Za-z0-9_+/-]*$",
+        max_length = 64
+    )]
+    timezone: String,
+    /// 0 (the platform's default) up to the deployment's RATE_LIMIT_TENANT_PER_SECOND
+    /// (1000 by default).
+    #[schema(required = false, minimum = 0, maximum = 1000)]
+    rate_limit_per_second: u32,
+}
+
+/// Who performs a confirmed cancel: `record_only` (the tenant's own cancel path, via the
+/// widget's onCancel) or `cancel_at_period_end` (we set it on the Stripe subscription).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // read by the document only
+enum CancelMode {
+    RecordOnly,
+    CancelAtPeriodEnd,
+}
+
 async fn validate(
     conn: &mut sqlx::PgConnection,
     st: &AppState,
@@ -176,14 +271,25 @@ async fn validate(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StripeSettingsBody {
-    /// Which mode these settings are for (`test` or `live`); must match the presented key.
+    /// Which mode these settings are for (`test` or `live`); must be the presented key's
+    /// (400 parameter_invalid naming `mode` otherwise).
     pub mode: Mode,
-    /// A restricted API key (`rk_…`) or secret key (`sk_…`) of the tenant's Stripe account.
+    /// A restricted API key (`rk_…`) or secret key (`sk_…`) of the tenant's Stripe account,
+    /// of the same mode (`rk_test_…`/`sk_test_…` for test), at most 255 bytes (printable
+    /// ASCII).
+    #[schema(pattern = r"^[rs]k_(test|live)_[\x20-\x7e]*$", max_length = 255)]
     pub api_key: String,
-    /// One or more webhook signing secrets (`whsec_…`); several are active during a roll.
+    /// One to five webhook signing secrets (`whsec_…`, at most 255 bytes each, printable
+    /// ASCII); several are active during a roll.
+    #[schema(
+        min_items = 1,
+        max_items = 5,
+        pattern = r"^whsec_[\x20-\x7e]*$",
+        max_length = 255
+    )]
     pub webhook_secrets: Vec<String>,
 }
 
@@ -197,8 +303,19 @@ pub async fn put_stripe(
     auth: (uuid::Uuid, Mode),
     actor: shared::audit::Actor,
     b: StripeSettingsBody,
-) -> ApiResult<Value> {
+) -> ApiResult<StripeSaved> {
     put_stripe_if(st, auth, actor, b, None).await
+}
+
+/// What `PUT /v1/settings/stripe` answers: a summary of what was stored (never the key or
+/// a secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StripeSaved {
+    pub mode: Mode,
+    /// The Stripe key's last four characters.
+    pub api_key_last4: String,
+    /// How many webhook signing secrets are stored.
+    pub webhook_secrets: usize,
 }
 
 /// [`put_stripe`] as a compare-and-set, for an edit of what was read (the dashboard adds or
@@ -212,7 +329,7 @@ pub async fn put_stripe_if(
     actor: shared::audit::Actor,
     b: StripeSettingsBody,
     expected: Option<Option<&str>>,
-) -> ApiResult<Value> {
+) -> ApiResult<StripeSaved> {
     if b.mode != mode {
         return Err(ApiError::invalid_param(
             "mode",
@@ -317,9 +434,11 @@ pub async fn put_stripe_if(
     .await?;
     tx.commit().await?;
     st.settings_cache.forget(tenant);
-    Ok(
-        json!({ "mode": b.mode, "api_key_last4": last4, "webhook_secrets": b.webhook_secrets.len() }),
-    )
+    Ok(StripeSaved {
+        mode: b.mode,
+        api_key_last4: last4,
+        webhook_secrets: b.webhook_secrets.len(),
+    })
 }
 
 /// The last four characters of a key (what is stored and shown of it in clear).
@@ -329,9 +448,30 @@ pub fn last4(key: &str) -> String {
 }
 
 /// What `GET /v1/settings/stripe` shows of a mode's Stripe settings (never a key or a
+/// secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StripeSummary {
+    pub mode: Mode,
+    /// The Stripe key's last four characters.
+    pub api_key_last4: String,
+    /// How many webhook signing secrets are stored.
+    pub webhook_secrets: usize,
+    /// When the settings were last stored.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// [`stripe_settings`] as JSON (the dashboard's Stripe page reads `updated_at` of it).
+pub async fn stripe_summary(st: &AppState, who: (uuid::Uuid, Mode)) -> ApiResult<Value> {
+    serde_json::to_value(stripe_settings(st, who).await?).map_err(ApiError::internal)
+}
+
+/// What `GET /v1/settings/stripe` shows of a mode's Stripe settings (never a key or a
 /// secret): the key's last four characters, the number of secrets, when they changed.
 /// A 404 `stripe_settings` when the mode has none.
-pub async fn stripe_summary(st: &AppState, (tenant, mode): (uuid::Uuid, Mode)) -> ApiResult<Value> {
+pub async fn stripe_settings(
+    st: &AppState,
+    (tenant, mode): (uuid::Uuid, Mode),
+) -> ApiResult<StripeSummary> {
     let row = sqlx::query!(
         "SELECT api_key_last4, webhook_secrets_enc, updated_at FROM stripe_settings WHERE tenant_id = $1 AND mode = $2",
         tenant,
@@ -340,12 +480,16 @@ pub async fn stripe_summary(st: &AppState, (tenant, mode): (uuid::Uuid, Mode)) -
     .fetch_optional(&st.pools.primary)
     .await?
     .ok_or_else(|| ApiError::not_found("stripe_settings"))?;
-    Ok(json!({
-        "mode": mode,
-        "api_key_last4": row.api_key_last4,
-        "webhook_secrets": row.webhook_secrets_enc.as_array().map(Vec::len).unwrap_or(0),
-        "updated_at": row.updated_at,
-    }))
+    Ok(StripeSummary {
+        mode,
+        api_key_last4: row.api_key_last4,
+        webhook_secrets: row
+            .webhook_secrets_enc
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0),
+        updated_at: row.updated_at,
+    })
 }
 
 /// A mode's stored Stripe key and webhook signing secrets, decrypted (oldest secret

@@ -9,25 +9,32 @@ use uuid::Uuid;
 use super::{now_ms, parse_id, scripts, QueueError, Queues};
 
 /// A dead-lettered task as ops see it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadTask {
     pub id: Uuid,
+    /// The queue it was dead-lettered from.
     pub queue: String,
+    /// The job kind (`probe`, `apply_offer`, ...; empty when its record lost it).
     pub kind: String,
+    /// The job's payload (JSON; the stored text as a string when it is not JSON).
     pub payload: serde_json::Value,
+    /// The error of its last attempt.
     pub last_error: String,
     pub attempts: u32,
+    /// Attempts that ended with the worker process gone.
     pub crashes: u32,
+    /// When it was dead-lettered.
     pub failed_at: chrono::DateTime<chrono::Utc>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Whether it is recorded in `job_outbox`.
     pub durable: bool,
 }
 
 /// One page of the dead-letter set, newest first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadPage {
     pub data: Vec<DeadTask>,
-    /// Pass as `cursor` to get the next page; `None` on the last page.
+    /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -20,16 +20,23 @@ type StatsReply = (
 );
 
 /// Counts for one queue.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct QueueStats {
+    /// The queue's name.
     pub queue: String,
+    /// Tasks waiting to run.
     pub ready: u64,
+    /// Tasks waiting for their time (delayed or backing off).
     pub scheduled: u64,
     /// Scheduled tasks whose time has come (promoted on the next fetch).
     pub due: u64,
+    /// Tasks leased by a worker.
     pub in_flight: u64,
+    /// Dead-lettered tasks.
     pub dead: u64,
+    /// Recently finished tasks (the done set, bounded by age and count).
     pub done_recent: u64,
+    /// Tasks finished in all (the queue's `done` counter).
     pub completed_total: u64,
     /// Age in seconds of the oldest task waiting to run (ready or due), 0 when none.
     pub oldest_ready_age_seconds: f64,

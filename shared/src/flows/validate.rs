@@ -431,7 +431,7 @@ fn check_pause(p: &str, pz: &Pause) -> Result<(), Invalid> {
 }
 
 fn check_plan_change(p: &str, pc: &PlanChange) -> Result<(), Invalid> {
-    if !pc.price_id.starts_with("price_") || pc.price_id.len() > 100 {
+    if !pc.price_id.starts_with("price_") || pc.price_id.chars().count() > 100 {
         return Err(invalid(
             format!("{p}.plan_change.price_id"),
             "price_id must be a Stripe price id (price_...)",
@@ -457,7 +457,9 @@ fn check_trial_extension(p: &str, t: &TrialExtension) -> Result<(), Invalid> {
 }
 
 fn check_redirect(p: &str, r: &Redirect) -> Result<(), Invalid> {
-    if !(r.url.starts_with("https://") || r.url.starts_with("http://")) || r.url.len() > 2000 {
+    if !(r.url.starts_with("https://") || r.url.starts_with("http://"))
+        || r.url.chars().count() > 2000
+    {
         return Err(invalid(
             format!("{p}.redirect.url"),
             "url must be an http(s) URL",

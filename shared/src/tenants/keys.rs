@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::Mode;
 use crate::crypto::{hash_key, random_token, KEY_RANDOM_LEN};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A secret key (`sk_…`, the server's) or a publishable key (`pk_…`, the widget's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyKind {
     Secret,
@@ -55,24 +56,34 @@ pub fn parse_key_shape(key: &str) -> Option<(KeyKind, Mode)> {
 }
 
 /// A key as listed (never the plaintext).
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub id: Uuid,
+    /// `secret` or `publishable`.
+    #[schema(pattern = "^(secret|publishable)$")]
     pub kind: String,
+    /// `test` or `live`.
+    #[schema(pattern = "^(test|live)$")]
     pub mode: String,
+    /// The key's first characters (`sk_test_abcd…`), to recognise it.
     pub display: String,
     pub created_at: DateTime<Utc>,
+    /// When a rotated key stops working (the end of its grace period); null when not set.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked (by a rotation without grace, or DELETE /v1/keys/{id}); null when
+    /// it was not.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request (approximate); null when never.
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A freshly issued key: the only time the plaintext exists outside the caller.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedKey {
     pub id: Uuid,
     pub kind: KeyKind,
     pub mode: Mode,
+    /// The key itself (`sk_test_…`, `pk_live_…`), shown this once.
     pub key: String,
 }
 

@@ -25,7 +25,8 @@ pub use tenant::{
     create_tenant, create_tenant_as, get_tenant, list_tenants, Tenant, TenantWithKeys,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Test or live: every key, flow, setting and session belongs to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Test,

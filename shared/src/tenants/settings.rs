@@ -7,37 +7,47 @@ use uuid::Uuid;
 
 use super::Mode;
 
-/// A tenant's settings of one mode (stored in `tenant_settings`, one row per tenant and mode;
-/// a test key reads and changes only the test row). Fields missing from a stored row take
-/// their defaults.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+// Stored in `tenant_settings`, one row per tenant and mode. Its schema is what the settings
+// routes answer; what a request may send is documented by
+// `api::services::settings::{SettingsReplace, SettingsChange}`.
+/// A tenant's settings of one mode (a test key reads and changes only the test ones).
+/// Fields missing from a stored row take their defaults.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Origins allowed to call the widget API from a browser (e.g. `https://app.acme.com`).
     #[serde(default)]
+    #[schema(required = true)]
     pub allowed_origins: Vec<String>,
     /// No second discount offer within this many days of an accepted one.
     #[serde(default = "default_cooldown")]
+    #[schema(required = true, maximum = 3650)]
     pub discount_cooldown_days: u32,
     /// No second pause offer within this many days of an accepted one.
     #[serde(default = "default_cooldown")]
+    #[schema(required = true, maximum = 3650)]
     pub pause_cooldown_days: u32,
     /// No second trial extension within this many days of an accepted one.
     #[serde(default = "default_cooldown")]
+    #[schema(required = true, maximum = 3650)]
     pub trial_extension_cooldown_days: u32,
     /// No second plan change within this many days of an accepted one.
     #[serde(default = "default_plan_change_cooldown")]
+    #[schema(required = true, maximum = 3650)]
     pub plan_change_cooldown_days: u32,
     /// Who performs a confirmed cancel: `record_only` (the tenant's own cancel path, via
     /// the widget's onCancel) or `cancel_at_period_end` (we set it on the Stripe subscription).
     #[serde(default = "default_cancel_mode")]
+    #[schema(required = true, pattern = "^(record_only|cancel_at_period_end)$")]
     pub cancel_mode: String,
     /// IANA time zone for analytics buckets.
     #[serde(default = "default_tz")]
+    #[schema(required = true)]
     pub timezone: String,
     /// Requests per second allowed for this tenant's keys of this mode (0 = the deployment
     /// default).
     #[serde(default)]
+    #[schema(required = true)]
     pub rate_limit_per_second: u32,
 }
 

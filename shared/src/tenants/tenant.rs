@@ -14,7 +14,8 @@ use crate::{
     signing_secrets::{self, IssuedSigningSecret},
 };
 
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+/// A tenant (one customer of the platform).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,
@@ -22,10 +23,12 @@ pub struct Tenant {
 }
 
 /// The four keys and two token signing secrets of a new tenant.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantWithKeys {
     pub tenant: Tenant,
+    /// A secret and a publishable key for test and for live mode (shown this once).
     pub keys: Vec<IssuedKey>,
+    /// The customer-token signing secret of test and of live mode (shown this once).
     pub token_signing_secrets: Vec<IssuedSigningSecret>,
 }
 

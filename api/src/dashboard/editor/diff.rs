@@ -40,10 +40,13 @@ struct DiffPage {
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DiffQuery {
+    /// A version number or `draft` (default: the published version, else the draft).
     #[serde(default)]
     a: String,
+    /// A version number or `draft` (default: the draft).
     #[serde(default)]
     b: String,
 }
@@ -94,6 +97,21 @@ fn diff_lines(a: &str, b: &str) -> Vec<DiffLine> {
 }
 
 /// `GET /app/flows/{id}/diff?a=<version|draft>&b=<version|draft>`.
+#[utoipa::path(
+    get,
+    path = "/app/flows/{id}/diff",
+    operation_id = "app_diff_page",
+    tag = "dashboard",
+    summary = "Dashboard: a line diff of two versions of a flow (or a version and the draft)",
+    description = "The two definitions as indented JSON, compared line by line (unchanged runs folded). By default the published version against the draft.",
+    security(("dashboardSession" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The flow's id"), DiffQuery),
+    responses(
+        (status = 200, description = "The diff page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /app/login", headers(("Location" = String))),
+        (status = 404, description = "The not-found page (no such flow in this tenant and mode), or the diff page saying a or b is not a version of this flow", content_type = "text/html", body = String),
+    )
+)]
 pub(super) async fn diff_page(
     State(st): State<AppState>,
     FlowOf(s, flow): FlowOf,

@@ -31,15 +31,15 @@ use shared::tenants::Mode;
 use super::parse_id;
 use crate::{
     audit::ReqMeta,
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorEnvelope},
     extract::TenantAuth,
     services::flows::{self, FlowRow},
     AppState,
 };
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CopyToLive {
+pub(super) struct CopyToLive {
     /// Publish the test flow's published version to live at once (default false: the live
     /// draft is updated only).
     #[serde(default)]
@@ -65,6 +65,18 @@ fn parse_body(body: &[u8]) -> ApiResult<CopyToLive> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/flows/{id}/copy_to_live",
+    operation_id = "copy_to_live",
+    tag = "flows",
+    summary = "Copy a test flow to live (build in test, go live)",
+    description = "Needs a LIVE secret key (sk_live_…); a test key is a 403 live_key_required. {id} names a TEST-mode flow of the tenant (a live flow id, another tenant's or a deleted flow is a 404 flow_not_found). The first copy creates a live flow whose copied_from is the test flow (201); later copies update that same live flow (200); after the live counterpart is deleted the next copy creates a new one. Flows that existed before modes were introduced are already linked to their test copy. The live draft becomes the test flow's draft. With {\"publish\": true} the test flow's published version (what test customers saw, not the draft) becomes the live flow's next version and is published at once (a default flow takes the default role among live flows); a test flow with no published version is then a 409 flow_not_published and nothing changes. Without publish, live customers see no change until the live flow is published. One transaction, audited (flow.copy_to_live, in live mode).",
+    security(("secretKey" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    request_body(content = Option<CopyToLive>, description = "Optional: an empty body means {}"),
+    responses((status = 200, description = "The live counterpart, updated", body = FlowRow), (status = 201, description = "The live counterpart, created", body = FlowRow), (status = 403, description = "live_key_required: a test key never changes live configuration", body = ErrorEnvelope), (status = 404, description = "flow_not_found: no such test flow", body = ErrorEnvelope), (status = 409, description = "flow_not_published: publish requested but the test flow has no published version", body = ErrorEnvelope))
+)]
 pub(super) async fn copy_to_live(
     TenantAuth(auth): TenantAuth,
     meta: ReqMeta,

@@ -33,6 +33,15 @@ pub(super) async fn cors(req: Request, next: Next) -> Response {
 }
 
 /// Answers a CORS preflight of the widget routes (see [`cors`]).
+#[utoipa::path(
+    options,
+    path = "/v1/widget/sessions",
+    operation_id = "preflight_v1_widget_sessions",
+    tag = "widget",
+    summary = "CORS preflight: Access-Control-Allow-Origin only for an origin some tenant allows (or the API's own); no CORS headers otherwise",
+    params(("Origin" = Option<String>, Header, description = "The page's origin")),
+    responses((status = 204, description = "Preflight answered (with CORS headers only for an allowed origin)"))
+)]
 pub(super) async fn preflight(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -76,4 +85,21 @@ pub(super) async fn preflight(
         );
     }
     res
+}
+
+/// The preflight of `/v1/widget/sessions/{id}/events`: the same answer as [`preflight`].
+#[utoipa::path(
+    options,
+    path = "/v1/widget/sessions/{id}/events",
+    operation_id = "preflight_v1_widget_session_events",
+    tag = "widget",
+    summary = "CORS preflight: Access-Control-Allow-Origin only for an origin some tenant allows (or the API's own); no CORS headers otherwise",
+    params(("id" = String, Path), ("Origin" = Option<String>, Header, description = "The page's origin")),
+    responses((status = 204, description = "Preflight answered (with CORS headers only for an allowed origin)"))
+)]
+pub(super) async fn preflight_events(
+    st: State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    preflight(st, headers).await
 }

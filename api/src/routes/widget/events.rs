@@ -9,33 +9,51 @@ use axum::{
     Json,
 };
 use jobs::{ApplyOffer, CancelSubscription, JobClient, OutboxEntry};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use shared::flows::{OfferType, Step};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorEnvelope},
     extract::{ApiJson, WidgetAuth},
     widget_batch::{EventJob, EventOffer, EventPayload, EventRow, EventWrite},
     AppState,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventBody {
+    /// The client's id of this event (1 to 100 characters): a repeat is acknowledged again
+    /// and changes nothing.
+    #[schema(min_length = 1, max_length = 100)]
     client_event_id: String,
     #[serde(rename = "type")]
     kind: EventType,
+    /// The churn reason (`reason_selected`; one of the flow's reason codes).
     #[serde(default, deserialize_with = "shared::text::some_string")]
+    #[schema(value_type = String, required = false)]
     reason_code: Option<String>,
+    /// The offer (`offer_shown`, `offer_accepted`, `offer_declined`; one the session rendered).
     #[serde(default, deserialize_with = "shared::text::some_string")]
+    #[schema(value_type = String, required = false)]
     offer_id: Option<String>,
+    /// Free-text feedback (`feedback`; at most 5000 characters).
     #[serde(default, deserialize_with = "shared::text::some_string")]
+    #[schema(value_type = String, required = false, max_length = 5000)]
     text: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// `POST /v1/widget/sessions/{id}/events`' answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventAccepted {
+    #[schema(pattern = "^accepted$")]
+    status: &'static str,
+    /// The `client_event_id` was recorded before: nothing changed.
+    duplicate: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum EventType {
     ReasonSelected,
@@ -67,14 +85,26 @@ impl EventType {
 /// or in cooldown (`offer_not_available`), an ended (`session_ended`) or expired
 /// (`session_expired`) session.
 #[tracing::instrument(name = "widget.event", skip_all, fields(session_id = %id))]
+#[utoipa::path(
+    post,
+    path = "/v1/widget/sessions/{id}/events",
+    operation_id = "create_event",
+    tag = "widget",
+    summary = "Record a session event (202 once durable; client_event_id de-duplicates)",
+    description = "Acceptance = what was rendered: every refusal below is a 409 in the error envelope and stores nothing. offer_not_available (param offer_id): an offer_shown/offer_accepted/offer_declined for an offer the session did not render (holdout, another A/B variant, hidden by a guardrail), an offer_accepted for an offer limited to reason_codes when the session's selected reason is not one of them, or an offer_accepted inside the cooldown of its offer type (another session of the customer saved with one). session_ended: the session already has an outcome (saved, canceled, deflected, abandoned; the message names it), e.g. cancel_confirmed after a save. session_expired: past the session's expires_at (SESSION_TTL_SECS after its start). A repeated client_event_id of a recorded event is still 202 with duplicate: true. An offer_id or reason_code the flow does not have is a 400 parameter_invalid.",
+    security(("publishableKey" = [], "customerToken" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    request_body = EventBody,
+    responses((status = 202, description = "Recorded (durable)", body = EventAccepted), (status = 404, description = "session_not_found: no such session for this key's tenant and mode", body = ErrorEnvelope), (status = 409, description = "offer_not_available, session_ended or session_expired (nothing stored)", body = ErrorEnvelope))
+)]
 pub(super) async fn create_event(
     auth: WidgetAuth,
     State(st): State<AppState>,
     Path(id): Path<String>,
     ApiJson(ev): ApiJson<EventBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EventAccepted>)> {
     let session_id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("session"))?;
-    if ev.client_event_id.is_empty() || ev.client_event_id.len() > 100 {
+    if ev.client_event_id.is_empty() || ev.client_event_id.chars().count() > 100 {
         return Err(ApiError::invalid_param(
             "client_event_id",
             "client_event_id must be 1 to 100 characters",
@@ -243,7 +273,10 @@ pub(super) async fn create_event(
     match st.event_writes.submit(row).await? {
         EventWrite::Duplicate => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({ "status": "accepted", "duplicate": true })),
+            Json(EventAccepted {
+                status: "accepted",
+                duplicate: true,
+            }),
         )),
         EventWrite::NoSession => Err(ApiError::not_found("session")),
         EventWrite::SessionExpired => Err(ApiError::conflict(
@@ -268,7 +301,10 @@ pub(super) async fn create_event(
             }
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "status": "accepted", "duplicate": false })),
+                Json(EventAccepted {
+                    status: "accepted",
+                    duplicate: false,
+                }),
             ))
         }
     }

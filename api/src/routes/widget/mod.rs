@@ -25,8 +25,19 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/v1/widget/sessions/{id}/events",
-            post(events::create_event).options(cors::preflight),
+            post(events::create_event).options(cors::preflight_events),
         )
         .layer(axum::middleware::from_fn(cors::cors))
         .route("/v1/widget_tokens", post(tokens::create_widget_token))
 }
+
+/// The OpenAPI description of these routes (merged by `routes::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    sessions::create_session,
+    cors::preflight,
+    events::create_event,
+    cors::preflight_events,
+    tokens::create_widget_token
+))]
+pub(crate) struct Doc;

@@ -3,9 +3,11 @@
 //! committed); the session is cached for its events.
 
 use axum::{extract::State, http::StatusCode, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::flows;
+use std::collections::HashMap;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::customer::{customer, Customer};
@@ -14,22 +16,34 @@ use crate::{
     AppState,
 };
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateSession {
+pub(super) struct CreateSession {
     /// The browser's language (used when the token carries none); a string when present.
     #[serde(default, deserialize_with = "shared::text::some_string")]
+    #[schema(value_type = String, required = false)]
     language: Option<String>,
 }
 
 /// Starts a session: one read (customer, subscription, cooldowns), the flow from cache, one
 /// batched insert that supersedes the customer's open session; 201 once it is committed.
 #[tracing::instrument(name = "widget.session_start", skip_all, fields(session_id = tracing::field::Empty))]
+#[utoipa::path(
+    post,
+    path = "/v1/widget/sessions",
+    operation_id = "create_session",
+    tag = "widget",
+    summary = "Start a cancel session; returns the flow chosen for this customer",
+    description = "A customer has one open session per tenant and mode: a new start supersedes the open one, which becomes abandoned and accepts no more events. The session stores the offers it rendered; it expires SESSION_TTL_SECS (default 24 h) after its start.",
+    security(("publishableKey" = [], "customerToken" = [])),
+    request_body(content = Option<CreateSession>, description = "Optional: an empty body means {}"),
+    responses((status = 201, description = "The session and the flow rendered for this customer", body = SessionStarted))
+)]
 pub(super) async fn create_session(
     auth: WidgetAuth,
     State(st): State<AppState>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SessionStarted>)> {
     // The body is optional; when present it gets ApiJson's checks (control characters).
     let body: CreateSession = crate::extract::parse_optional_json(&body)?;
     let tenant = auth.key.tenant_id;
@@ -54,12 +68,17 @@ pub(super) async fn create_session(
             .and_then(Value::as_str)
             .unwrap_or("en")
             .to_string();
+        let strings = crate::strings::for_language(&lang, &Default::default());
         return Ok((
             StatusCode::CREATED,
-            Json(json!({
-                "session_id": session_id, "flow": null, "variant": null, "holdout": false,
-                "language": lang, "strings": crate::strings::for_language(&lang, &Default::default()),
-            })),
+            Json(SessionStarted {
+                session_id,
+                flow: None,
+                variant: None,
+                holdout: false,
+                language: lang,
+                strings,
+            }),
         ));
     };
     let (variant, holdout) = flows::assign(
@@ -90,15 +109,44 @@ pub(super) async fn create_session(
     let strings = crate::strings::for_language(&rendered.language, &rendered.strings);
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "session_id": session_id,
-            "flow": { "id": flow.id, "version": flow.version, "language": rendered.language, "steps": rendered.steps },
-            "variant": variant,
-            "holdout": holdout,
-            "language": rendered.language,
-            "strings": strings,
-        })),
+        Json(SessionStarted {
+            session_id,
+            flow: Some(RenderedFlow {
+                id: flow.id,
+                version: flow.version,
+                language: rendered.language.clone(),
+                steps: rendered.steps,
+            }),
+            variant,
+            holdout,
+            language: rendered.language,
+            strings,
+        }),
     ))
+}
+
+/// `POST /v1/widget/sessions`' answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SessionStarted {
+    session_id: Uuid,
+    /// The flow chosen for this customer, rendered (null when no published flow matches).
+    flow: Option<RenderedFlow>,
+    /// The experiment variant the customer is in (null without an experiment).
+    variant: Option<String>,
+    /// The customer is in the experiment's holdout: the flow shows no offers.
+    holdout: bool,
+    language: String,
+    /// The widget's UI strings in `language` (the flow's overrides applied).
+    strings: HashMap<String, String>,
+}
+
+/// A flow as rendered for one customer: the steps after holdout, variant and guardrails.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RenderedFlow {
+    id: Uuid,
+    version: i32,
+    language: String,
+    steps: Vec<flows::Step>,
 }
 
 /// The flow a session started with, as rendered for its customer.
