@@ -1,4 +1,25 @@
-//! PostgreSQL pools (primary and optional read replica) and the embedded migrations.
+//! PostgreSQL pools (primary and optional read replica), the embedded migrations, and the
+//! data layer: one module per table family, each owning every statement on its tables
+//! (handlers and jobs call its typed functions). The other owners: `crate::tenants` (tenants,
+//! api_keys, tenant_settings), `crate::signing_secrets` (token_signing_secrets),
+//! `crate::accounts` (users, dashboard_users, dashboard_sessions, dashboard_tokens),
+//! `crate::audit` (audit_events), `jobs::outbox` (job_outbox).
+//!
+//! | module | tables |
+//! |---|---|
+//! | [`sessions`] | cancel_sessions, session_events, offer_events, churn_reasons (and `record_widget_events`) |
+//! | [`flows`] | flows, flow_versions |
+//! | [`stripe`] | stripe_settings, stripe_events |
+//! | [`subscriptions`] | subscriptions |
+//! | [`analytics`] | rollup_sessions_hourly, rollup_offers_hourly, rollup_reasons_hourly, rollup_state |
+//! | [`ops`] | probe_runs, probe_gates, probe_effects, scheduler_runs |
+
+pub mod analytics;
+pub mod flows;
+pub mod ops;
+pub mod sessions;
+pub mod stripe;
+pub mod subscriptions;
 
 use sqlx::{
     migrate::Migrator,

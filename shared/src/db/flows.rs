@@ -1,0 +1,1 @@
+//! Flows and their published versions (flows, flow_versions): every statement on them.

@@ -1,0 +1,1 @@
+//! The Stripe subscriptions we mirror (subscriptions): every statement on them.
