@@ -17,7 +17,6 @@ pub mod session_cache;
 pub mod settings_cache;
 pub mod state;
 pub mod strings;
-pub mod widget_batch;
 
 /// The OpenAPI document as JSON (`GET /openapi.json`, `retentionos-api openapi`).
 pub use routes::openapi::document_json as openapi_document;

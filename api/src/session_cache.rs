@@ -21,19 +21,7 @@ pub const TTL: Duration = Duration::from_secs(600);
 const PRUNE_EVERY: u64 = 1024;
 const MAX_ENTRIES: usize = 50_000;
 
-#[derive(Clone, Debug)]
-pub struct SessionMeta {
-    pub tenant_id: Uuid,
-    pub mode: String,
-    pub customer_id: String,
-    pub user_id: Option<Uuid>,
-    pub flow_id: Option<Uuid>,
-    pub flow_version: Option<i32>,
-    pub variant: Option<String>,
-    pub mrr_cents: i64,
-    /// The offer ids the session rendered (after holdout, variant and guardrails).
-    pub rendered_offers: Vec<String>,
-}
+pub use shared::db::sessions::SessionMeta;
 
 /// Each session's metadata with when it was cached.
 type Entries = HashMap<Uuid, (SessionMeta, Instant)>;
@@ -95,15 +83,7 @@ impl SessionCache {
         let meta = match cached {
             Some(m) => m,
             None => {
-                let row = sqlx::query_as!(
-                    SessionMeta,
-                    "SELECT tenant_id, mode, customer_id, user_id, flow_id, flow_version, variant, mrr_cents, rendered_offers
-                       FROM cancel_sessions WHERE tenant_id = $1 AND id = $2",
-                    tenant,
-                    id,
-                )
-                .fetch_optional(pool)
-                .await?;
+                let row = shared::db::sessions::meta(pool, tenant, id).await?;
                 let Some(m) = row else { return Ok(None) };
                 self.insert(id, m.clone());
                 m

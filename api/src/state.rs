@@ -1,15 +1,17 @@
 //! The shared state of every handler ([`AppState`]) and how it is built: pools, Redis, the
 //! job client, the in-process caches, overload state and the widget's group-commit batchers
-//! (their statements are in [`crate::widget_batch`]).
+//! (their statements are in [`shared::db::sessions::widget`]).
 
 use std::sync::Arc;
 
 use jobs::{JobClient, Queues};
-use shared::{db::Pools, redis_conn::Redis, Config};
-
-use crate::{
-    auth_cache, batch, dashboard, flow_cache, overload, session_cache, settings_cache, widget_batch,
+use shared::{
+    db::{sessions::widget, Pools},
+    redis_conn::Redis,
+    Config,
 };
+
+use crate::{auth_cache, batch, dashboard, flow_cache, overload, session_cache, settings_cache};
 
 /// Shared state of every handler: one `Arc`, because axum clones the state for every
 /// middleware layer and extractor of every request (cloning a struct of a dozen `Arc`s and
@@ -36,10 +38,10 @@ pub struct AppInner {
     pub overload: Arc<overload::Overload>,
     pub session_cache: Arc<session_cache::SessionCache>,
     /// Group commit of new cancel sessions and of widget events (see [`batch`]).
-    pub session_writes: Arc<batch::Batcher<widget_batch::SessionRow, ()>>,
+    pub session_writes: Arc<batch::Batcher<widget::SessionRow, ()>>,
     /// Session start's customer lookups, grouped the same way.
-    pub customer_reads: Arc<batch::Batcher<widget_batch::CustomerKey, widget_batch::CustomerRow>>,
-    pub event_writes: Arc<batch::Batcher<widget_batch::EventRow, widget_batch::EventWrite>>,
+    pub customer_reads: Arc<batch::Batcher<widget::CustomerKey, widget::CustomerRow>>,
+    pub event_writes: Arc<batch::Batcher<widget::EventRow, widget::EventWrite>>,
     /// Failed dashboard sign-ins per client address.
     pub login_throttle: Arc<dashboard::LoginThrottle>,
     /// Invitations and password resets (`SMTP_URL`; logged when unset).
@@ -63,17 +65,17 @@ impl AppState {
         let session_writes = Arc::new(batch::Batcher::rows(
             "sessions",
             pool.clone(),
-            widget_batch::flush_sessions,
+            widget::flush_sessions,
         ));
         let customer_reads = Arc::new(batch::Batcher::rows(
             "customers",
             pool.clone(),
-            widget_batch::read_customers,
+            widget::read_customers,
         ));
         let event_writes = Arc::new(batch::Batcher::rows(
             "events",
             pool.clone(),
-            widget_batch::flush_events,
+            widget::flush_events,
         ));
         Ok(Self(Arc::new(AppInner {
             session_cache: Arc::default(),

@@ -190,3 +190,26 @@ pub async fn still_pending(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sql
     .fetch_all(pool)
     .await
 }
+
+/// The jobs that apply session `session_id`'s outcome to Stripe (`apply_offer`,
+/// `cancel_subscription`), oldest first, as a JSON array of `{id, kind, status, attempts,
+/// last_error, created_at, finished_at}` (a session's timeline).
+pub async fn session_jobs_json(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    session_id: Uuid,
+) -> Result<serde_json::Value, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'kind', kind, 'status', status,
+                'attempts', attempts, 'last_error', last_error, 'created_at', created_at,
+                'finished_at', finished_at) ORDER BY created_at, id), '[]'::jsonb) AS "jobs!"
+           FROM job_outbox
+          WHERE tenant_id = $1 AND kind IN ('apply_offer', 'cancel_subscription')
+            AND payload->>'session_id' = $2::text
+          -- job_outbox_session_idx"#,
+        tenant_id,
+        session_id as _,
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -15,7 +15,7 @@ use sqlx::postgres::PgQueryResult;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::tenants::Mode;
+use crate::{db::sessions, tenants::Mode};
 
 /// What an erasure changed, table by table.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -47,39 +47,10 @@ pub async fn erase_customer(
     let m = mode.as_str();
     // Serialises with session starts and events of this customer (the widget's writer takes
     // the session row locks; this takes them too, below).
-    let ended = sqlx::query!(
-        "UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now()
-          WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3 AND outcome IS NULL",
-        tenant,
-        m,
-        customer_id,
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let feedback = sqlx::query!(
-        "UPDATE session_events e SET payload = e.payload - 'text'
-           FROM cancel_sessions s
-          WHERE s.tenant_id = $1 AND s.mode = $2 AND s.customer_id = $3
-            AND e.tenant_id = s.tenant_id AND e.session_id = s.id AND e.payload ? 'text'",
-        tenant,
-        m,
-        customer_id,
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let sessions = sqlx::query!(
-        "UPDATE cancel_sessions SET customer_id = $4, attributes = '{}'::jsonb
-          WHERE tenant_id = $1 AND mode = $2 AND customer_id = $3",
-        tenant,
-        m,
-        customer_id,
-        &pseudonym,
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let ended = sessions::end_open_of_customer(&mut *conn, tenant, m, customer_id).await?;
+    let feedback = sessions::erase_feedback_of_customer(&mut *conn, tenant, m, customer_id).await?;
+    let sessions =
+        sessions::pseudonymise_customer(&mut *conn, tenant, m, customer_id, &pseudonym).await?;
     // Processed deliveries only: an unprocessed one is still needed by its job (which
     // re-fetches from Stripe); the retention sweep redacts it later.
     let payloads = sqlx::query!(
@@ -180,28 +151,8 @@ pub async fn sweep(pool: &PgPool, r: Retention, now: DateTime<Utc>) -> Result<Sw
         .await?;
     }
     if let Some(c) = cutoff(now, r.feedback_days) {
-        out.feedback_texts = in_batches(|| {
-            sqlx::query!(
-                "UPDATE session_events SET payload = payload - 'text'
-                  WHERE id IN (SELECT id FROM session_events
-                                WHERE created_at < $1 AND payload ? 'text' LIMIT $2)",
-                c,
-                BATCH,
-            )
-            .execute(pool)
-        })
-        .await?;
-        out.session_attributes = in_batches(|| {
-            sqlx::query!(
-                "UPDATE cancel_sessions SET attributes = '{}'::jsonb
-                  WHERE id IN (SELECT id FROM cancel_sessions
-                                WHERE created_at < $1 AND attributes <> '{}'::jsonb LIMIT $2)",
-                c,
-                BATCH,
-            )
-            .execute(pool)
-        })
-        .await?;
+        out.feedback_texts = in_batches(|| sessions::sweep_feedback(pool, c, BATCH)).await?;
+        out.session_attributes = in_batches(|| sessions::sweep_attributes(pool, c, BATCH)).await?;
     }
     if let Some(c) = cutoff(now, r.audit_days) {
         out.audit_events = crate::audit::purge_older_than(pool, c).await?;

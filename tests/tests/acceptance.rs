@@ -342,7 +342,7 @@ async fn a_customer_has_one_open_session() {
     assert_eq!(open("cus_many").await, (20, 1));
 
     // Inside one batch of the session writer: the last start of the customer stays open.
-    let row = |id: Uuid| api::widget_batch::SessionRow {
+    let row = |id: Uuid| shared::db::sessions::SessionRow {
         id,
         tenant_id: s.t.tenant.id,
         mode: "test",
@@ -360,7 +360,7 @@ async fn a_customer_has_one_open_session() {
     };
     let ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
     let batch = ids.iter().map(|i| row(*i)).collect();
-    let n = api::widget_batch::flush_sessions(s.app.pool.clone(), batch)
+    let n = shared::db::sessions::flush_sessions(s.app.pool.clone(), batch)
         .await
         .unwrap();
     assert_eq!(n.len(), 3);

@@ -788,7 +788,7 @@ async fn a_bad_write_fails_alone_in_its_batch() {
         .await
         .unwrap();
     let st = api::AppState::new(env.config()).unwrap();
-    let row = |tenant: uuid::Uuid, cus: &str| api::widget_batch::SessionRow {
+    let row = |tenant: uuid::Uuid, cus: &str| shared::db::sessions::SessionRow {
         id: uuid::Uuid::now_v7(),
         tenant_id: tenant,
         mode: "test",
@@ -804,7 +804,7 @@ async fn a_bad_write_fails_alone_in_its_batch() {
         rendered_offers: Vec::new(),
         ttl_secs: 86400.0,
     };
-    let writes: Vec<(bool, api::widget_batch::SessionRow)> = (0..40)
+    let writes: Vec<(bool, shared::db::sessions::SessionRow)> = (0..40)
         .map(|i| {
             let tenant = if i % 2 == 0 { a.tenant.id } else { b.tenant.id };
             if i == 17 {

@@ -1,16 +1,16 @@
 //! The batched widget event writer at the database: `record_widget_events` called directly
-//! (through `api::widget_batch::flush_events`, one `SELECT` of the function, its statuses
+//! (through `shared::db::sessions::flush_events`, one `SELECT` of the function, its statuses
 //! decoded into `EventWrite`), with no api in between. Duplicates within and across
 //! batches, nothing recorded after an outcome, the offer rules, tenant and mode isolation,
 //! and concurrent batches whose acceptances name the same customers in opposite orders
 //! (the customer and session locks are taken in one order, so they never deadlock).
 
-use api::widget_batch::{
+use harness::TestApp;
+use serde_json::json;
+use shared::db::sessions::{
     flush_events, flush_sessions, EventJob, EventOffer, EventPayload, EventRow, EventWrite,
     SessionRow,
 };
-use harness::TestApp;
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 

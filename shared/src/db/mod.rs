@@ -2,7 +2,7 @@
 //! data layer: one module per table family, each owning every statement on its tables
 //! (handlers and jobs call its typed functions). The other owners: `crate::tenants` (tenants,
 //! api_keys, tenant_settings), `crate::signing_secrets` (token_signing_secrets),
-//! `crate::accounts` (users, dashboard_users, dashboard_sessions, dashboard_tokens),
+//! `crate::accounts` (dashboard_users, dashboard_sessions, dashboard_tokens),
 //! `crate::audit` (audit_events), `jobs::outbox` (job_outbox).
 //!
 //! | module | tables |
@@ -10,9 +10,13 @@
 //! | [`sessions`] | cancel_sessions, session_events, offer_events, churn_reasons (and `record_widget_events`) |
 //! | [`flows`] | flows, flow_versions |
 //! | [`stripe`] | stripe_settings, stripe_events |
-//! | [`subscriptions`] | subscriptions |
+//! | [`subscriptions`] | users (the tenants' customers), subscriptions: what we mirror from Stripe |
 //! | [`analytics`] | rollup_sessions_hourly, rollup_offers_hourly, rollup_reasons_hourly, rollup_state |
 //! | [`ops`] | probe_runs, probe_gates, probe_effects, scheduler_runs |
+//!
+//! One reader builds its SQL at run time: the listings (`api::services::listings`: users,
+//! subscriptions and cancel sessions with filters, field selection and cursors) push only
+//! allow-listed table, column and filter names into a `QueryBuilder`, every value bound.
 
 pub mod analytics;
 pub mod flows;

@@ -1,15 +1,17 @@
 //! Applying an accepted offer (and a confirmed cancel) to the customer's Stripe
 //! subscription. Every call carries a deterministic `Idempotency-Key` per session and
 //! action, with parameters computed once and stored, so a retried or redelivered job
-//! applies the offer once. A 500 ("outcome unknown") is settled by re-fetching.
+//! applies the offer once. A 500 ("outcome unknown") is settled by re-fetching. The session's
+//! statements are in `shared::db::sessions::apply`.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Months, Utc};
+use chrono::{Months, Utc};
 use jobs::{ApplyOffer, CancelSubscription};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::{
+    db::sessions::apply::{self as sessions, ApplySession as Session},
     flows::{Offer, OfferType},
     stripe::client::StripeError,
     tenants::Mode,
@@ -22,41 +24,14 @@ use crate::{
     WorkerState,
 };
 
-struct Session {
-    tenant_id: Uuid,
-    mode: String,
-    subscription_id: Option<String>,
-    accepted_offer: Option<Value>,
-    offer_state: Option<String>,
-    offer_params: Option<Value>,
-    ended_at: Option<DateTime<Utc>>,
-    cancel_state: Option<String>,
-    offer_key_generation: i32,
-    cancel_key_generation: i32,
-}
-
 async fn load(st: &WorkerState, id: Uuid) -> Result<Session, JobError> {
-    sqlx::query_as!(
-        Session,
-        "SELECT tenant_id, mode, subscription_id, accepted_offer, offer_state, offer_params, ended_at, cancel_state,
-                offer_key_generation, cancel_key_generation
-           FROM cancel_sessions WHERE id = $1",
-        id,
-    )
-    .fetch_optional(&st.pools.primary)
-    .await?
-    .ok_or_else(|| JobError::permanent(anyhow::anyhow!("session {id} not found")))
+    sessions::load(&st.pools.primary, id)
+        .await?
+        .ok_or_else(|| JobError::permanent(anyhow::anyhow!("session {id} not found")))
 }
 
 async fn fail_offer(st: &WorkerState, id: Uuid, why: &str) -> Result<(), JobError> {
-    sqlx::query!(
-        "UPDATE cancel_sessions SET offer_state = 'failed', offer_error = $2 WHERE id = $1",
-        id,
-        why,
-    )
-    .execute(&st.pools.primary)
-    .await?;
-    Ok(())
+    Ok(sessions::fail_offer(&st.pools.primary, id, why).await?)
 }
 
 /// A Stripe coupon id derived from the offer's terms, so every session of one offer reuses
@@ -210,22 +185,7 @@ fn looks_applied(sub: &Value, kind: OfferType, params: &Value) -> bool {
 /// A 500 whose change did not land: the next attempt needs a new idempotency key, since
 /// Stripe replays the saved 500 for the old one.
 async fn next_key_generation(st: &WorkerState, session: Uuid, offer: bool) -> Result<(), JobError> {
-    if offer {
-        sqlx::query!(
-            "UPDATE cancel_sessions SET offer_key_generation = offer_key_generation + 1 WHERE id = $1",
-            session,
-        )
-        .execute(&st.pools.primary)
-        .await?;
-    } else {
-        sqlx::query!(
-            "UPDATE cancel_sessions SET cancel_key_generation = cancel_key_generation + 1 WHERE id = $1",
-            session,
-        )
-        .execute(&st.pools.primary)
-        .await?;
-    }
-    Ok(())
+    Ok(sessions::next_key_generation(&st.pools.primary, session, offer).await?)
 }
 
 /// The guardrail again, before any Stripe call: another session of this customer already
@@ -249,21 +209,8 @@ async fn cooldown_conflict(
         OfferType::PlanChange => settings.plan_change_cooldown_days,
         OfferType::Redirect | OfferType::Custom => return Ok(None),
     };
-    let other = sqlx::query_scalar!(
-        "SELECT o.id FROM cancel_sessions o, cancel_sessions me
-          WHERE me.id = $1 AND o.tenant_id = me.tenant_id AND o.mode = me.mode
-            AND o.customer_id = me.customer_id AND o.id <> me.id AND o.outcome = 'saved'
-            AND o.saved_offer_type = $2 AND o.created_at > now() - make_interval(days => $3)
-            AND (o.offer_state = 'applied'
-                 OR (o.offer_state = 'pending'
-                     AND (coalesce(o.ended_at, o.created_at), o.id) < (coalesce(me.ended_at, me.created_at), me.id)))
-          LIMIT 1",
-        id,
-        kind.as_str(),
-        days as i32,
-    )
-    .fetch_optional(&st.pools.primary)
-    .await?;
+    let other =
+        sessions::cooldown_conflict(&st.pools.primary, id, kind.as_str(), days as i32).await?;
     Ok(other.map(|o| {
         format!(
             "offer_in_cooldown: another session of this customer ({o}) already applied or accepted a {} offer within the {days}-day cooldown",
@@ -325,13 +272,7 @@ pub async fn apply_offer(
         None => {
             let p = compute_params(&st, &creds, &s, &sub_id, &offer).await?;
             // Stored once: the first writer wins, and every retry reuses its parameters.
-            sqlx::query_scalar!(
-                r#"UPDATE cancel_sessions SET offer_params = coalesce(offer_params, $2) WHERE id = $1 RETURNING offer_params AS "offer_params!""#,
-                job.session_id,
-                &p,
-            )
-            .fetch_one(&st.pools.primary)
-            .await?
+            sessions::store_offer_params(&st.pools.primary, job.session_id, &p).await?
         }
     };
     let idem = format!(
@@ -435,9 +376,7 @@ pub async fn apply_offer(
             return Err(err);
         }
     }
-    sqlx::query!("UPDATE cancel_sessions SET offer_state = 'applied', offer_error = NULL, offer_applied_at = now() WHERE id = $1", job.session_id)
-        .execute(&st.pools.primary)
-        .await?;
+    sessions::offer_applied(&st.pools.primary, job.session_id).await?;
     metrics::counter!("offers_applied_total", "type" => offer.kind.as_str()).increment(1);
     Ok(())
 }
@@ -487,18 +426,11 @@ pub async fn cancel_subscription(
         Err(e) => {
             let err = st.stripe.classify(&creds, e).await;
             if let JobError::Permanent(p) = &err {
-                sqlx::query!("UPDATE cancel_sessions SET cancel_state = 'failed', cancel_error = $2 WHERE id = $1", job.session_id, format!("{p:#}"))
-                    .execute(&st.pools.primary)
-                    .await?;
+                sessions::fail_cancel(&st.pools.primary, job.session_id, format!("{p:#}")).await?;
             }
             return Err(err);
         }
     }
-    sqlx::query!(
-        "UPDATE cancel_sessions SET cancel_state = 'applied', cancel_error = NULL WHERE id = $1",
-        job.session_id,
-    )
-    .execute(&st.pools.primary)
-    .await?;
+    sessions::cancel_applied(&st.pools.primary, job.session_id).await?;
     Ok(())
 }

@@ -32,19 +32,7 @@ pub async fn run(
 pub async fn expire(st: &WorkerState) -> Result<u64, JobError> {
     let mut total = 0;
     loop {
-        // SKIP LOCKED: a session an event is writing right now is left to the next tick
-        // (the event itself is refused as expired), and no lock order can deadlock. The
-        // `< 'infinity'` term selects cancel_sessions_open_expiry_idx (see its migration).
-        let done = sqlx::query!(
-            "UPDATE cancel_sessions SET outcome = 'abandoned', ended_at = now()
-              WHERE id IN (SELECT id FROM cancel_sessions
-                            WHERE outcome IS NULL AND expires_at <= now() AND expires_at < 'infinity'
-                            ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)",
-            PAGE,
-        )
-        .execute(&st.pools.primary)
-        .await?
-        .rows_affected();
+        let done = shared::db::sessions::expire_open(&st.pools.primary, PAGE).await?;
         total += done;
         if done < PAGE as u64 {
             return Ok(total);

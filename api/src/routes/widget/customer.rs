@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use shared::flows::Guardrails;
 use uuid::Uuid;
 
-use crate::{error::ApiResult, extract::WidgetAuth, widget_batch::CustomerKey, AppState};
+use crate::{error::ApiResult, extract::WidgetAuth, AppState};
+use shared::db::sessions::CustomerKey;
 
 /// The customer's attributes (the token's, signed by the tenant, over synced Stripe data),
 /// their user id, MRR and guardrails.

@@ -10,14 +10,16 @@ use axum::{
 };
 use jobs::{ApplyOffer, CancelSubscription, JobClient, OutboxEntry};
 use serde::{Deserialize, Serialize};
-use shared::flows::{OfferType, Step};
+use shared::{
+    db::sessions::{EventJob, EventOffer, EventPayload, EventRow, EventWrite},
+    flows::{OfferType, Step},
+};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult, ErrorEnvelope},
     extract::{ApiJson, WidgetAuth},
-    widget_batch::{EventJob, EventOffer, EventPayload, EventRow, EventWrite},
     AppState,
 };
 

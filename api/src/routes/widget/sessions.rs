@@ -5,16 +5,13 @@
 use axum::{extract::State, http::StatusCode, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::flows;
+use shared::{db::sessions::SessionRow, flows};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::customer::{customer, Customer};
-use crate::{
-    error::ApiResult, extract::WidgetAuth, session_cache::SessionMeta, widget_batch::SessionRow,
-    AppState,
-};
+use crate::{error::ApiResult, extract::WidgetAuth, session_cache::SessionMeta, AppState};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,8 @@
-//! The widget's batched statements (see [`crate::batch`]): the customer lookup of session
-//! start ([`CustomerRow`], [`read_customers`]) and the group-committed writes of new sessions
-//! and widget events. The app state's batchers run them; the widget routes only submit.
+//! The widget's batched statements: the customer lookup of session start ([`CustomerRow`],
+//! [`read_customers`]) and the group-committed writes of new sessions ([`flush_sessions`],
+//! `record_widget_sessions`) and widget events ([`flush_events`], `record_widget_events`,
+//! whose statuses [`EventWrite`] decodes). The api's batchers (`api::batch`, wired in
+//! `api::state`) run them; the widget routes only submit.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -9,21 +11,21 @@ use uuid::Uuid;
 /// What PostgreSQL knows of the customer, read in one query: the synced user and
 /// subscription, and whether a recent save blocks a discount or a pause (the cooldowns).
 pub struct CustomerRow {
-    pub(crate) user_id: Option<Uuid>,
-    pub(crate) user_plan: Option<String>,
-    pub(crate) user_region: Option<String>,
-    pub(crate) user_mrr: Option<i64>,
-    pub(crate) user_created: Option<chrono::DateTime<chrono::Utc>>,
-    pub(crate) user_attributes: Option<Value>,
-    pub(crate) sub_status: Option<String>,
-    pub(crate) sub_plan: Option<String>,
-    pub(crate) sub_interval: Option<String>,
-    pub(crate) sub_mrr: Option<i64>,
-    pub(crate) sub_discounts: Option<Value>,
-    pub(crate) recent_discount: bool,
-    pub(crate) recent_pause: bool,
-    pub(crate) recent_trial_extension: bool,
-    pub(crate) recent_plan_change: bool,
+    pub user_id: Option<Uuid>,
+    pub user_plan: Option<String>,
+    pub user_region: Option<String>,
+    pub user_mrr: Option<i64>,
+    pub user_created: Option<chrono::DateTime<chrono::Utc>>,
+    pub user_attributes: Option<Value>,
+    pub sub_status: Option<String>,
+    pub sub_plan: Option<String>,
+    pub sub_interval: Option<String>,
+    pub sub_mrr: Option<i64>,
+    pub sub_discounts: Option<Value>,
+    pub recent_discount: bool,
+    pub recent_pause: bool,
+    pub recent_trial_extension: bool,
+    pub recent_plan_change: bool,
 }
 
 /// One customer whose session is starting, as [`read_customers`] reads it
@@ -49,7 +51,7 @@ pub struct CustomerKey {
     pub plan_change_days: u32,
 }
 
-/// Reads what session start needs of many customers in one query (see [`crate::batch`]):
+/// Reads what session start needs of many customers in one query (batched by the api):
 /// one row per key, in order.
 pub async fn read_customers(
     pool: sqlx::PgPool,
@@ -104,7 +106,7 @@ pub struct SessionRow {
     pub ttl_secs: f64,
 }
 
-/// Writes batches of new sessions with `record_widget_sessions` (see [`crate::batch`]): one
+/// Writes batches of new sessions with `record_widget_sessions` (batched by the api): one
 /// row per session. Each start supersedes the customer's open session (it becomes
 /// `abandoned`); the unique index `cancel_sessions_one_open_idx` keeps one open session per
 /// customer however many starts race, in one batch or in several (migration
@@ -214,7 +216,7 @@ pub struct EventOffer {
     /// Acceptances only: the offer as the session stores it (`accepted_offer`), with the
     /// reasons it is limited to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub definition: Option<shared::flows::Offer>,
+    pub definition: Option<crate::flows::Offer>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reason_codes: Vec<String>,
 }
